@@ -1,0 +1,14 @@
+"""plexus: the Keras Functional API, rebuilt on PyTorch.
+
+    import plexus as keras
+    inputs = keras.Input(shape=(64,))
+    outputs = keras.layers.Dense(10, activation="softmax")(inputs)
+    model = keras.Model(inputs, outputs)
+"""
+from plexus import activations, backend, constraints, initializers, layers, models, regularizers, utils
+from plexus.backend import clear_session
+from plexus.graph.tensor import KerasTensor
+from plexus.layers import Input, InputLayer, Layer
+from plexus.models import Model, Sequential
+
+__version__ = "0.1.0"

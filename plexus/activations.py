@@ -1,0 +1,125 @@
+"""Activation functions by Keras name."""
+import difflib
+
+import torch
+import torch.nn.functional as F
+
+
+def linear(x):
+    return x
+
+
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        return torch.relu(x)
+    neg = negative_slope * (x - threshold) if negative_slope else None
+    y = torch.where(x >= threshold, x, neg if neg is not None else torch.zeros_like(x))
+    if max_value is not None:
+        y = torch.clamp(y, max=max_value)
+    return y
+
+
+def relu6(x):
+    return F.relu6(x)
+
+
+def sigmoid(x):
+    return torch.sigmoid(x)
+
+
+def hard_sigmoid(x):
+    return F.hardsigmoid(x)
+
+
+def tanh(x):
+    return torch.tanh(x)
+
+
+def softmax(x, axis=-1):
+    return torch.softmax(x, dim=axis)
+
+
+def log_softmax(x, axis=-1):
+    return torch.log_softmax(x, dim=axis)
+
+
+def softplus(x):
+    return F.softplus(x)
+
+
+def softsign(x):
+    return F.softsign(x)
+
+
+def elu(x, alpha=1.0):
+    return F.elu(x, alpha)
+
+
+def selu(x):
+    return F.selu(x)
+
+
+def gelu(x, approximate=False):
+    return F.gelu(x, approximate="tanh" if approximate else "none")
+
+
+def silu(x):
+    return F.silu(x)
+
+
+def exponential(x):
+    return torch.exp(x)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return F.leaky_relu(x, negative_slope)
+
+
+def mish(x):
+    return F.mish(x)
+
+
+def hard_silu(x):
+    return F.hardswish(x)
+
+
+swish = silu
+hard_swish = hard_silu
+
+_ACTIVATIONS = {
+    "linear": linear, "relu": relu, "relu6": relu6, "sigmoid": sigmoid,
+    "hard_sigmoid": hard_sigmoid, "tanh": tanh, "softmax": softmax, "log_softmax": log_softmax,
+    "softplus": softplus, "softsign": softsign, "elu": elu, "selu": selu, "gelu": gelu,
+    "silu": silu, "swish": swish, "exponential": exponential, "leaky_relu": leaky_relu,
+    "mish": mish, "hard_silu": hard_silu, "hard_swish": hard_swish,
+}
+
+
+def get(identifier):
+    """Resolve an activation given as a name, a callable or None (linear)."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        fn = _ACTIVATIONS.get(identifier)
+        if fn is None:
+            close = difflib.get_close_matches(identifier, _ACTIVATIONS, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(
+                f"Unknown activation {identifier!r}.{hint} Known activations: "
+                f"{', '.join(sorted(_ACTIVATIONS))}; or pass a callable."
+            )
+        return fn
+    if callable(identifier):
+        return identifier
+    raise TypeError(
+        f"An activation must be a name or a callable; received {identifier!r} "
+        f"of type {type(identifier).__name__}."
+    )
+
+
+def serialize(fn):
+    """The Keras name of an activation function (its `__name__` for user functions)."""
+    for name, known in _ACTIVATIONS.items():
+        if known is fn:
+            return name
+    return getattr(fn, "__name__", str(fn))

@@ -1,0 +1,27 @@
+"""Process-wide state users expect: the counters behind default layer names."""
+import re
+
+_name_counts = {}
+
+
+def to_snake_case(name):
+    """`Conv2D` -> `conv2d`, `MaxPooling1D` -> `max_pooling1d`, `LSTM` -> `lstm`."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def unique_name(prefix):
+    """Return `prefix`, then `prefix_1`, `prefix_2`... as Keras names layers."""
+    count = _name_counts.get(prefix, 0)
+    _name_counts[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def clear_session():
+    """Reset the default-name counters (`dense`, `dense_1`, ... start again)."""
+    _name_counts.clear()
+
+
+def floatx():
+    return "float32"

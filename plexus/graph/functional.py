@@ -1,0 +1,180 @@
+"""Ordering a graph of nodes and running it: the engine behind a functional `Model`."""
+import inspect
+
+from plexus.graph import tree
+from plexus.graph.tensor import KerasTensor
+
+_SIGNATURES = {}
+
+
+def call_accepts(layer, arg):
+    """Whether `layer.call` takes keyword `arg` (cached per class)."""
+    key = (type(layer), arg)
+    if key not in _SIGNATURES:
+        params = inspect.signature(layer.call).parameters
+        _SIGNATURES[key] = arg in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return _SIGNATURES[key]
+
+
+def build_map(inputs, outputs):
+    """Walk back from `outputs` to `inputs`.
+
+    Returns `(nodes, layer_index, nodes_by_depth, layers)`: the nodes in an order where every
+    node comes after the nodes it depends on, and the layers ordered as Keras orders
+    `model.layers` (by depth from the outputs, inputs first; ties broken by traversal order).
+    Raises ValueError naming the input that is not among `inputs` and the layer needing it.
+    """
+    input_ids = {id(t) for t in inputs}
+    finished, in_progress = set(), set()
+    ordered, layer_index = [], {}
+
+    def visit(tensor, consumer):
+        node = tensor.node
+        if node is None:
+            raise ValueError(f"Tensor {tensor.name!r} was not produced by a layer call.")
+        if id(node) in finished:
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"The graph has a cycle at layer {node.layer.name!r}.")
+        layer_index.setdefault(node.layer, len(layer_index))
+        in_progress.add(id(node))
+        if id(tensor) not in input_ids:
+            if node.is_input:
+                needed_by = f"layer {consumer.name!r}" if consumer else "the outputs"
+                raise ValueError(
+                    f"Graph disconnected: {needed_by} needs input {tensor.name!r} "
+                    f"(shape {tensor.shape}), which is not among the model's inputs "
+                    f"[{', '.join(repr(t.name) for t in inputs)}]. Pass every Input the outputs "
+                    "depend on to Model(inputs=...)."
+                )
+            for t in node.input_tensors:
+                visit(t, node.layer)
+        finished.add(id(node))
+        in_progress.discard(id(node))
+        ordered.append(node)
+
+    for out in outputs:
+        visit(out, None)
+
+    # Depth: outputs at 0, each parent at least one deeper than its children.
+    node_depth, layer_depth = {}, {}
+    for node in reversed(ordered):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(node.layer, 0))
+        layer_depth[node.layer] = depth
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    nodes_by_depth = {}
+    for node in ordered:
+        nodes_by_depth.setdefault(node_depth[id(node)], []).append(node)
+    layers_by_depth = {}
+    for layer, depth in layer_depth.items():
+        layers_by_depth.setdefault(depth, []).append(layer)
+    layers = []
+    for depth in sorted(layers_by_depth, reverse=True):
+        layers.extend(sorted(layers_by_depth[depth], key=lambda l: layer_index[l]))
+    return ordered, nodes_by_depth, layers
+
+
+class _Slot:
+    __slots__ = ("i",)
+
+    def __init__(self, i):
+        self.i = i
+
+
+class Step:
+    """One node, compiled for running: which value slots feed it and which it fills."""
+
+    __slots__ = ("layer", "node", "single", "template", "kwargs", "out_slots", "pass_training",
+                 "mask_in", "makes_mask", "free")
+
+    def __init__(self, node, slot_of):
+        self.layer = node.layer
+        self.node = node
+        mark = lambda t: _Slot(slot_of[id(t)]) if isinstance(t, KerasTensor) else t  # noqa: E731
+        args = tree.map_structure(mark, node.args)
+        kwargs = tree.map_structure(mark, node.kwargs)
+        self.single = (len(args) == 1 and isinstance(args[0], _Slot) and not kwargs)
+        self.template = (args, kwargs)
+        self.kwargs = kwargs
+        self.out_slots = [slot_of[id(t)] for t in node.output_tensors]
+        self.pass_training = "training" not in node.kwargs and call_accepts(self.layer, "training")
+        in_masked = any(t.has_mask for t in node.input_tensors)
+        self.mask_in = in_masked and call_accepts(self.layer, "mask")
+        self.makes_mask = any(t.has_mask for t in node.output_tensors)
+        self.free = ()
+
+
+def compile_steps(nodes, inputs, outputs):
+    """Turn ordered nodes into steps over numbered value slots, freeing values after last use."""
+    slot_of = {}
+    for t in inputs:
+        slot_of.setdefault(id(t), len(slot_of))
+    steps = []
+    for node in nodes:
+        if node.is_input:
+            continue
+        for t in node.output_tensors:
+            slot_of.setdefault(id(t), len(slot_of))
+        steps.append(Step(node, slot_of))
+    keep = {slot_of[id(t)] for t in outputs}
+    last_use = {}
+    for i, step in enumerate(steps):
+        for t in step.node.input_tensors:
+            last_use[slot_of[id(t)]] = i
+    frees = {}
+    for slot, i in last_use.items():
+        if slot not in keep:
+            frees.setdefault(i, []).append(slot)
+    for i, step in enumerate(steps):
+        step.free = tuple(frees.get(i, ()))
+    return steps, slot_of
+
+
+def _fill(template, vals):
+    return tree.map_structure(lambda a: vals[a.i] if isinstance(a, _Slot) else a, template)
+
+
+def run_steps(steps, n_slots, input_values, output_slots, training=None, input_masks=None):
+    """Run compiled steps on real tensors; returns the output values in order."""
+    vals = [None] * n_slots
+    vals[:len(input_values)] = input_values
+    masks = None
+    if input_masks is not None or any(s.mask_in or s.makes_mask for s in steps):
+        masks = [None] * n_slots
+        if input_masks is not None:
+            masks[:len(input_masks)] = input_masks
+    for step in steps:
+        layer = step.layer
+        if step.single and masks is None:
+            x = vals[step.template[0][0].i]
+            out = layer._call_impl(x, training=training) if (training is not None and step.pass_training) \
+                else layer._call_impl(x)
+            if len(step.out_slots) == 1:
+                vals[step.out_slots[0]] = out
+            else:
+                for s, v in zip(step.out_slots, tree.flatten(out)):
+                    vals[s] = v
+        else:
+            args, kwargs = _fill(step.template, vals)
+            if training is not None and step.pass_training:
+                kwargs = {**kwargs, "training": training}
+            in_mask = None
+            if masks is not None:
+                in_mask = _fill(step.template[0][0], masks) if step.template[0] else None
+                if step.mask_in:
+                    kwargs = {**kwargs, "mask": in_mask}
+            out = layer._call_impl(*args, **kwargs)
+            flat = tree.flatten(out)
+            for s, v in zip(step.out_slots, flat):
+                vals[s] = v
+            if masks is not None and step.makes_mask:
+                m = layer.compute_mask(args[0], in_mask)
+                flat_m = tree.flatten(m) if isinstance(m, (list, tuple)) else [m] * len(flat)
+                for s, v in zip(step.out_slots, flat_m):
+                    masks[s] = v
+        for s in step.free:
+            vals[s] = None
+    return [vals[s] for s in output_slots]

@@ -1,0 +1,109 @@
+"""Symbolic tensors: what `Input` and layers called on `Input` return."""
+import torch
+
+_DTYPES = {
+    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+    "float64": torch.float64, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32,
+    "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
+    "complex64": torch.complex64, "complex128": torch.complex128,
+}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+_counter = [0]
+
+
+def standardize_dtype(dtype):
+    """Keras dtype name (`'float32'`) for a name, a torch dtype or a NumPy dtype."""
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, torch.dtype):
+        return _NAMES[dtype]
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = {"float": "float32", "int": "int64", "double": "float64", "half": "float16"}.get(name, name)
+    name = name.replace("torch.", "")
+    if name not in _DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}. Use one of: {', '.join(_DTYPES)}.")
+    return name
+
+
+def torch_dtype(dtype):
+    return _DTYPES[standardize_dtype(dtype)]
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape with `None` for unknown sizes, a dtype, a name, and the node
+    (one layer call) that produced it.
+
+    It holds no data. Layers called on it build themselves and return new symbolic tensors;
+    `Model(inputs, outputs)` follows these back to find the graph.
+    """
+
+    def __init__(self, shape, dtype="float32", name=None, has_mask=False):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = standardize_dtype(dtype)
+        if name is None:
+            _counter[0] += 1
+            name = f"keras_tensor_{_counter[0]}"
+        self.name = name
+        self.has_mask = has_mask
+        self.node = None  # the Node that produced this tensor; None for a bare spec
+        self.index = 0  # position among that node's outputs
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def _keras_history(self):
+        return (self.node.layer if self.node else None,
+                self.node.index if self.node else 0, self.index)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __len__(self):
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of a symbolic tensor of shape {self.shape} is not known.")
+        return self.shape[0]
+
+    def __bool__(self):
+        raise TypeError(
+            "A symbolic tensor has no value, so it cannot be used as a Python bool. Symbolic "
+            "tensors describe a graph; call the model on real data to get values."
+        )
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            f"Symbolic tensor {self.name!r} (shape {self.shape}) has no data to turn into a NumPy "
+            "array. Build a Model from it and call `model.predict(data)` instead."
+        )
+
+    def numpy(self):
+        self.__array__()
+
+    # Arithmetic on symbolic tensors records an op layer in the graph.
+    def _op(self, fn_name, other=None, reverse=False):
+        from plexus.layers.ops import apply_op
+        return apply_op(fn_name, self, other, reverse)
+
+    def __add__(self, o): return self._op("add", o)
+    def __radd__(self, o): return self._op("add", o, True)
+    def __sub__(self, o): return self._op("subtract", o)
+    def __rsub__(self, o): return self._op("subtract", o, True)
+    def __mul__(self, o): return self._op("multiply", o)
+    def __rmul__(self, o): return self._op("multiply", o, True)
+    def __truediv__(self, o): return self._op("divide", o)
+    def __rtruediv__(self, o): return self._op("divide", o, True)
+    def __pow__(self, o): return self._op("power", o)
+    def __matmul__(self, o): return self._op("matmul", o)
+    def __neg__(self): return self._op("negative")
+    def __abs__(self): return self._op("abs")
+
+    def __getitem__(self, key):
+        from plexus.layers.ops import GetItem
+        return GetItem(key)(self)
+
+    __hash__ = object.__hash__
+
+
+def is_keras_tensor(x):
+    return isinstance(x, KerasTensor)

@@ -1,0 +1,464 @@
+"""`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
+import inspect
+
+import numpy as np
+import torch
+from torch import nn
+
+from plexus import backend, initializers
+from plexus.graph import tree
+from plexus.graph.node import Node
+from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
+
+_DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
+
+
+class Weight:
+    """How one weight is stored: its torch attribute, its Keras name and shape, and how to
+    convert between the Keras layout (files, `get_weights`) and the torch layout (kernels)."""
+
+    __slots__ = ("attr", "name", "keras_shape", "to_keras", "to_torch", "trainable",
+                 "regularizer", "constraint")
+
+    def __init__(self, attr, name, keras_shape, to_keras, to_torch, trainable, regularizer,
+                 constraint):
+        self.attr, self.name, self.keras_shape = attr, name, keras_shape
+        self.to_keras, self.to_torch, self.trainable = to_keras, to_torch, trainable
+        self.regularizer, self.constraint = regularizer, constraint
+
+
+def _identity(t):
+    return t
+
+
+def _to_tensor(x):
+    if isinstance(x, np.ndarray):
+        t = torch.from_numpy(x)
+        return t.float() if t.dtype == torch.float64 else t
+    if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
+        return torch.as_tensor(x, dtype=torch.float32 if isinstance(x, float) else None)
+    return x
+
+
+def _shape_of(x):
+    return tuple(x.shape)
+
+
+class Layer(nn.Module):
+    """Base class of every layer: a `torch.nn.Module` you call like a function.
+
+    Subclasses create weights in `build(input_shape)` with `add_weight` and compute in
+    `call(inputs)`. Called on symbolic tensors (from `plexus.Input`), a layer builds itself, works
+    out its output shape and records the call as a node of the graph; called on data (a torch
+    tensor or a NumPy array), it computes.
+
+    Layers start in inference mode (`layer.training` is False), as Keras layers behave when called
+    directly; `fit` switches the model to training mode and back.
+
+    Args:
+        name: the layer's name; unique within a model. Defaults to the snake-case class name,
+            numbered (`dense`, `dense_1`, ...).
+        trainable: whether `fit` updates the layer's weights.
+        dtype: the dtype of the layer's weights and computations (default `"float32"`).
+        input_shape: for the first layer of a `Sequential` model, the shape of one sample.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        # Kept so that layers without their own get_config still serialize their arguments.
+        object.__setattr__(obj, "_init_call", (args, kwargs))
+        return obj
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None,
+                 batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s) "
+                f"{', '.join(sorted(kwargs))}. Check the spelling against the layer's docstring."
+            )
+        super().__init__()
+        if isinstance(dtype, dict):  # a serialized dtype policy
+            dtype = dtype.get("config", {}).get("name", "float32")
+        prefix = type(self).__dict__.get("_name_prefix") or backend.to_snake_case(type(self).__name__)
+        self.name = name or backend.unique_name(prefix)
+        if not isinstance(self.name, str):
+            raise TypeError(f"A layer name must be a string; received {self.name!r}.")
+        self.dtype = standardize_dtype(dtype)
+        self._trainable = bool(trainable)
+        self.built = False
+        self.supports_masking = False
+        self._inbound_nodes = []
+        self._weight_table = []
+        self.training = False
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is None and input_shape is not None:
+            batch_input_shape = (batch_size,) + tuple(input_shape)
+        self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape else None
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def compute_dtype(self):
+        return self.dtype
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, layout=None, **kwargs):
+        """Create a weight, register it as an `nn.Parameter` and return it.
+
+        Args:
+            shape: the weight's shape in Keras layout.
+            initializer: a name, an initializer or a callable `(shape, dtype) -> tensor`;
+                glorot-uniform by default for floats, zeros otherwise.
+            trainable: whether gradients update it (`False` for moving statistics).
+            layout: a pair of functions `(to_torch, to_keras)` when the layer stores the weight
+                in another layout than Keras's (a conv kernel in torch's `(out, in, kh, kw)`).
+        """
+        if isinstance(shape, str):  # Keras 2 order: add_weight(name, shape, ...)
+            shape, name = name if name is not None else kwargs.pop("shape", None), shape
+        kwargs.pop("aggregation", None), kwargs.pop("autocast", None), kwargs.pop("synchronization", None)
+        if kwargs:
+            raise TypeError(f"add_weight() got unexpected keyword argument(s) {', '.join(kwargs)}.")
+        shape = tuple(int(d) for d in (shape or ()))
+        dtype = standardize_dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if "float" in dtype else "zeros"
+        init = initializers.get(initializer)
+        value = init(shape, dtype=torch_dtype(dtype))
+        value = torch.as_tensor(value, dtype=torch_dtype(dtype))
+        if tuple(value.shape) != shape:
+            raise ValueError(
+                f"Layer {self.name!r}: the initializer of weight {name!r} returned shape "
+                f"{tuple(value.shape)}, expected {shape}."
+            )
+        to_torch, to_keras = layout or (_identity, _identity)
+        value = to_torch(value).contiguous()
+        device = next((p.device for p in self.parameters(recurse=False)), None)
+        if device is not None:
+            value = value.to(device)
+        name = name or "variable"
+        attr = name if name.isidentifier() else "variable"
+        base, i = attr, 1
+        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers:
+            attr, i = f"{base}_{i}", i + 1
+        param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable
+                             and "float" in dtype)
+        self.register_parameter(attr, param)
+        from plexus import constraints, regularizers  # noqa: avoid import cycle at load time
+        self._weight_table.append(Weight(attr, name, shape, to_keras, to_torch, bool(trainable),
+                                         regularizers.get(regularizer), constraints.get(constraint)))
+        return param
+
+    def __setattr__(self, key, value):
+        # `self.w = self.add_weight(...)` should rename the weight, not register it twice.
+        if isinstance(value, nn.Parameter) and "_weight_table" in self.__dict__:
+            for w in self._weight_table:
+                if w.attr != key and self._parameters.get(w.attr) is value:
+                    del self._parameters[w.attr]
+                    w.attr = key
+                    break
+        super().__setattr__(key, value)
+
+    def _own_weight_entries(self):
+        return [(self, w) for w in self._weight_table]
+
+    def _weight_entries(self):
+        """(layer, Weight) pairs in Keras order: this layer's, then its sublayers'."""
+        seen, out = set(), []
+        for layer, w in self._own_weight_entries():
+            p = getattr(layer, w.attr)
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((layer, w))
+        for child in self._sublayers():
+            for layer, w in child._weight_entries():
+                p = getattr(layer, w.attr)
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append((layer, w))
+        return out
+
+    def _sublayers(self):
+        return [m for m in self._modules.values() if isinstance(m, Layer)]
+
+    @property
+    def weights(self):
+        """All weights (trainable first within each layer's creation order), as parameters."""
+        params = [getattr(layer, w.attr) for layer, w in self._weight_entries()]
+        known = {id(p) for p in params}
+        params += [p for p in self.parameters() if id(p) not in known]  # raw nn.Parameters
+        return params
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    @property
+    def variables(self):
+        return self.weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = bool(value)
+        self._trainable = value
+        for child in self._sublayers():
+            child.trainable = value
+        for w in self._weight_table:
+            p = self._parameters.get(w.attr)
+            if p is not None and p.is_floating_point():
+                p.requires_grad_(value and w.trainable)
+
+    def count_params(self):
+        """Number of scalars in the layer's weights."""
+        if not self.built:
+            raise ValueError(
+                f"Layer {self.name!r} is not built yet, so it has no weights to count. Call it "
+                "on an input (or build the model) first."
+            )
+        return int(sum(p.numel() for p in self.weights))
+
+    def get_weights(self):
+        """The weights as NumPy arrays, in Keras's order and layout."""
+        out = []
+        for layer, w in self._weight_entries():
+            t = w.to_keras(getattr(layer, w.attr).detach())
+            out.append(t.cpu().numpy().copy())
+        return out
+
+    def set_weights(self, weights):
+        """Set the weights from NumPy arrays in Keras's order and layout (as `get_weights`)."""
+        entries = self._weight_entries()
+        weights = list(weights)
+        if len(weights) != len(entries):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(entries)} weight arrays "
+                f"({', '.join(w.name for _, w in entries) or 'none'}), but received "
+                f"{len(weights)}. Pass a list in the order of `layer.get_weights()`."
+            )
+        values = []
+        for (layer, w), value in zip(entries, weights):
+            value = np.asarray(value)
+            if tuple(value.shape) != w.keras_shape:
+                raise ValueError(
+                    f"Layer {layer.name!r}: weight {w.name!r} has shape {w.keras_shape}, but the "
+                    f"array given for it has shape {tuple(value.shape)}."
+                )
+            values.append(value)
+        with torch.no_grad():
+            for (layer, w), value in zip(entries, values):
+                p = getattr(layer, w.attr)
+                p.copy_(w.to_torch(torch.as_tensor(value, dtype=p.dtype)))
+
+    # ------------------------------------------------------------------ build / call
+    def build(self, input_shape):
+        """Create the layer's weights for inputs of `input_shape` (batch dimension included)."""
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        """The layer's computation. Subclasses override it."""
+        return inputs
+
+    def forward(self, *args, **kwargs):
+        return self.call(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        if any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
+            return self._symbolic_call(args, kwargs)
+        if args:
+            args = (tree.map_structure(_to_tensor, args[0]),) + args[1:]
+        if not self.built:
+            inputs = args[0] if args else kwargs.get("inputs")
+            self._maybe_build(tree.map_structure(_shape_of, inputs))
+        return super().__call__(*args, **kwargs)
+
+    def _symbolic_call(self, args, kwargs):
+        if not args:
+            raise TypeError(f"Layer {self.name!r} must be called with its inputs as the first argument.")
+        inputs = args[0]
+        flat = tree.flatten(inputs)
+        for t in flat:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(
+                    f"Layer {self.name!r} was called on a mix of symbolic tensors and "
+                    f"{type(t).__name__} values. In a functional model every input of a layer must "
+                    "come from `plexus.Input` or from another layer."
+                )
+        self._maybe_build(tree.map_structure(lambda t: t.shape, inputs))
+        outputs = self.compute_output_spec(*args, **kwargs)
+        outputs = tree.map_structure(
+            lambda s: KerasTensor(s.shape, s.dtype, has_mask=False), outputs)
+        in_masked = [t.has_mask for t in flat]
+        if any(in_masked) or self._makes_mask():
+            out_mask = self._symbolic_mask(inputs, in_masked)
+            for t in tree.flatten(outputs):
+                t.has_mask = out_mask
+        Node(self, args, kwargs, outputs)
+        return outputs
+
+    # ------------------------------------------------------------------ shapes
+    def compute_output_shape(self, input_shape):
+        """Output shape for `input_shape`; built-in layers define it, custom ones may."""
+        raise NotImplementedError
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        """Symbolic outputs (shapes and dtypes) of calling the layer on symbolic `inputs`."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape:
+            shapes = self.compute_output_shape(tree.map_structure(lambda t: t.shape, inputs))
+            dtype = self._output_dtype(inputs)
+            if tree.is_shape(shapes):
+                return KerasTensor(shapes, dtype)
+            return _specs_from_shapes(shapes, dtype)
+        return self._traced_output_spec(inputs, *args, **kwargs)
+
+    def _output_dtype(self, inputs):
+        return self.compute_dtype
+
+    def _traced_output_spec(self, inputs, *args, **kwargs):
+        """Run `call` on meta tensors twice, with different stand-ins for unknown sizes; sizes
+        that change between the two runs are unknown in the output."""
+        runs = []
+        for size in _DYNAMIC_SIZES:
+            def fake(t, size=size):
+                if not isinstance(t, KerasTensor):
+                    return t
+                shape = tuple(size if d is None else d for d in t.shape)
+                return torch.zeros(shape, dtype=torch_dtype(t.dtype), device="meta")
+            f_args = tree.map_structure(fake, (inputs,) + tuple(args))
+            f_kwargs = tree.map_structure(fake, kwargs)
+            try:
+                with torch.no_grad():
+                    out = self.call(*f_args, **f_kwargs)
+            except Exception as e:
+                raise ValueError(
+                    f"Could not work out the output shape of layer {self.name!r} "
+                    f"({type(self).__name__}) for inputs of shape "
+                    f"{tree.map_structure(lambda t: t.shape, inputs)}: calling it failed with "
+                    f"{type(e).__name__}: {e}. Check the input shapes, or define "
+                    "`compute_output_shape(input_shape)` on the layer."
+                ) from e
+            runs.append(out)
+        flat_a, flat_b = tree.flatten(runs[0]), tree.flatten(runs[1])
+        specs = []
+        for a, b in zip(flat_a, flat_b):
+            shape = tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
+            specs.append(KerasTensor(shape, standardize_dtype(a.dtype)))
+        return tree.pack_like(runs[0], specs)
+
+    # ------------------------------------------------------------------ masks
+    def _makes_mask(self):
+        """Whether this layer creates a mask from unmasked inputs (Embedding(mask_zero=True))."""
+        return False
+
+    def _symbolic_mask(self, inputs, in_masked):
+        return self.supports_masking and any(in_masked)
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the outputs; by default a masking-aware layer passes its mask on."""
+        if not self.supports_masking:
+            return None
+        return mask
+
+    # ------------------------------------------------------------------ graph access
+    def _node_attr(self, index, attr, what):
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"Layer {self.name!r} has never been called on a symbolic tensor, so it has no "
+                f"{what}. Call it on the output of `plexus.Input` first."
+            )
+        if not 0 <= index < len(self._inbound_nodes):
+            raise ValueError(
+                f"Layer {self.name!r} has {len(self._inbound_nodes)} call(s) in the graph; asked "
+                f"for call {index}."
+            )
+        tensors = getattr(self._inbound_nodes[index], attr)
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call (use `get_input_at(i)` for later calls)."""
+        return self._node_attr(0, "input_tensors", "input")
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call (use `get_output_at(i)` for later calls)."""
+        return self._node_attr(0, "output_tensors", "output")
+
+    def get_input_at(self, node_index):
+        return self._node_attr(node_index, "input_tensors", "input")
+
+    def get_output_at(self, node_index):
+        return self._node_attr(node_index, "output_tensors", "output")
+
+    def get_input_shape_at(self, node_index):
+        return tree.map_structure(lambda t: t.shape, self.get_input_at(node_index))
+
+    def get_output_shape_at(self, node_index):
+        return tree.map_structure(lambda t: t.shape, self.get_output_at(node_index))
+
+    @property
+    def input_shape(self):
+        return self.get_input_shape_at(0)
+
+    @property
+    def output_shape(self):
+        return self.get_output_shape_at(0)
+
+    @property
+    def inbound_nodes(self):
+        return list(self._inbound_nodes)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        """The arguments that recreate this layer (without its weights)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = self._batch_input_shape
+        if type(self).get_config is Layer.get_config and type(self).__init__ is not Layer.__init__:
+            args, kwargs = self._init_call
+            try:
+                bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
+            except TypeError:
+                return config
+            for key, value in bound.arguments.items():
+                if key == "self":
+                    continue
+                if key == "kwargs" and isinstance(value, dict):
+                    config.update(value)
+                elif key != "args":
+                    config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def extra_repr(self):
+        return f"name={self.name!r}"
+
+
+def _specs_from_shapes(shapes, dtype):
+    """Symbolic tensors for a nested structure of shapes."""
+    if tree.is_shape(shapes):
+        return KerasTensor(shapes, dtype)
+    if isinstance(shapes, dict):
+        return {k: _specs_from_shapes(v, dtype) for k, v in shapes.items()}
+    return type(shapes)(_specs_from_shapes(s, dtype) for s in shapes)
