@@ -212,9 +212,10 @@ _BY_NAME = {
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
-    "identity": Identity,
+    "identity": Identity, "uniform": RandomUniform, "normal": RandomNormal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+_BY_CLASS.update({"IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal})
 # Keras's short aliases.
 zeros, ones, constant = Zeros, Ones, Constant
 glorot_uniform, glorot_normal, he_uniform, he_normal = GlorotUniform, GlorotNormal, HeUniform, HeNormal
