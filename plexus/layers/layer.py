@@ -330,20 +330,20 @@ class Layer(nn.Module):
         return self.compute_dtype
 
     def _traced_output_spec(self, inputs, *args, **kwargs):
-        """Run `call` on meta tensors twice, with different stand-ins for unknown sizes; sizes
-        that change between the two runs are unknown in the output."""
-        runs = []
-        for size in _DYNAMIC_SIZES:
-            def fake(t, size=size):
-                if not isinstance(t, KerasTensor):
-                    return t
-                shape = tuple(size if d is None else d for d in t.shape)
-                return torch.zeros(shape, dtype=torch_dtype(t.dtype), device="meta")
-            f_args = tree.map_structure(fake, (inputs,) + tuple(args))
-            f_kwargs = tree.map_structure(fake, kwargs)
+        """Run `call` on shape-only tensors twice, with different stand-ins for unknown sizes;
+        sizes that change between the two runs are unknown in the output.
+
+        Meta tensors are tried first (free); a layer mixing them with its real weights is traced
+        under torch's fake-tensor mode instead.
+        """
+        try:
+            runs = [self._trace_once(size, "meta", inputs, args, kwargs) for size in _DYNAMIC_SIZES]
+        except Exception:
+            from torch._subclasses.fake_tensor import FakeTensorMode
             try:
-                with torch.no_grad():
-                    out = self.call(*f_args, **f_kwargs)
+                with FakeTensorMode(allow_non_fake_inputs=True):
+                    runs = [self._trace_once(size, "cpu", inputs, args, kwargs)
+                            for size in _DYNAMIC_SIZES]
             except Exception as e:
                 raise ValueError(
                     f"Could not work out the output shape of layer {self.name!r} "
@@ -352,13 +352,23 @@ class Layer(nn.Module):
                     f"{type(e).__name__}: {e}. Check the input shapes, or define "
                     "`compute_output_shape(input_shape)` on the layer."
                 ) from e
-            runs.append(out)
         flat_a, flat_b = tree.flatten(runs[0]), tree.flatten(runs[1])
         specs = []
         for a, b in zip(flat_a, flat_b):
             shape = tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
             specs.append(KerasTensor(shape, standardize_dtype(a.dtype)))
         return tree.pack_like(runs[0], specs)
+
+    def _trace_once(self, size, device, inputs, args, kwargs):
+        def fake(t):
+            if not isinstance(t, KerasTensor):
+                return t
+            shape = tuple(size if d is None else d for d in t.shape)
+            return torch.zeros(shape, dtype=torch_dtype(t.dtype), device=device)
+        f_args = tree.map_structure(fake, (inputs,) + tuple(args))
+        f_kwargs = tree.map_structure(fake, kwargs)
+        with torch.no_grad():
+            return self.call(*f_args, **f_kwargs)
 
     # ------------------------------------------------------------------ masks
     def _makes_mask(self):
