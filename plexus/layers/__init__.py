@@ -15,6 +15,10 @@ from plexus.layers.depthwise_conv import (
     DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
     SeparableConvolution2D,
 )
+from plexus.layers.reshaping import (
+    Cropping1D, Cropping2D, Cropping3D, Masking, Permute, RepeatVector, Rescaling, UpSampling1D,
+    UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D,
+)
 from plexus.layers.pooling import (
     AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D, AvgPool2D, AvgPool3D,
     GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalAvgPool1D,
