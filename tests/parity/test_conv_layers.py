@@ -153,3 +153,60 @@ def test_conv_in_functional_model_matches_keras():
     k_model.set_weights(model.get_weights())
     x = np.random.randn(2, 9, 9, 2).astype("float32")
     assert_close(model(x), to_numpy(k_model(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("Conv2D", dict(filters=4, kernel_size=3, strides=2, padding="same"), (2, 7, 6, 3)),
+    ("Conv3D", dict(filters=2, kernel_size=2), (1, 3, 4, 3, 2)),
+])
+def test_weights_copied_from_keras_give_keras_outputs(name, kwargs, shape):
+    x = np.random.randn(*shape).astype("float32")
+    k_layer = getattr(keras.layers, name)(**kwargs)
+    k_layer(x)
+    k_layer.set_weights([np.random.randn(*w.shape).astype("float32") for w in k_layer.get_weights()])
+    layer = getattr(layers, name)(**kwargs)
+    layer(x)
+    layer.set_weights(k_layer.get_weights())
+    assert_close(layer(x), k_layer(x), atol=1e-4)
+    for mine, theirs in zip(layer.get_weights(), k_layer.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_seed_inception_module_and_residual_shapes():
+    x = Input(batch_shape=(1000, 28, 28, 256))
+    a = layers.Conv2D(64, 1, activation="relu", strides=2)(x)
+    b = layers.Conv2D(64, 1, activation="relu")(x)
+    b = layers.Conv2D(128, 1, activation="relu", strides=2, padding="same")(b)
+    c = layers.AveragePooling2D(3, strides=2, padding="same")(x)
+    c = layers.Conv2D(128, 1, activation="relu", padding="same")(c)
+    d = layers.Conv2D(128, 1, activation="relu")(x)
+    d = layers.Conv2D(128, 3, activation="relu", padding="same")(d)
+    d = layers.Conv2D(128, 3, activation="relu", strides=2, padding="same")(d)
+    assert [t.shape for t in (a, b, c, d)] == [(1000, 14, 14, 64)] + [(1000, 14, 14, 128)] * 3
+    assert layers.concatenate([a, b, c, d], axis=-1).shape == (1000, 14, 14, 448)
+
+    x = Input(batch_shape=(1000, 32, 32, 128))
+    z = layers.Conv2D(128, 3, activation="relu", padding="same")(x)
+    z = layers.Conv2D(128, 3, activation="relu", padding="same")(z)
+    t = layers.MaxPool2D(2, strides=2)(z)
+    residual = layers.Conv2D(128, 1, strides=2, padding="same")(x)
+    assert (z.shape, t.shape, residual.shape) == ((1000, 32, 32, 128), (1000, 16, 16, 128),
+                                                   (1000, 16, 16, 128))
+    assert layers.add([t, residual]).shape == (1000, 16, 16, 128)
+
+
+def test_seed_conv1d_text_stack_params():
+    from plexus import Model
+    posts = Input(shape=(None,), dtype="int32")
+    h = layers.Embedding(500, 16)(posts)
+    conv = layers.Conv1D(128, 5, activation="relu")
+    h = layers.MaxPooling1D(5)(conv(h))
+    h = layers.GlobalMaxPooling1D()(layers.Conv1D(8, 5, activation="relu")(h))
+    assert h.shape == (None, 8)
+    assert conv.count_params() == 16 * 5 * 128 + 128
+    big = layers.Conv1D(128, 5)
+    big(Input(shape=(None, 256)))
+    assert big.count_params() == 163968
+    model = Model(posts, h)
+    out = model(np.random.randint(1, 500, size=(2, 40)))
+    assert tuple(out.shape) == (2, 8)
