@@ -120,6 +120,8 @@ class Layer(nn.Module):
         if kwargs:
             raise TypeError(f"add_weight() got unexpected keyword argument(s) {', '.join(kwargs)}.")
         shape = tuple(int(d) for d in (shape or ()))
+        from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
+        check_weight_size(self.name, name, shape)
         dtype = standardize_dtype(dtype or self.dtype)
         if initializer is None:
             initializer = "glorot_uniform" if "float" in dtype else "zeros"

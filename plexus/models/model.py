@@ -331,6 +331,30 @@ class Model(Layer):
         from plexus.models.config import functional_from_config
         return functional_from_config(cls, config, custom_objects)
 
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Save architecture, weights, compile config and optimizer state to a `.keras` file
+        (readable by Keras 3). See `plexus.saving.save_model`."""
+        from plexus.saving.api import save_model
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights to `*.weights.h5` (Keras 3 layout) or `*.h5` (Keras 2 layout)."""
+        from plexus.saving.api import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False, by_name=False):
+        """Load weights from a `.weights.h5`, Keras 2 `.h5` (`by_name=True` to match layer
+        names) or `.keras` file. Nothing changes unless the whole file matches the model."""
+        from plexus.saving.api import load_weights
+        load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string; `plexus.models.model_from_json` reads it back."""
+        import json
+        from plexus.saving.api import model_to_config
+        return json.dumps(model_to_config(self), **kwargs)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 

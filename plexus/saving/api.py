@@ -1,0 +1,226 @@
+"""`save_model` / `load_model`, `save_weights` / `load_weights`, JSON configs.
+
+File formats:
+    `.keras`        a zip of `metadata.json`, `config.json` and `model.weights.h5` (Keras 3)
+    `.weights.h5`   weights only, Keras 3's layout (`layers/dense/vars/0`, ...)
+    `.h5`           Keras 2's layout (`layer_names`, `weight_names`): application weights,
+                    and full models saved by Keras 2 (loading only)
+"""
+import datetime
+import json
+import os
+import warnings
+
+import plexus
+from plexus.saving import files, legacy_h5, limits, optimizer_state, weights
+from plexus.saving import h5 as h5util
+from plexus.saving.errors import LoadError
+from plexus.saving.serialization import (
+    deserialize_keras_object, load_context, serialize_keras_object, serialize_layer,
+)
+
+
+def _path_str(filepath):
+    if not isinstance(filepath, (str, os.PathLike)):
+        raise TypeError(f"Expected a file path (str or os.PathLike); received {filepath!r}.")
+    return os.fspath(filepath)
+
+
+# ------------------------------------------------------------------------------------ saving
+def model_to_config(model):
+    """The full serialized model: class, config, and compile config when compiled."""
+    out = serialize_layer(model)
+    compile_config = getattr(model, "_compile_config", None)
+    if getattr(model, "compiled", False) and compile_config is not None:
+        out["compile_config"] = serialize_keras_object(compile_config)
+    return out
+
+
+def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
+    """Save a model (architecture, weights, compile config, optimizer state) to `.keras`.
+
+    Args:
+        model: the model to save.
+        filepath: a path ending in `.keras` (or `.h5`/`.weights.h5` for weights only files
+            written by `save_weights`).
+        overwrite: replace an existing file (the replacement is atomic).
+    """
+    filepath = _path_str(filepath)
+    if filepath.endswith(".h5") or filepath.endswith(".hdf5"):
+        raise ValueError(
+            f"Cannot save {filepath!r}: plexus writes whole models only in the .keras format "
+            "(Keras's legacy full-model .h5 format is read-only here). Use a .keras path, or "
+            "model.save_weights(...) for weights only."
+        )
+    if not filepath.endswith(".keras"):
+        raise ValueError(f"Model files must end in '.keras'; received {filepath!r}.")
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False.")
+    config = json.dumps(model_to_config(model))
+    metadata = json.dumps({"keras_version": "3.15.1", "plexus_version": plexus.__version__,
+                           "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
+
+    def write(f):
+        weights.write(model, f)
+        optimizer_state.write(model, f)
+
+    files.write_archive(filepath, {"metadata.json": metadata.encode(),
+                                   "config.json": config.encode(),
+                                   "model.weights.h5": files.h5_bytes(write)})
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Save only the weights: Keras 3 layout for `*.weights.h5`, Keras 2 layout for `*.h5`."""
+    import h5py
+    filepath = _path_str(filepath)
+    if not (filepath.endswith(".h5") or filepath.endswith(".hdf5")):
+        raise ValueError(
+            f"Weight files must end in '.weights.h5' (or '.h5' for Keras 2's layout); received "
+            f"{filepath!r}."
+        )
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False.")
+    write = weights.write if filepath.endswith(".weights.h5") else legacy_h5.write
+    with files.atomic_path(filepath) as tmp:
+        with h5py.File(tmp, "w") as f:
+            write(model, f)
+
+
+# ------------------------------------------------------------------------------------ loading
+def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
+    """Build a model (without weights) from `{"class_name": ..., "config": ...}`."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        where = f" in {source}" if source else ""
+        raise LoadError(f"Invalid model config{where}: expected a JSON object with 'class_name'.")
+    with load_context(custom_objects, safe_mode, source), limits.loading(source):
+        config = dict(config)
+        config.setdefault("config", {})
+        model = deserialize_keras_object(config, category="layers")
+    from plexus.models.model import Model
+    if not isinstance(model, Model):
+        raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
+    return model
+
+
+def model_from_json(json_string, custom_objects=None, safe_mode=True):
+    """Build a model (without weights) from `model.to_json()`'s output."""
+    try:
+        config = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise LoadError(f"model_from_json: not valid JSON: {e}") from e
+    return model_from_config(config, custom_objects, safe_mode)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model saved with `model.save()` (plexus or Keras 3) or a Keras 2 `.h5` model.
+
+    Args:
+        filepath: a `.keras` file, or a full-model `.h5` file.
+        custom_objects: `{name: class_or_function}` for your own layers, losses, functions.
+        compile: re-compile the model with its saved compile config (and optimizer state).
+        safe_mode: refuse anything that would run code from the file (Lambda bytecode). Even
+            with `safe_mode=False`, plexus never unpickles or unmarshals file contents.
+
+    Raises:
+        plexus.saving.LoadError (a ValueError) naming the file and what is wrong with it.
+    """
+    filepath = _path_str(filepath)
+    label = files.label_of(filepath)
+    if os.path.isdir(filepath):
+        raise LoadError(f"{label} is a folder; plexus loads .keras and .h5 files, not "
+                        "TensorFlow SavedModel folders.")
+    if not os.path.exists(filepath):
+        raise LoadError(f"No such file: {label}.")
+    with open(filepath, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x89HDF"):
+        return _load_legacy_h5_model(filepath, label, custom_objects, compile, safe_mode)
+    if not head.startswith(b"PK"):
+        raise LoadError(
+            f"{label} is neither a .keras archive (zip) nor an HDF5 file; its first bytes are "
+            f"{head!r}. plexus does not read pickles or other formats."
+        )
+    with files.open_zip(filepath) as archive:
+        config = files.read_json_member(archive, "config.json", label)
+        files.read_json_member(archive, "metadata.json", label, required=False)
+        h5_data = files.read_member(archive, "model.weights.h5", label)
+    model = model_from_config(config, custom_objects, safe_mode, source=label)
+    with h5util.open_h5(h5_data, f"{label} (model.weights.h5)") as f:
+        plan = weights.read(model, f, f"{label} (model.weights.h5)")
+        weights.assign(plan)
+        if compile:
+            _compile_from_config(model, config.get("compile_config"), label, custom_objects)
+            optimizer_state.read(model, f, f"{label} (model.weights.h5)")
+    return model
+
+
+def _load_legacy_h5_model(filepath, label, custom_objects, compile, safe_mode):
+    with h5util.open_h5(filepath, label) as f:
+        config = legacy_h5.model_config(f, label)
+        model = model_from_config(config, custom_objects, safe_mode, source=label)
+        plan = legacy_h5.read(model, f, label)
+        weights.assign(plan)
+        if compile and "training_config" in f.attrs:
+            try:
+                raw = f.attrs["training_config"]
+                training = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            except (ValueError, UnicodeDecodeError) as e:
+                raise LoadError(f"{label}: invalid training_config: {e}") from e
+            if isinstance(training, dict):
+                training = dict(training)
+                training["optimizer"] = training.pop("optimizer_config", None)
+                _compile_from_config(model, training, label, custom_objects)
+    return model
+
+
+def _compile_from_config(model, compile_config, label, custom_objects):
+    if not compile_config:
+        return
+    if not hasattr(model, "compile_from_config") and not hasattr(model, "compile"):
+        return
+    with load_context(custom_objects, True, label):
+        cfg = deserialize_keras_object(compile_config)
+    if not isinstance(cfg, dict):
+        raise LoadError(f"{label}: invalid compile_config.")
+    if hasattr(model, "compile_from_config"):
+        model.compile_from_config(cfg)
+        return
+    known = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
+             "steps_per_execution", "jit_compile")
+    try:
+        model.compile(**{k: v for k, v in cfg.items() if k in known and v is not None})
+    except (TypeError, ValueError, NotImplementedError) as e:
+        warnings.warn(f"{label}: the model was loaded, but compiling it with its saved compile "
+                      f"config failed ({e}); call model.compile() yourself.", stacklevel=3)
+
+
+def load_weights(model, filepath, skip_mismatch=False, by_name=False):
+    """Load weights into `model` from a `.weights.h5` (Keras 3), `.h5` (Keras 2) or `.keras` file.
+
+    Args:
+        by_name: for Keras 2 `.h5` files, match layers by name instead of by order.
+        skip_mismatch: skip weights whose count or shape does not match instead of failing.
+
+    Nothing is assigned unless the whole file checks out (shapes, counts, formats).
+    """
+    filepath = _path_str(filepath)
+    label = files.label_of(filepath)
+    if not os.path.exists(filepath):
+        raise LoadError(f"No such file: {label}.")
+    if filepath.endswith(".keras"):
+        with files.open_zip(filepath) as archive:
+            data = files.read_member(archive, "model.weights.h5", label)
+        source, label = data, f"{label} (model.weights.h5)"
+    else:
+        source = filepath
+    with h5util.open_h5(source, label) as f:
+        if legacy_h5.is_legacy(f):
+            plan = legacy_h5.read(model, f, label, by_name=by_name, skip_mismatch=skip_mismatch)
+        else:
+            if by_name:
+                raise ValueError(
+                    f"by_name=True works with Keras 2 .h5 weight files only; {label} is in "
+                    "Keras 3's layout, where weights are matched by position."
+                )
+            plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
+    weights.assign(plan)

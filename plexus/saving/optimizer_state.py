@@ -1,0 +1,91 @@
+"""Optimizer state in Keras 3's layout: `optimizer/vars/0..n` (iterations, learning rate, then
+each slot variable), so training resumes where it stopped.
+
+An optimizer can take over with Keras's protocol: `save_own_variables(store)` fills a dict
+`{"0": array, ...}` and `load_own_variables(store)` reads one. Otherwise plexus writes
+`[iterations, learning_rate] + optimizer.variables` and reads the same back, building the
+optimizer for the model's trainable weights first when needed.
+"""
+import warnings
+
+import numpy as np
+import torch
+
+from plexus.saving import h5 as h5util
+from plexus.saving import limits
+from plexus.saving.errors import LoadError
+
+
+def _optimizer(model):
+    if not getattr(model, "compiled", False):
+        return None
+    return getattr(model, "optimizer", None)
+
+
+def _arrays(opt):
+    if hasattr(opt, "save_own_variables"):
+        store = {}
+        opt.save_own_variables(store)
+        return [np.asarray(store[k]) for k in sorted(store, key=int)]
+    out = [np.asarray(getattr(opt, "iterations", 0), dtype=np.int64)]
+    lr = getattr(opt, "_learning_rate", getattr(opt, "learning_rate", None))
+    if isinstance(lr, (int, float)):
+        out.append(np.asarray(lr, dtype=np.float32))
+    out += [v.detach().cpu().numpy() for v in getattr(opt, "variables", [])]
+    return out
+
+
+def write(model, f):
+    """Write the compiled model's optimizer state into the open h5py file `f`."""
+    opt = _optimizer(model)
+    if opt is None:
+        return
+    group = f.require_group("optimizer/vars")
+    group.attrs["name"] = str(getattr(opt, "name", type(opt).__name__.lower()))
+    for i, value in enumerate(_arrays(opt)):
+        group.create_dataset(str(i), data=value)
+
+
+def _read_all(group, label):
+    arrays = []
+    for i in range(len(group)):
+        ds = h5util.child(group, str(i), label, kind="dataset")
+        if ds is None:
+            raise LoadError(f"{label}: optimizer state is missing entry {i}.")
+        if len(ds.shape) > 8 or np.prod(ds.shape, dtype=np.int64) > limits.MAX_WEIGHT_ELEMENTS:
+            raise LoadError(f"{label}: optimizer entry {i} has an absurd shape {ds.shape}.")
+        arrays.append(h5util.read_dataset(ds, ds.shape, label, f"optimizer entry {i}"))
+    return arrays
+
+
+def read(model, f, label):
+    """Restore the optimizer state saved in `f` into the (compiled) model's optimizer."""
+    opt = _optimizer(model)
+    group = h5util.walk(f, "optimizer/vars", label, kind="group")
+    if opt is None or group is None:
+        return
+    arrays = _read_all(group, label)
+    if hasattr(opt, "load_own_variables"):
+        opt.load_own_variables({str(i): a for i, a in enumerate(arrays)})
+        return
+    if not getattr(opt, "built", True) and hasattr(opt, "build"):
+        opt.build([p for p in model.weights if p.requires_grad])
+    slots = list(getattr(opt, "variables", []))
+    lr = getattr(opt, "_learning_rate", None)
+    head = 2 if isinstance(lr, (int, float)) else 1
+    if len(arrays) != head + len(slots):
+        warnings.warn(
+            f"{label}: the saved optimizer state has {len(arrays)} entries but the optimizer "
+            f"{type(opt).__name__} has {head + len(slots)}; its state was not restored (training "
+            "resumes with fresh optimizer state).", stacklevel=3)
+        return
+    for i, (slot, value) in enumerate(zip(slots, arrays[head:])):
+        if tuple(slot.shape) != tuple(value.shape):
+            raise LoadError(f"{label}: optimizer entry {head + i} has shape {value.shape}; the "
+                            f"optimizer expects {tuple(slot.shape)}.")
+    with torch.no_grad():
+        for slot, value in zip(slots, arrays[head:]):
+            slot.copy_(torch.as_tensor(value, dtype=slot.dtype))
+    opt.iterations = int(arrays[0])
+    if head == 2:
+        opt.learning_rate = float(arrays[1])
