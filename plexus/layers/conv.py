@@ -134,6 +134,9 @@ class BaseConv(Layer):
 
     def call(self, inputs):
         channels_last = self.data_format == "channels_last"
+        dtype = getattr(self, self._weight_table[0].attr).dtype
+        if inputs.dtype != dtype:  # integer data, or float64 tensors
+            inputs = inputs.to(dtype)
         x = cu.to_channels_first(inputs) if channels_last else inputs
         x, padding = self._padded(x)
         y = self._convolve(x, padding)

@@ -210,3 +210,12 @@ def test_seed_conv1d_text_stack_params():
     model = Model(posts, h)
     out = model(np.random.randint(1, 500, size=(2, 40)))
     assert tuple(out.shape) == (2, 8)
+
+
+def test_conv_casts_integer_and_float64_inputs():
+    layer = layers.Conv1D(2, 2)
+    ints = np.arange(12, dtype="int64").reshape(1, 6, 2)
+    out = layer(torch.tensor(ints))
+    assert out.dtype == torch.float32
+    assert_close(out, layer(ints.astype("float32")))
+    assert layer(torch.tensor(ints, dtype=torch.float64)).dtype == torch.float32
