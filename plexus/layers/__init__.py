@@ -2,6 +2,7 @@
 from plexus.layers.layer import Layer
 from plexus.layers.input_layer import Input, InputLayer
 from plexus.layers.core import Activation, Dense, Dropout, Embedding, Flatten, Lambda, Reshape
+from plexus.layers.core import Identity
 from plexus.layers.merging import (
     Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
     maximum, minimum, multiply, subtract,
@@ -32,3 +33,7 @@ from plexus.layers.normalization import (
 from plexus.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from plexus.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from plexus.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
+from plexus.layers.regularization import (
+    ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+    SpatialDropout2D, SpatialDropout3D,
+)

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus import activations, constraints, initializers, regularizers
+from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.layer import Layer
 
@@ -346,3 +347,23 @@ class Lambda(Layer):
         config.update({"function": self.function, "output_shape": self._output_shape,
                        "arguments": self.arguments})
         return config
+
+
+class Identity(Layer):
+    """Returns its inputs unchanged (any structure of tensors); a placeholder in a graph.
+
+    Input shape: any. Output shape: same as the input.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        return tree.map_structure(lambda t: KerasTensor(t.shape, t.dtype), inputs)

@@ -1,5 +1,6 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
 import inspect
+import weakref
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
+_FORWARD_DEPTH = [0]  # nesting of running forward passes; 0 means none is running
+_LOSS_HOLDERS = weakref.WeakSet()  # layers holding activity / add_loss losses from a forward
 
 
 class Weight:
@@ -70,7 +73,8 @@ class Layer(nn.Module):
         return obj
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None,
-                 batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+                 batch_input_shape=None, batch_size=None, input_dim=None,
+                 activity_regularizer=None, **kwargs):
         kwargs.pop("autocast", None)
         if kwargs:
             raise TypeError(
@@ -90,6 +94,9 @@ class Layer(nn.Module):
         self.supports_masking = False
         self._inbound_nodes = []
         self._weight_table = []
+        self._losses = []
+        from plexus import regularizers  # noqa: avoid import cycle at load time
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.training = False
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -277,7 +284,65 @@ class Layer(nn.Module):
         return inputs
 
     def forward(self, *args, **kwargs):
-        return self.call(*args, **kwargs)
+        if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS:
+            self._clear_losses()  # an outermost call starts a fresh set of losses
+        _FORWARD_DEPTH[0] += 1
+        try:
+            outputs = self.call(*args, **kwargs)
+        finally:
+            _FORWARD_DEPTH[0] -= 1
+        if getattr(self, "activity_regularizer", None) is not None:
+            self._record_activity_loss(outputs)
+        return outputs
+
+    # ------------------------------------------------------------------ losses
+    def add_loss(self, loss):
+        """Record a scalar loss from inside `call`; it shows in `losses` until the next
+        outermost call of a model or layer containing this layer."""
+        for value in tree.flatten(loss):
+            self._losses.append(torch.as_tensor(value, dtype=torch.float32)
+                                if not isinstance(value, torch.Tensor) else value)
+        _LOSS_HOLDERS.add(self)
+
+    def _record_activity_loss(self, outputs):
+        """`activity_regularizer(output) / batch_size` for every output tensor."""
+        for out in tree.flatten(outputs):
+            if isinstance(out, torch.Tensor):
+                loss = torch.as_tensor(self.activity_regularizer(out), dtype=out.dtype,
+                                       device=out.device)
+                if out.ndim > 0:
+                    loss = loss / out.shape[0] if out.shape[0] else torch.zeros_like(loss)
+                self.add_loss(loss)
+
+    def _clear_losses(self):
+        for layer in self.modules():
+            if isinstance(layer, Layer) and layer.__dict__.get("_losses"):
+                layer._losses = []
+                _LOSS_HOLDERS.discard(layer)
+
+    @property
+    def losses(self):
+        """The current regularization losses, as scalar tensors to add to the training loss.
+
+        Activity penalties and `add_loss` values recorded by the last outermost call of this
+        layer (or of the model holding it), from this layer and every sublayer, then the weight
+        penalties (`kernel_regularizer=...`) of the trainable weights, computed from their
+        current values so that they carry gradients. A training step adds `sum(model.losses)`
+        to the loss after the forward pass.
+        """
+        out = []
+        for layer in self.modules():
+            if isinstance(layer, Layer):
+                out.extend(layer.__dict__.get("_losses", ()))
+        if not self.trainable:
+            return out
+        for layer, w in self._weight_entries():
+            param = getattr(layer, w.attr)
+            if w.regularizer is not None and param.requires_grad:
+                penalty = w.regularizer(w.to_keras(param))
+                out.append(penalty if isinstance(penalty, torch.Tensor) else
+                           torch.as_tensor(penalty, dtype=param.dtype, device=param.device))
+        return out
 
     def __call__(self, *args, **kwargs):
         if any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
