@@ -139,7 +139,11 @@ class BaseConv(Layer):
             inputs = inputs.to(dtype)
         x = cu.to_channels_first(inputs) if channels_last else inputs
         x, padding = self._padded(x)
-        y = self._convolve(x, padding)
+        try:
+            y = self._convolve(x, padding)
+        except RuntimeError as e:
+            self.compute_output_shape(tuple(inputs.shape))  # a clear ValueError if too small
+            raise e
         if channels_last:
             y = cu.to_channels_last(y)
         return self.activation(y)

@@ -65,11 +65,15 @@ class Pooling(Layer):
         if self.padding == "same":
             x, padding = cu.pad_same(x, self.pool_size, self.strides, (1,) * self.rank,
                                      mode="replicate")
-        if self.mode == "max":
-            y = _MAX[self.rank](x, self.pool_size, self.strides, padding)
-        else:
-            y = _AVG[self.rank](x, self.pool_size, self.strides, padding,
-                                count_include_pad=False)
+        try:
+            if self.mode == "max":
+                y = _MAX[self.rank](x, self.pool_size, self.strides, padding)
+            else:
+                y = _AVG[self.rank](x, self.pool_size, self.strides, padding,
+                                    count_include_pad=False)
+        except RuntimeError as e:
+            self.compute_output_shape(tuple(inputs.shape))  # a clear ValueError if too small
+            raise e
         return cu.to_channels_last(y) if last else y
 
     def get_config(self):

@@ -219,3 +219,14 @@ def test_conv_casts_integer_and_float64_inputs():
     assert out.dtype == torch.float32
     assert_close(out, layer(ints.astype("float32")))
     assert layer(torch.tensor(ints, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_too_short_sequence_at_run_time_raises_value_error():
+    from plexus import Model
+    inp = Input(shape=(None, 3))
+    out = layers.Conv1D(4, 5, name="late")(layers.MaxPooling1D(2, name="pool")(inp))
+    model = Model(inp, out)
+    with pytest.raises(ValueError, match=r"'late'.*\(1, 3, 3\).*kernel_size=\(5,\)"):
+        model(np.zeros((1, 6, 3), "float32"))
+    with pytest.raises(ValueError, match=r"'pool'.*\(1, 1, 3\)"):
+        model(np.zeros((1, 1, 3), "float32"))
