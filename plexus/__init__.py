@@ -10,5 +10,6 @@ from plexus.backend import clear_session
 from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, Layer
 from plexus.models import Model, Sequential
+from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
 
 __version__ = "0.1.0"

@@ -312,6 +312,100 @@ class Model(Layer):
     def build(self, input_shape):
         self.built = True
 
+    # ------------------------------------------------------------------ training
+    optimizer = None
+    loss = None
+    stop_training = False
+    history = None
+
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile=False, auto_scale_loss=True):
+        """Configure the model for training.
+
+        This deliberately shadows `torch.nn.Module.compile`: as in Keras, `compile` sets the
+        optimizer, losses and metrics. For torch's compiler use `torch.compile(model)`, or
+        `jit_compile=True` here to run the training step through it.
+
+        Args:
+            optimizer: a name (`"rmsprop"`, `"adam"`, ...) or a `plexus.optimizers` object.
+            loss: a name, a function `fn(y_true, y_pred)`, a `plexus.losses.Loss`, or for
+                several outputs a list (in output order) or a dict keyed by output name.
+            loss_weights: a list or dict of scalars weighting each output's loss.
+            metrics: a list of metrics for every output, a list of lists (one per output), or a
+                dict keyed by output name. `"accuracy"`/`"acc"` picks binary, categorical or
+                sparse accuracy from the shapes of targets and predictions.
+            weighted_metrics: metrics that also receive `sample_weight`.
+            jit_compile: run forward and loss through `torch.compile`.
+        """
+        from plexus.training import trainer
+        trainer.compile(self, optimizer, loss, loss_weights, metrics, weighted_metrics,
+                        run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
+        self._compile_config = {
+            "optimizer": self.optimizer, "loss": loss, "loss_weights": loss_weights,
+            "metrics": metrics, "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile}
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train the model for `epochs` passes over the data; returns a `History`.
+
+        `x`: an array, a list of arrays (one per input) or a dict keyed by input name; or a
+        generator / `torch.utils.data.DataLoader` yielding `(x, y)` or `(x, y, sample_weight)`.
+        `y`: likewise, one per output. Training runs on the device of the model's parameters.
+        `batch_size` defaults to 32; `verbose` is `"auto"` (1), 0, 1 (bar) or 2 (one line per
+        epoch).
+        """
+        from plexus.training import trainer
+        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                           validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                           steps_per_epoch, validation_steps, validation_batch_size,
+                           validation_freq)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """The loss and metrics on the data: a scalar (loss only), a list (loss, each output's
+        loss, then the metrics), or a dict with `return_dict=True`."""
+        from plexus.training import trainer
+        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps,
+                                callbacks, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Predictions as NumPy arrays (a list or dict of them for several outputs)."""
+        from plexus.training import trainer
+        return trainer.predict(self, x, batch_size, verbose, steps, callbacks)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One training step on exactly this batch; returns its loss (and metrics)."""
+        from plexus.training import trainer
+        return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """The loss (and metrics) on exactly this batch, without training."""
+        from plexus.training import trainer
+        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
+
+    def predict_on_batch(self, x):
+        """Predictions for exactly this batch, as NumPy arrays."""
+        from plexus.training import trainer
+        return trainer.predict_on_batch(self, x)
+
+    @property
+    def metrics_names(self):
+        """Names of the values `evaluate` reports: `loss`, each output's loss, the metrics."""
+        from plexus.training import trainer
+        return trainer.metrics_names(self)
+
+    @property
+    def metrics(self):
+        """The metric objects tracked during training (the loss trackers first)."""
+        st = self.__dict__.get("_compile_state")
+        return [] if st is None else [m for _, m in st.all_metrics()]
+
     # ------------------------------------------------------------------ display
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):

@@ -1,0 +1,5 @@
+"""Optimizers: `plexus.optimizers.Adam(learning_rate=1e-3)`, ... and `schedules`."""
+from plexus.optimizers import schedules  # noqa: F401
+from plexus.training.optimizers import (  # noqa: F401
+    SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, Optimizer, RMSprop, deserialize, get,
+    serialize)

@@ -1,0 +1,222 @@
+"""What `compile` sets up: the per-output losses and weights, the metrics, and their names.
+
+History keys follow Keras: `loss`; for a model with several outputs also `<output>_loss` (the
+unweighted loss of each output) and `<output>_<metric>`; for one output `<metric>`.
+"""
+import copy
+
+import torch
+
+from plexus.training import losses as L
+from plexus.training import metrics as M
+
+
+def _per_output(value, names, what, single_ok=True):
+    """Spread `value` (one thing, a list, or a dict by output name) over the outputs."""
+    n = len(names)
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(
+                f"`{what}` names {', '.join(repr(k) for k in unknown)}, which are not outputs "
+                f"of the model. Its outputs are {names}."
+            )
+        return [value.get(k) for k in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(
+                f"`{what}` is a list of {len(value)}, but the model has {n} output(s) "
+                f"({', '.join(names)}). Give one entry per output, or a dict keyed by output "
+                "name."
+            )
+        return list(value)
+    return [value] * n if single_ok else [value] + [None] * (n - 1)
+
+
+def _resolve_loss(identifier):
+    loss = L.get(identifier)
+    if loss is None or isinstance(loss, L.Loss):
+        return loss
+    name = identifier if isinstance(identifier, str) else getattr(loss, "__name__", "loss")
+    return L.LossFunctionWrapper(loss, name=name)
+
+
+class CompiledLoss:
+    """Per-output losses and weights; returns the weighted total and each unweighted loss."""
+
+    def __init__(self, loss, loss_weights, names):
+        self.names = names
+        if isinstance(loss, (list, tuple)) and len(names) == 1 and len(loss) == 1:
+            loss = loss[0]
+        raw = _per_output(loss, names, "loss")
+        if isinstance(loss, (list, tuple, dict)) or len(names) == 1:
+            self.losses = [_resolve_loss(v) for v in raw]
+        else:  # one loss for every output: separate objects, same settings
+            first = _resolve_loss(loss)
+            self.losses = [first] + [copy.deepcopy(first) for _ in names[1:]]
+        if all(v is None for v in self.losses):
+            raise ValueError("compile() needs a loss for at least one output.")
+        if loss_weights is None:
+            self.weights = [None] * len(names)
+        else:
+            self.weights = [None if w is None else float(w)
+                            for w in _per_output(loss_weights, names, "loss_weights")]
+        self.track_each = len(names) > 1
+        self.trackers = [M.Mean(name=f"{n}_loss") if (self.track_each and l is not None)
+                         else None for n, l in zip(names, self.losses)]
+
+    def __call__(self, ys, preds, sample_weight):
+        total, values = None, []
+        for i, (loss, w) in enumerate(zip(self.losses, self.weights)):
+            if loss is None:
+                values.append(None)
+                continue
+            sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
+            v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
+                L.reduce_weighted(loss(ys[i], preds[i]), sw)
+            values.append(v)
+            v = v if w is None else v * w
+            total = v if total is None else total + v
+        return total, values
+
+    def update(self, values, batch_size):
+        for tracker, v in zip(self.trackers, values):
+            if tracker is not None:
+                tracker.update_state(v.detach(), sample_weight=batch_size)
+
+
+def _binary_or_sparse(y_true, y_pred):
+    is_binary = y_pred.shape[-1] == 1 if y_pred.dim() else True
+    is_sparse = y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1)
+    return is_binary, is_sparse
+
+
+def _make_metric(identifier, y_true, y_pred):
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        is_binary, is_sparse = _binary_or_sparse(y_true, y_pred)
+        cls = (M.BinaryAccuracy if is_binary else M.SparseCategoricalAccuracy if is_sparse
+               else M.CategoricalAccuracy)
+        return cls(name=identifier)
+    metric = M.get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier
+    return metric
+
+
+def _check_metric_name(identifier):
+    """Fail at compile time (not at the first batch) on an unknown metric name."""
+    if isinstance(identifier, str) and identifier.lower() not in ("accuracy", "acc"):
+        M.get(identifier)
+
+
+class CompiledMetrics:
+    """The compiled metrics of every output, made on the first batch (when 'accuracy' can be
+    resolved from the shapes of targets and predictions)."""
+
+    def __init__(self, metrics, weighted_metrics, names):
+        self.names = names
+        self.specs = [self._specs(metrics, names, "metrics"),
+                      self._specs(weighted_metrics, names, "weighted_metrics")]
+        for spec in self.specs:
+            for per_out in spec:
+                for m in per_out:
+                    _check_metric_name(m)
+        self.built = False
+        self.metrics = [[], []]  # (output index, metric) pairs: unweighted, weighted
+
+    @staticmethod
+    def _specs(metrics, names, what):
+        n = len(names)
+        if metrics is None:
+            return [[] for _ in names]
+        if isinstance(metrics, dict):
+            per = _per_output(metrics, names, what)
+            return [[] if v is None else list(v) if isinstance(v, (list, tuple)) else [v]
+                    for v in per]
+        if not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        if n > 1 and len(metrics) == n and all(isinstance(m, (list, tuple)) or m is None
+                                               for m in metrics):
+            return [[] if m is None else list(m) for m in metrics]
+        if any(isinstance(m, (list, tuple)) for m in metrics):
+            raise ValueError(
+                f"`{what}` mixes lists and single metrics. Pass one list of metrics for every "
+                f"output, a list of {n} lists (one per output), or a dict keyed by output name."
+            )
+        return [list(metrics) for _ in names]
+
+    def build(self, ys, preds):
+        seen = set()
+        for kind, spec in enumerate(self.specs):
+            for i, per_out in enumerate(spec):
+                for ident in per_out:
+                    m = _make_metric(ident, ys[i], preds[i])
+                    if id(m) in seen:  # one object given for several outputs
+                        m = copy.deepcopy(m)
+                    seen.add(id(m))
+                    self.metrics[kind].append((i, m))
+        self.built = True
+
+    def update(self, ys, preds, sample_weight):
+        if not self.built:
+            self.build(ys, preds)
+        for i, m in self.metrics[0]:
+            m.update_state(ys[i], preds[i].detach())
+        for i, m in self.metrics[1]:
+            sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
+            m.update_state(ys[i], preds[i].detach(), sw)
+
+    def named(self):
+        multi = len(self.names) > 1
+        out = []
+        for kind in (0, 1):
+            for i, m in self.metrics[kind]:
+                name = f"{self.names[i]}_{m.name}" if multi else m.name
+                out.append((name, m))
+        return out
+
+
+class CompileState:
+    """Everything `compile` configured, plus the trackers of the running losses."""
+
+    def __init__(self, optimizer, loss, loss_weights, metrics, weighted_metrics, names,
+                 jit_compile):
+        self.optimizer = optimizer
+        self.loss = CompiledLoss(loss, loss_weights, names)
+        self.metrics = CompiledMetrics(metrics, weighted_metrics, names)
+        self.loss_tracker = M.Mean(name="loss")
+        self.jit_compile = jit_compile
+        self.names = names
+        self.cache = {}
+
+    def all_metrics(self):
+        """(name, metric) pairs in Keras's order: loss, output losses, compiled metrics."""
+        out = [("loss", self.loss_tracker)]
+        out += [(t.name, t) for t in self.loss.trackers if t is not None]
+        out += self.metrics.named()
+        return out
+
+    def reset(self):
+        for _, m in self.all_metrics():
+            m.reset_state()
+
+    def result_tensors(self):
+        return {name: m.result() for name, m in self.all_metrics()}
+
+    def results(self):
+        """Current metric values as Python floats, keys sorted (one device sync)."""
+        tensors = self.result_tensors()
+        names = sorted(tensors)
+        if not names:
+            return {}
+        vals = [tensors[k].detach().float().reshape(-1)[:1] for k in names]
+        dev = vals[0].device
+        flat = torch.cat([v.to(dev) if v.numel() else torch.zeros(1, device=dev)
+                          for v in vals]).cpu().tolist()
+        return dict(zip(names, flat))
+
+    def ordered_names(self, logs):
+        """Keras's evaluate order: loss, each output's loss, then the rest sorted."""
+        first = ["loss"] + [t.name for t in self.loss.trackers if t is not None]
+        first = [k for k in first if k in logs]
+        return first + sorted(k for k in logs if k not in first)

@@ -1,0 +1,477 @@
+"""Optimizers with Keras's names, defaults and update rules, on torch's multi-tensor (`foreach`)
+kernels, the ones `torch.optim` uses. (`torch.optim`'s own classes differ from Keras in where
+epsilon goes for Adam, RMSprop, Adagrad and Adamax, and in Nadam's momentum schedule, and keep a
+step count per tensor; writing the rules out keeps Keras's numbers and one `iterations` count.)
+
+Every optimizer takes the Keras keyword arguments: `learning_rate` (a float or a
+schedule), `weight_decay` (decoupled: `w -= w * weight_decay * lr` before the update),
+`clipnorm` (per-gradient norm), `clipvalue`, `global_clipnorm`. Gradients are clipped, weights
+decayed, the update applied, then `iterations` counts one more step.
+"""
+import math
+
+import torch
+
+from plexus.training import schedules as S
+from plexus.training.losses import unknown_name_error
+
+
+def _resolve_lr(lr):
+    if isinstance(lr, (S.LearningRateSchedule,)) or callable(lr):
+        return lr
+    if isinstance(lr, torch.Tensor):
+        lr = lr.item()
+    if not isinstance(lr, (int, float)):
+        raise TypeError(f"learning_rate must be a number or a schedule; received {lr!r}.")
+    return float(lr)
+
+
+class Optimizer:
+    """Base class of the optimizers. Subclasses define `_build_slots` and `_update`.
+
+    Args:
+        learning_rate: a float or a `plexus.optimizers.schedules.LearningRateSchedule`.
+        weight_decay: if set, decay weights by `weight_decay * lr` before each update.
+        clipnorm: clip each gradient to this L2 norm.
+        clipvalue: clip each gradient element to `[-clipvalue, clipvalue]`.
+        global_clipnorm: clip all gradients together to this global L2 norm.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        kwargs.pop("decay", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{', '.join(sorted(kwargs))}.")
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError("Pass at most one of `clipnorm` and `global_clipnorm`.")
+        if use_ema:
+            raise NotImplementedError("use_ema is not supported by plexus optimizers yet.")
+        self.name = name or type(self).__name__.lower()
+        self._learning_rate = _resolve_lr(learning_rate)
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.iterations = 0
+        self.built = False
+        self._vars = []
+
+    # ------------------------------------------------------------------ learning rate
+    @property
+    def learning_rate(self):
+        """The rate the next update uses (a schedule is evaluated at `iterations`)."""
+        lr = self._learning_rate
+        return float(lr(self.iterations)) if callable(lr) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _resolve_lr(value)
+
+    lr = learning_rate
+
+    # ------------------------------------------------------------------ building
+    def build(self, var_list):
+        """Create the optimizer's state (moments, accumulators) for `var_list`."""
+        self._vars = list(var_list)
+        self._build_slots(self._vars)
+        self.built = True
+
+    def _build_slots(self, params):
+        pass
+
+    def _zeros(self, params, fill=0.0):
+        return [torch.full_like(p, fill, memory_format=torch.preserve_format).detach()
+                for p in params]
+
+    # ------------------------------------------------------------------ applying
+    def apply_gradients(self, grads_and_vars):
+        """Apply `[(gradient, variable), ...]`; returns the iteration count."""
+        pairs = list(grads_and_vars)
+        return self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def apply(self, grads, trainable_variables=None):
+        """Apply `grads` to `trainable_variables` (default: the variables it was built for)."""
+        if trainable_variables is not None and not self.built:
+            self.build(trainable_variables)
+        params = self._vars if trainable_variables is None else list(trainable_variables)
+        if len(params) != len(self._vars) or any(a is not b for a, b in zip(params, self._vars)):
+            raise ValueError(
+                f"Optimizer {self.name!r} was built for {len(self._vars)} variables and is asked "
+                "to update others. Use one optimizer per model (or a new one)."
+            )
+        for p, g in zip(params, grads):
+            p.grad = g
+        self.step()
+        return self.iterations
+
+    @torch.no_grad()
+    def step(self):
+        """One update of the built variables from their `.grad` (clip, decay, update)."""
+        pairs = [(i, p) for i, p in enumerate(self._vars) if p.grad is not None]
+        if not pairs:
+            return
+        idx = [i for i, _ in pairs]
+        params = [p for _, p in pairs]
+        grads = [p.grad for p in params]
+        self._clip(grads)
+        lr = self.learning_rate
+        if self.weight_decay:
+            torch._foreach_mul_(params, 1.0 - self.weight_decay * lr)
+        self._update(idx, params, grads, lr)
+        self.iterations += 1
+
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            torch._foreach_clamp_min_(grads, -self.clipvalue)
+            torch._foreach_clamp_max_(grads, self.clipvalue)
+        if self.clipnorm is not None:
+            norms = torch._foreach_norm(grads)
+            scales = [self.clipnorm / torch.clamp(n, min=self.clipnorm) for n in norms]
+            torch._foreach_mul_(grads, scales)
+        if self.global_clipnorm is not None:
+            total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_mul_(grads, self.global_clipnorm /
+                                torch.clamp(total, min=self.global_clipnorm))
+
+    def _update(self, idx, params, grads, lr):
+        raise NotImplementedError
+
+    def _slots(self, name, idx):
+        slots = getattr(self, name)
+        return [slots[i] for i in idx]
+
+    # ------------------------------------------------------------------ state and config
+    @property
+    def variables(self):
+        """The optimizer's state tensors in a fixed order (for saving and inspection)."""
+        return [t for name in self._slot_names() for t in getattr(self, name, [])]
+
+    def _slot_names(self):
+        return ()
+
+    def get_config(self):
+        lr = self._learning_rate
+        if isinstance(lr, S.LearningRateSchedule):
+            lr = S.serialize(lr)
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
+                "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = S.deserialize(config["learning_rate"], custom_objects)
+        for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                  "gradient_accumulation_steps", "is_legacy_optimizer"):
+            config.pop(k, None)
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} learning_rate={self._learning_rate}>"
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional momentum: `m = momentum * m - lr * g; w += m`
+    (Nesterov: `w += momentum * m - lr * g`)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1]; received {momentum}.")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def _build_slots(self, params):
+        self.momentums = self._zeros(params) if self.momentum else []
+
+    def _slot_names(self):
+        return ("momentums",)
+
+    def _update(self, idx, params, grads, lr):
+        if not self.momentum:
+            torch._foreach_add_(params, grads, alpha=-lr)
+            return
+        bufs = self._slots("momentums", idx)
+        torch._foreach_mul_(bufs, self.momentum)
+        torch._foreach_add_(bufs, grads, alpha=-lr)
+        if self.nesterov:
+            torch._foreach_add_(params, grads, alpha=-lr)
+            torch._foreach_add_(params, bufs, alpha=self.momentum)
+        else:
+            torch._foreach_add_(params, bufs)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """`v = rho * v + (1 - rho) * g**2; w -= lr * g / sqrt(v + epsilon)` (epsilon inside the
+    root), optionally centered and with momentum."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def _build_slots(self, params):
+        self.velocities = self._zeros(params)
+        self.momentums = self._zeros(params) if self.momentum > 0 else []
+        self.average_gradients = self._zeros(params) if self.centered else []
+
+    def _slot_names(self):
+        return ("velocities", "momentums", "average_gradients")
+
+    def _update(self, idx, params, grads, lr):
+        rho = self.rho
+        vel = self._slots("velocities", idx)
+        torch._foreach_mul_(vel, rho)
+        torch._foreach_addcmul_(vel, grads, grads, value=1 - rho)
+        denom = torch._foreach_add(vel, self.epsilon)
+        if self.centered:
+            avg = self._slots("average_gradients", idx)
+            torch._foreach_mul_(avg, rho)
+            torch._foreach_add_(avg, grads, alpha=1 - rho)
+            torch._foreach_addcmul_(denom, avg, avg, value=-1)
+        torch._foreach_sqrt_(denom)
+        if self.momentum > 0:
+            mom = self._slots("momentums", idx)
+            torch._foreach_mul_(mom, self.momentum)
+            torch._foreach_addcdiv_(mom, grads, denom, value=lr)
+            torch._foreach_sub_(params, mom)
+        else:
+            torch._foreach_addcdiv_(params, grads, denom, value=-lr)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class _Adam(Optimizer):
+    """Adam's update on torch's multi-tensor kernels.
+
+    Keras adds epsilon to `sqrt(v)` and folds both bias corrections into the step size;
+    `torch.optim.Adam` adds epsilon after correcting `v`, so the rule is written out here.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+
+    def _build_slots(self, params):
+        self.momentums, self.velocities = self._zeros(params), self._zeros(params)
+        self.velocity_hats = self._zeros(params) if self.amsgrad else []
+
+    def _slot_names(self):
+        return ("momentums", "velocities", "velocity_hats")
+
+    def _update(self, idx, params, grads, lr):
+        b1, b2 = self.beta_1, self.beta_2
+        t = self.iterations + 1
+        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        m, v = self._slots("momentums", idx), self._slots("velocities", idx)
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        if self.amsgrad:
+            v_hat = self._slots("velocity_hats", idx)
+            torch._foreach_maximum_(v_hat, v)
+            v = v_hat
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, self.epsilon)
+        torch._foreach_addcdiv_(params, m, denom, value=-alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class Adam(_Adam):
+    """Adam: moment estimates `m`, `v`; `w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m /
+    (sqrt(v) + epsilon)`. Defaults: learning_rate 0.001, beta_1 0.9, beta_2 0.999,
+    epsilon 1e-7."""
+
+
+class AdamW(_Adam):
+    """Adam with decoupled weight decay (`weight_decay=0.004` by default)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW needs a weight_decay (a float); received None.")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
+
+
+class Adagrad(Optimizer):
+    """`acc += g**2; w -= lr * g / sqrt(acc + epsilon)`, `acc` starting at
+    `initial_accumulator_value` (0.1)."""
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _build_slots(self, params):
+        self.accumulators = self._zeros(params, self.initial_accumulator_value)
+
+    def _slot_names(self):
+        return ("accumulators",)
+
+    def _update(self, idx, params, grads, lr):
+        acc = self._slots("accumulators", idx)
+        torch._foreach_addcmul_(acc, grads, grads)
+        denom = torch._foreach_add(acc, self.epsilon)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_addcdiv_(params, grads, denom, value=-lr)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class Adadelta(Optimizer):
+    """Adadelta: `v = rho * v + (1 - rho) * g**2`; `d = -sqrt(u + eps) / sqrt(v + eps) * g`;
+    `u = rho * u + (1 - rho) * d**2`; `w += lr * d` (rho 0.95, epsilon 1e-7, lr 0.001)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def _build_slots(self, params):
+        self.accumulated_grads = self._zeros(params)
+        self.accumulated_delta_vars = self._zeros(params)
+
+    def _slot_names(self):
+        return ("accumulated_grads", "accumulated_delta_vars")
+
+    def _update(self, idx, params, grads, lr):
+        rho = self.rho
+        acc_g = self._slots("accumulated_grads", idx)
+        acc_d = self._slots("accumulated_delta_vars", idx)
+        torch._foreach_mul_(acc_g, rho)
+        torch._foreach_addcmul_(acc_g, grads, grads, value=1 - rho)
+        num = torch._foreach_add(acc_d, self.epsilon)
+        torch._foreach_sqrt_(num)
+        den = torch._foreach_add(acc_g, self.epsilon)
+        torch._foreach_sqrt_(den)
+        delta = torch._foreach_div(num, den)
+        torch._foreach_mul_(delta, grads)
+        torch._foreach_mul_(acc_d, rho)
+        torch._foreach_addcmul_(acc_d, delta, delta, value=1 - rho)
+        torch._foreach_add_(params, delta, alpha=-lr)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adam on the infinity norm: `u = max(beta_2 * u, |g|)`;
+    `w -= lr * m / ((1 - beta_1**t) * (u + epsilon))`."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _build_slots(self, params):
+        self.m, self.u = self._zeros(params), self._zeros(params)
+
+    def _slot_names(self):
+        return ("m", "u")
+
+    def _update(self, idx, params, grads, lr):
+        m, u = self._slots("m", idx), self._slots("u", idx)
+        t = self.iterations + 1
+        torch._foreach_mul_(m, self.beta_1)
+        torch._foreach_add_(m, grads, alpha=1 - self.beta_1)
+        torch._foreach_mul_(u, self.beta_2)
+        torch._foreach_maximum_(u, torch._foreach_abs(grads))
+        denom = torch._foreach_add(u, self.epsilon)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr / (1 - self.beta_1 ** t))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat), with Keras's momentum schedule
+    `u_t = beta_1 * (1 - 0.5 * 0.96 ** t)`."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._u_product = 1.0
+
+    def _build_slots(self, params):
+        self.momentums, self.velocities = self._zeros(params), self._zeros(params)
+
+    def _slot_names(self):
+        return ("momentums", "velocities")
+
+    def _update(self, idx, params, grads, lr):
+        b1, b2 = self.beta_1, self.beta_2
+        t = self.iterations + 1
+        u_t = b1 * (1.0 - 0.5 * 0.96 ** t)
+        u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        self._u_product *= u_t
+        u_prod, u_prod1 = self._u_product, self._u_product * u_t1
+        m, v = self._slots("momentums", idx), self._slots("velocities", idx)
+        torch._foreach_mul_(m, b1)
+        torch._foreach_add_(m, grads, alpha=1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        m_hat = torch._foreach_mul(m, u_t1 / (1 - u_prod1))
+        torch._foreach_add_(m_hat, grads, alpha=(1 - u_t) / (1 - u_prod))
+        denom = torch._foreach_mul(v, 1.0 / (1 - b2 ** t))
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, self.epsilon)
+        torch._foreach_addcdiv_(params, m_hat, denom, value=-lr)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+BY_NAME = {c.__name__.lower(): c for c in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta,
+                                           Adamax, Nadam)}
+BY_NAME.update({c.__name__: c for c in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax,
+                                        Nadam)})
+
+
+def get(identifier):
+    """An optimizer from a name (`"adam"`), a config dict, a class or an optimizer."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = BY_NAME.get(identifier) or BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise unknown_name_error("optimizer", identifier, [k for k in BY_NAME if k.islower()])
+        return cls()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = BY_NAME.get(identifier["class_name"])
+        if cls is None:
+            raise unknown_name_error("optimizer", identifier["class_name"], BY_NAME)
+        return cls.from_config(identifier.get("config", {}))
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, torch.optim.Optimizer):
+        raise TypeError(
+            "compile() takes a plexus optimizer (plexus.optimizers.Adam(...)) or a name; a "
+            "torch.optim optimizer cannot be used here. Its Keras-named twin is in "
+            "plexus.optimizers."
+        )
+    raise TypeError(f"Cannot interpret {identifier!r} as an optimizer: pass a name such as "
+                    "'adam' or a plexus.optimizers.Optimizer.")
+
+
+def serialize(optimizer):
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    cls = (custom_objects or {}).get(config["class_name"]) or BY_NAME.get(config["class_name"])
+    if cls is None:
+        raise unknown_name_error("optimizer", config["class_name"], BY_NAME)
+    return cls.from_config(config.get("config", {}), custom_objects)

@@ -1,0 +1,93 @@
+"""Every optimizer (and clipping, weight decay, schedules) trains one epoch exactly as Keras."""
+import keras
+import numpy as np
+import pytest
+
+import plexus
+from tests.parity.training_helpers import assert_weights_close, data, mlp_pair
+
+CASES = [
+    ("SGD", {}),
+    ("SGD", {"momentum": 0.9}),
+    ("SGD", {"momentum": 0.9, "nesterov": True}),
+    ("RMSprop", {}),
+    ("RMSprop", {"momentum": 0.5, "centered": True}),
+    ("Adam", {}),
+    ("Adam", {"amsgrad": True, "beta_1": 0.8}),
+    ("AdamW", {}),
+    ("AdamW", {"weight_decay": 0.1, "learning_rate": 0.01}),
+    ("Adagrad", {}),
+    ("Adadelta", {"learning_rate": 1.0}),
+    ("Adamax", {}),
+    ("Nadam", {}),
+    ("SGD", {"clipnorm": 0.1, "learning_rate": 0.1}),
+    ("Adam", {"clipvalue": 0.01}),
+    ("RMSprop", {"global_clipnorm": 0.05}),
+    ("SGD", {"weight_decay": 0.05, "momentum": 0.5}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{'-'.join(k)}" for n, k in CASES])
+def test_optimizer_epoch_matches_keras(name, kwargs):
+    pm, km = mlp_pair()
+    x, y = data()
+    pm.compile(optimizer=getattr(plexus.optimizers, name)(**kwargs), loss="mse")
+    km.compile(optimizer=getattr(keras.optimizers, name)(**kwargs), loss="mse")
+    hp = pm.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    hk = km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert_weights_close(pm, km)
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-5)
+    assert pm.optimizer.iterations == int(km.optimizer.iterations.numpy()) == 6
+
+
+SCHEDULES = [
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=2, decay_rate=0.5)),
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=2, decay_rate=0.5,
+                              staircase=True)),
+    ("PiecewiseConstantDecay", dict(boundaries=[1, 3], values=[0.1, 0.05, 0.01])),
+    ("CosineDecay", dict(initial_learning_rate=0.1, decay_steps=4, alpha=0.1)),
+    ("CosineDecay", dict(initial_learning_rate=0.0, decay_steps=3, warmup_target=0.1,
+                         warmup_steps=2)),
+    ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES, ids=[s[0] for s in SCHEDULES])
+def test_schedule_matches_keras(name, kwargs):
+    ps = getattr(plexus.optimizers.schedules, name)(**kwargs)
+    ks = getattr(keras.optimizers.schedules, name)(**kwargs)
+    for step in range(7):
+        np.testing.assert_allclose(ps(step), float(ks(step)), rtol=1e-6, atol=1e-9)
+    pm, km = mlp_pair()
+    x, y = data()
+    pm.compile(optimizer=plexus.optimizers.SGD(ps, momentum=0.5), loss="mse")
+    km.compile(optimizer=keras.optimizers.SGD(ks, momentum=0.5), loss="mse")
+    pm.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert_weights_close(pm, km)
+
+
+def test_optimizer_names_and_defaults():
+    for name in ("sgd", "rmsprop", "adam", "adamw", "adagrad", "adadelta", "adamax", "nadam"):
+        p, k = plexus.optimizers.get(name), keras.optimizers.get(name)
+        assert type(p).__name__ == type(k).__name__
+        pc, kc = p.get_config(), k.get_config()
+        for key, value in pc.items():
+            if key in kc and key != "name":
+                assert kc[key] == pytest.approx(value), (name, key)
+
+
+def test_unknown_optimizer_lists_close_matches():
+    pm, _ = mlp_pair()
+    with pytest.raises(ValueError, match="adam"):
+        pm.compile(optimizer="adamm", loss="mse")
+
+
+def test_constraint_applied_after_each_step():
+    i = plexus.Input(shape=(4,))
+    o = plexus.layers.Dense(3, kernel_constraint=plexus.constraints.NonNeg())(i)
+    m = plexus.Model(i, o)
+    m.compile(optimizer=plexus.optimizers.SGD(1.0), loss="mse")
+    x, y = data(out_units=3)
+    m.fit(x, -10 * np.abs(y), batch_size=4, epochs=1, verbose=0)
+    assert (m.get_weights()[0] >= 0).all()
