@@ -132,3 +132,15 @@ def test_configs_round_trip():
                   layers.UpSampling1D(3), layers.Cropping1D((0, 2))):
         config = layer.get_config()
         assert type(layer).from_config(config).get_config() == config
+
+
+def test_masking_makes_lstm_skip_masked_steps_like_keras():
+    x = np.random.randn(2, 5, 3).astype("float32")
+    x[0, 3:] = 0.0  # right padding
+    x[1, 1] = 0.0  # a masked step in the middle
+    inp = Input(shape=(None, 3))
+    model = Model(inp, layers.LSTM(4)(layers.Masking()(inp)))
+    k_inp = keras.Input(shape=(None, 3))
+    k_model = keras.Model(k_inp, keras.layers.LSTM(4)(keras.layers.Masking()(k_inp)))
+    k_model.set_weights(model.get_weights())
+    assert_close(model(x), k_model(x))
