@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus import constraints, initializers, regularizers
+from plexus.graph.tensor import torch_dtype
 from plexus.layers.core import _ser
 from plexus.layers.layer import Layer
 
@@ -40,8 +41,13 @@ def _known_dims(layer, axes, input_shape):
     return dims
 
 
-def _as_float(x):
-    return x if x.is_floating_point() else x.float()
+def _as_float(layer, x):
+    """The input in the layer's weight dtype (float32 by default): integer and half-precision
+    inputs are promoted so that statistics are computed accurately."""
+    dtype = torch_dtype(layer.dtype)
+    if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 def _broadcast(v, rank, axes):
@@ -137,7 +143,7 @@ class BatchNormalization(Layer):
         self.built = True
 
     def call(self, inputs, training=None, mask=None):
-        x = _as_float(inputs)
+        x = _as_float(self, inputs)
         (axis,) = _check_axes(self, [self.axis], x.shape)
         if mask is not None and mask.ndim != x.ndim - 1:
             raise ValueError(
@@ -280,7 +286,7 @@ class LayerNormalization(Layer):
         self.built = True
 
     def call(self, inputs):
-        x = _as_float(inputs)
+        x = _as_float(self, inputs)
         axes = sorted(_check_axes(self, self._axes(), x.shape))
         trailing = axes == list(range(x.ndim - len(axes), x.ndim))
         if self.rms_scaling:
@@ -369,7 +375,7 @@ class GroupNormalization(Layer):
         self.built = True
 
     def call(self, inputs):
-        x = _as_float(inputs)
+        x = _as_float(self, inputs)
         (axis,) = _check_axes(self, [self.axis], x.shape)
         xt = x.movedim(axis, 1) if axis != 1 else x
         out = F.group_norm(xt, self.groups, self.gamma, self.beta, self.epsilon)
@@ -411,7 +417,7 @@ class UnitNormalization(Layer):
         self.supports_masking = True
 
     def call(self, inputs):
-        x = _as_float(inputs)
+        x = _as_float(self, inputs)
         axes = _check_axes(self, self.axis if isinstance(self.axis, list) else [self.axis],
                            x.shape)
         square_sum = torch.sum(torch.square(x), dim=axes, keepdim=True)

@@ -220,3 +220,15 @@ def test_groupnorm_rejects_bad_groups_and_bn_rejects_renorm():
         layers.GroupNormalization(groups=0)
     with pytest.raises(ValueError, match="renorm"):
         layers.BatchNormalization(renorm=True)
+
+
+@pytest.mark.parametrize("cls,kwargs", [("BatchNormalization", {}), ("LayerNormalization", {}),
+                                        ("GroupNormalization", {"groups": 3}),
+                                        ("UnitNormalization", {})])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float64, torch.float16])
+def test_normalization_promotes_inputs_to_weight_dtype(cls, kwargs, dtype):
+    x = (torch.arange(12).reshape(4, 3) % 5).to(dtype)
+    p, k = getattr(layers, cls)(**kwargs), getattr(keras.layers, cls)(**kwargs)
+    out = p(x)
+    assert out.dtype == torch.float32
+    assert_close(out, k(x.float().numpy()), atol=1e-5)
