@@ -103,6 +103,8 @@ def attr_strings(obj, key, label):
     except (OSError, ValueError, TypeError) as e:
         raise LoadError(f"{label}: cannot read attribute {key!r}: {e}") from e
     value = np.atleast_1d(np.asarray(value))
+    if value.size == 0:
+        return []
     if value.dtype.kind not in "SUO":
         raise LoadError(f"{label}: attribute {key!r} must hold strings.")
     out = []

@@ -28,6 +28,7 @@ _BUILTIN_SOURCES = {
     "losses": ["plexus.losses", "plexus.training.losses"],
     "metrics": ["plexus.metrics", "plexus.training.metrics"],
     "optimizers": ["plexus.optimizers", "plexus.training.optimizers"],
+    "ops": [],  # filled from plexus.saving.keras_ops
 }
 _FUNCTIONS_ALLOWED = {"activations", "losses", "metrics"}
 # `"module"` hints from Keras and plexus files, mapped to the table to search first.
@@ -35,7 +36,7 @@ _MODULE_HINTS = {
     "layers": "layers", "models": "models", "initializers": "initializers",
     "regularizers": "regularizers", "constraints": "constraints", "activations": "activations",
     "losses": "losses", "metrics": "metrics", "optimizers": "optimizers", "functional": "models",
-    "sequential": "models",
+    "sequential": "models", "ops": "ops",
 }
 _SEARCH_ORDER = ["layers", "models", "initializers", "regularizers", "constraints",
                  "activations", "losses", "metrics", "optimizers"]
@@ -73,6 +74,9 @@ def _collect(category):
     if category == "layers":
         from plexus.layers.layer import Layer
         table = {k: v for k, v in table.items() if inspect.isclass(v) and issubclass(v, Layer)}
+    if category == "ops":
+        from plexus.saving.keras_ops import OP_CLASSES
+        table = dict(OP_CLASSES)
     if category == "models":
         from plexus.models import Model, Sequential
         table = {"Model": Model, "Functional": Model, "Sequential": Sequential}
@@ -166,10 +170,10 @@ def lookup(class_name, registered_name=None, module=None, custom_objects=None, c
         for key, obj in _user_objects.items():
             if key.split(">")[-1] == n:
                 return obj
-    first = category or _category_of(module)
+    first = _category_of(module) or category
     order = ([first] if first else []) + [c for c in _SEARCH_ORDER if c != first]
     if category is not None and category in ("layers", "models"):
-        order = [c for c in order if c in ("layers", "models")]
+        order = [c for c in order if c in ("layers", "models", "ops")]
     for cat in order:
         table = builtin_table(cat)
         for n in bare:

@@ -270,6 +270,13 @@ def deserialize_keras_object(value, custom_objects=None, safe_mode=None, categor
     config = value["config"]
     if class_name == "__tuple__":
         return tuple(deserialize_keras_object(config.get("value", [])))
+    if class_name == "__slice__" and isinstance(config, dict):
+        parts = [deserialize_keras_object(config.get(k)) for k in ("start", "stop", "step")]
+        if not all(p is None or isinstance(p, int) for p in parts):
+            raise LoadError(f"Invalid slice {config}{current_context().where()}.")
+        return slice(*parts)
+    if class_name == "__ellipsis__":
+        return Ellipsis
     if class_name == "__numpy__":
         return _numpy_from_config(config)
     if class_name == "__lambda__":
@@ -356,7 +363,8 @@ def _resolve_activation_names(config):
 _IGNORABLE = {"ragged": False, "sparse": False, "quantization_config": None, "lora_rank": None,
               "lora_alpha": None, "input_axes": None, "output_axes": None, "autocast": True,
               "synchronized": False, "renorm": False, "renorm_clipping": None,
-              "renorm_momentum": 0.99, "optional": False}
+              "renorm_momentum": 0.99, "optional": False, "use_cudnn": "auto",
+              "seed": None, "activity_regularizer": None, "zero_output_for_mask": False}
 
 
 def _accepted_args(cls):
@@ -391,13 +399,10 @@ def _plain_from_config(cls):
         "Layer", "InputLayer", "Initializer", "Regularizer", "Constraint")
 
 
-def _is_empty(value):
-    return value is None or value is False or value == {} or value == [] or value == ""
-
-
 def fit_config(cls, config, class_name, name=None):
-    """Drop Keras arguments that plexus's `cls` does not take when they are empty or default;
-    refuse ones that carry a value, since ignoring them would change the model."""
+    """Drop Keras-only arguments that plexus's `cls` does not take when they hold their
+    harmless default (`quantization_config=None`, `ragged=False`, ...). Any other argument is
+    passed on, so a constructor that does not support it refuses it with a TypeError."""
     if not _plain_from_config(cls):
         return config  # the class reads its config itself
     accepted = _accepted_args(cls)
@@ -405,18 +410,9 @@ def fit_config(cls, config, class_name, name=None):
         return config
     config = dict(config)
     for key in list(config):
-        if key in accepted:
-            continue
-        value = config[key]
-        if _is_empty(value) or (key in _IGNORABLE and _IGNORABLE[key] == value) or \
-                key == "build_config":
+        if key not in accepted and key in _IGNORABLE and _IGNORABLE[key] == config[key]:
             del config[key]
-            continue
-        what = f"layer {name!r} ({class_name})" if name else class_name
-        raise LoadError(
-            f"The config of {what}{current_context().where()} sets {key}={value!r}, which "
-            f"plexus's {cls.__name__} does not support. It accepts: {', '.join(sorted(accepted))}."
-        )
+    config.pop("build_config", None)
     return config
 
 

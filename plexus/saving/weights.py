@@ -41,7 +41,8 @@ def _children(layer):
     if isinstance(layer, Model) and (getattr(layer, "_is_graph", False) or
                                      hasattr(layer, "_stack")):
         used = {}
-        return [(f"layers/{_container_name(child, used)}", child) for child in layer.layers]
+        return [(f"layers/{_container_name(child, used)}", child) for child in layer.layers
+                if not is_op(child)]
     hook = getattr(layer, "_keras_children", None)
     if callable(hook):
         return list(hook())
@@ -54,6 +55,11 @@ def _children(layer):
             out += [(f"{attr}/{_container_name(m, used)}", m) for m in module
                     if isinstance(m, Layer)]
     return out
+
+
+def is_op(layer):
+    """Recorded tensor operations (`x + 1`, Keras's `NotEqual`) are not layers to Keras."""
+    return getattr(layer, "_is_op", False) or type(layer).__module__ == "plexus.layers.ops"
 
 
 def walk(root):

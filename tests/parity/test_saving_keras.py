@@ -1,0 +1,179 @@
+"""Files cross between Keras 3 and plexus: each saves, the other loads, predictions agree."""
+import numpy as np
+import pytest
+
+import keras
+import plexus
+from plexus.saving.weights import is_op
+from tests.parity.oracle import assert_close, to_numpy
+
+
+def _mlp(k):
+    inp = k.Input((6,), name="features")
+    a = k.layers.Dense(5, activation="relu", kernel_regularizer="l2")(inp)
+    b = k.layers.Dense(5, activation="tanh")(inp)
+    x = k.layers.Concatenate()([a, b])
+    x = k.layers.Add()([k.layers.Dense(4)(x), k.layers.Dense(4)(x)])
+    x = k.layers.Dropout(0.3)(x)
+    x = k.layers.Activation("softmax")(x)
+    return k.Model(inp, x)
+
+
+def _conv(k):
+    inp = k.Input((9, 9, 3))
+    x = k.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = k.layers.BatchNormalization()(x)
+    x = k.layers.MaxPooling2D()(x)
+    x = k.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = k.layers.SeparableConv2D(3, 2)(x)
+    x = k.layers.Conv2DTranspose(2, 3, strides=2)(x)
+    x = k.layers.AveragePooling2D(2)(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    return k.Model(inp, k.layers.Dense(2)(x))
+
+
+def _conv1d_3d(k):
+    a = k.Input((10, 3))
+    x = k.layers.Conv1D(4, 3, activation="relu")(a)
+    x = k.layers.GlobalMaxPooling1D()(x)
+    b = k.Input((4, 4, 4, 2))
+    y = k.layers.Conv3D(2, 2)(b)
+    y = k.layers.Flatten()(y)
+    return k.Model([a, b], k.layers.Concatenate()([x, y]))
+
+
+def _norm_act(k):
+    inp = k.Input((5, 6))
+    x = k.layers.LayerNormalization()(inp)
+    x = k.layers.GroupNormalization(groups=2)(x)
+    x = k.layers.PReLU()(x)
+    x = k.layers.LeakyReLU(negative_slope=0.1)(x)
+    x = k.layers.ELU()(x)
+    x = k.layers.Reshape((30,))(x)
+    return k.Model(inp, k.layers.Softmax()(x))
+
+
+def _recurrent(k):
+    inp = k.Input((7,), dtype="int32")
+    x = k.layers.Embedding(20, 4, mask_zero=True)(inp)
+    x = k.layers.LSTM(3, return_sequences=True)(x)
+    x = k.layers.GRU(3, return_sequences=True)(x)
+    x = k.layers.SimpleRNN(2)(x)
+    return k.Model(inp, x)
+
+
+def _nested(k):
+    inner_in = k.Input((4,))
+    inner = k.Model(inner_in, k.layers.Dense(3, activation="relu")(inner_in), name="inner")
+    inp = k.Input((4,))
+    x = inner(inp)
+    y = inner(k.layers.Dense(4)(inp))
+    return k.Model(inp, [k.layers.Dense(2)(x), y], name="outer")
+
+
+def _sequential(k):
+    return k.Sequential([k.Input((6,)), k.layers.Dense(4, activation="relu"),
+                         k.layers.BatchNormalization(), k.layers.Dense(2)], name="stack")
+
+
+BUILDERS = {"mlp": _mlp, "conv2d": _conv, "conv1d_3d": _conv1d_3d, "norm_act": _norm_act,
+            "recurrent": _recurrent, "nested": _nested, "sequential": _sequential}
+
+
+def _inputs(model):
+    rng = np.random.default_rng(0)
+    xs = []
+    for shape, dtype in [(tuple(t.shape), str(t.dtype)) for t in model.inputs]:
+        shape = (3,) + tuple(shape[1:])
+        if "int" in dtype:
+            x = rng.integers(0, 20, size=shape).astype("int32")
+            x[:, -2:] = 0  # padding, masked
+            xs.append(x)
+        else:
+            xs.append(rng.normal(size=shape).astype("float32"))
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _randomize(model):
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.uniform(0.2, 1.0, size=w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_keras_saved_model_loads_in_plexus(family, tmp_path):
+    km = BUILDERS[family](keras)
+    _randomize(km)
+    x = _inputs(km)
+    expected = km.predict(x, verbose=0)
+    km.save(tmp_path / "k.keras")
+    pm = plexus.models.load_model(tmp_path / "k.keras")
+    assert [l.name for l in pm.layers if not is_op(l)] == [l.name for l in km.layers]
+    assert_close(pm(x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_plexus_saved_model_loads_in_keras(family, tmp_path):
+    pm = BUILDERS[family](plexus)
+    _randomize(pm)
+    x = _inputs(pm)
+    expected = to_numpy(pm(x))
+    pm.save(tmp_path / "p.keras")
+    km = keras.saving.load_model(tmp_path / "p.keras")
+    assert [l.name for l in km.layers] == [l.name for l in pm.layers]
+    assert_close(km.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["conv2d", "recurrent", "nested"])
+def test_weights_files_cross(family, tmp_path):
+    km, pm = BUILDERS[family](keras), BUILDERS[family](plexus)
+    _randomize(km)
+    x = _inputs(km)
+    km.save_weights(tmp_path / "k.weights.h5")
+    pm.load_weights(tmp_path / "k.weights.h5")
+    assert_close(pm(x), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    _randomize(pm)
+    pm.save_weights(tmp_path / "p.weights.h5")
+    km.load_weights(tmp_path / "p.weights.h5")
+    assert_close(pm(x), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_legacy_h5_weights_from_keras(tmp_path):
+    """Keras 2's layout (how application weights ship), by order and by name."""
+    from keras.src.legacy.saving import legacy_h5_format
+    import h5py
+    km = _conv(keras)
+    _randomize(km)
+    with h5py.File(tmp_path / "legacy.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, km)
+    x = _inputs(km)
+    pm = _conv(plexus)
+    pm.load_weights(tmp_path / "legacy.h5")
+    assert_close(pm(x), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    pm2 = _conv(plexus)
+    for lp, lk in zip(pm2.layers, km.layers):  # same names, so by_name matches every layer
+        lp.name = lk.name
+    pm2.load_weights(tmp_path / "legacy.h5", by_name=True)
+    assert_close(pm2(x), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_keras_legacy_full_model_h5(tmp_path):
+    km = _mlp(keras)
+    _randomize(km)
+    km.save(tmp_path / "legacy_model.h5")
+    pm = plexus.models.load_model(tmp_path / "legacy_model.h5")
+    x = _inputs(km)
+    assert_close(pm(x), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_plexus_config_is_keras_config():
+    """plexus's get_config() rebuilds in Keras through Keras's own from_config, and back."""
+    pm = _nested(plexus)
+    km = keras.Model.from_config(pm.get_config())
+    assert [l.name for l in km.layers] == [l.name for l in pm.layers]
+    km.set_weights(pm.get_weights())
+    x = _inputs(pm)
+    assert_close(km.predict(x, verbose=0), pm(x), rtol=1e-5, atol=1e-6)
+    pm2 = plexus.models.model_from_json(km.to_json())
+    pm2.set_weights(km.get_weights())
+    assert_close(pm2(x), pm(x))
