@@ -177,7 +177,7 @@ def test_seed_three_output_posts_model():
     text = summary_text(model)
     assert "12800000" in text and "163968" in text and "posts[0][0]" in text
     assert model.output_names == ["age", "income", "gender"]
-    out = model.predict(np.random.randint(1, 50000, size=(2, 200)), verbose=0)
+    out = model.predict(np.random.randint(1, 50000, size=(2, 300)), verbose=0)
     assert [o.shape for o in out] == [(2, 1), (2, 10), (2, 1)]
 
 
