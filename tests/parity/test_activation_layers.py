@@ -62,6 +62,11 @@ def test_prelu_matches_keras(case, kwargs, shape):
     p = layers.PReLU(alpha_initializer="random_uniform", **kwargs)
     k = keras.layers.PReLU(**kwargs)
     layer_parity(p, k, x)
+    xp, xk = torch.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    up = torch.randn(x.shape)
+    gp = torch.autograd.grad((p(xp) * up).sum(), [xp, p.alpha])
+    gk = torch.autograd.grad((k(xk) * up).sum(), [xk, k.alpha.value])
+    assert_close(list(gp), list(gk), atol=1e-5)
     assert p.get_weights()[0].shape == tuple(k.weights[0].shape)
     assert p.get_config()["shared_axes"] == k.get_config()["shared_axes"]
 

@@ -25,6 +25,17 @@ def _copy_and_compare(p_layer, k_layer, x, call_kwargs=None, atol=1e-5):
     return out_p, out_k
 
 
+def _compare_gradients(p_layer, k_layer, x):
+    """Gradients of a random projection of the output, w.r.t. the input and trainable weights."""
+    xp, xk = torch.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out_p, out_k = p_layer(xp), k_layer(xk)
+    upstream = torch.randn(out_p.shape)
+    gp = torch.autograd.grad((out_p * upstream).sum(), [xp] + p_layer.trainable_weights)
+    gk = torch.autograd.grad((out_k * upstream).sum(),
+                             [xk] + [w.value for w in k_layer.trainable_weights])
+    assert_close(list(gp), list(gk), atol=1e-4, rtol=1e-3)
+
+
 NORM_CASES = [
     ("bn_last", "BatchNormalization", {}, (4, 3)),
     ("bn_image", "BatchNormalization", {}, (2, 3, 4, 5)),
@@ -54,6 +65,7 @@ def test_normalization_inference_matches_keras(case, cls, kwargs, shape):
     x = np.random.randn(*shape).astype("float32") * 2 + 0.5
     p, k = getattr(layers, cls)(**kwargs), getattr(keras.layers, cls)(**kwargs)
     _copy_and_compare(p, k, x)
+    _compare_gradients(p, k, x)
     assert p.compute_output_shape((None,) + shape[1:]) == (None,) + shape[1:]
     assert [w.shape for w in p.get_weights()] == [tuple(w.shape) for w in k.weights]
     assert [w.name for _, w in p._weight_entries()] == [w.name for w in k.weights]
