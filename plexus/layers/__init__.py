@@ -37,3 +37,4 @@ from plexus.layers.regularization import (
     ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
     SpatialDropout2D, SpatialDropout3D,
 )
+from plexus.layers.wrappers import Bidirectional, TimeDistributed
