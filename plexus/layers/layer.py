@@ -8,6 +8,7 @@ from torch import nn
 
 from plexus import backend, initializers
 from plexus.graph import tree
+from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 
@@ -345,6 +346,8 @@ class Layer(nn.Module):
         return out
 
     def __call__(self, *args, **kwargs):
+        if "training" in kwargs and not call_accepts(self, "training"):
+            kwargs.pop("training")  # layers that behave the same in training ignore the flag
         if any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
             return self._symbolic_call(args, kwargs)
         if args:
