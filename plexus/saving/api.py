@@ -95,7 +95,11 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
     with load_context(custom_objects, safe_mode, source), limits.loading(source):
         config = dict(config)
         config.setdefault("config", {})
-        model = deserialize_keras_object(config, category="layers")
+        try:
+            model = deserialize_keras_object(config, category="layers")
+        except RecursionError as e:
+            raise LoadError(f"The model config{' in ' + source if source else ''} is nested "
+                            "absurdly deep; refused.") from e
     from plexus.models.model import Model
     if not isinstance(model, Model):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
@@ -106,8 +110,8 @@ def model_from_json(json_string, custom_objects=None, safe_mode=True):
     """Build a model (without weights) from `model.to_json()`'s output."""
     try:
         config = json.loads(json_string)
-    except (TypeError, ValueError) as e:
-        raise LoadError(f"model_from_json: not valid JSON: {e}") from e
+    except (TypeError, ValueError, RecursionError) as e:
+        raise LoadError(f"model_from_json: not valid JSON: {str(e)[:200]}") from e
     return model_from_config(config, custom_objects, safe_mode)
 
 

@@ -88,8 +88,9 @@ def read_json_member(archive, name, label, required=True):
         return None
     try:
         return json.loads(data.decode("utf8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise LoadError(f"{label}: {name!r} is not valid JSON: {e}") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise LoadError(f"{label}: {name!r} is not valid JSON (or is nested absurdly deep): "
+                        f"{str(e)[:200]}") from e
 
 
 def write_archive(filepath, members):

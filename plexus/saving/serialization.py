@@ -221,9 +221,10 @@ def _lambda_function(config):
     if ctx.safe_mode:
         raise LoadError(
             f"The file{ctx.where()} contains a Lambda layer whose function is stored as Python "
-            "bytecode. Loading it would run code from the file, which safe_mode=True refuses. If "
-            "you trust the file, pass safe_mode=False, and pass the function itself in "
-            "custom_objects under the Lambda layer's name."
+            "bytecode. Loading it would run code from the file, which safe_mode=True refuses "
+            "(plexus does not run such code even with safe_mode=False). If you trust the file, "
+            "pass the function itself in custom_objects under the Lambda layer's name, e.g. "
+            "custom_objects={'lambda': my_function}."
         )
     raise LoadError(
         f"The file{ctx.where()} contains a Lambda layer whose function is stored as Python "
@@ -329,6 +330,7 @@ def deserialize_layer(cls, value):
         check_name(name)
     if issubclass(cls, Model) and _has_graph_config(config):
         return cls.from_config(config, custom_objects=ctx.custom_objects)
+    _supply_lambda_code(config, name)
     config = _resolve_activation_names(deserialize_keras_object(config))
     config = fit_config(cls, config, value["class_name"], name)
     try:
@@ -341,6 +343,23 @@ def deserialize_layer(cls, value):
             f"config: {e}"
         ) from e
     return layer
+
+
+def _is_code(value):
+    return isinstance(value, dict) and value.get("class_name") == "__lambda__"
+
+
+def _supply_lambda_code(config, name):
+    """A Lambda's bytecode is never loaded; the caller may supply the function by layer name."""
+    fn = current_context().custom_objects.get(name) if name else None
+    if not callable(fn):
+        return
+    if _is_code(config.get("function")):
+        config["function"] = fn
+        if _is_code(config.get("output_shape")):
+            config["output_shape"] = None
+        if _is_code(config.get("mask")):
+            config["mask"] = None
 
 
 def _has_graph_config(config):
