@@ -61,7 +61,7 @@ class CompiledLoss:
         else:
             self.weights = [None if w is None else float(w)
                             for w in _per_output(loss_weights, names, "loss_weights")]
-        self.track_each = len(names) > 1
+        self.track_each = sum(l is not None for l in self.losses) > 1
         self.trackers = [M.Mean(name=f"{n}_loss") if (self.track_each and l is not None)
                          else None for n, l in zip(names, self.losses)]
 

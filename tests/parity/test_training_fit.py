@@ -1,0 +1,168 @@
+"""fit/evaluate/predict against Keras on a weighted two-output model, and the data forms fit
+accepts (lists, dicts, sample and class weights, validation, generators, DataLoaders)."""
+import keras
+import numpy as np
+import pytest
+import torch
+
+import plexus
+from tests.parity.training_helpers import assert_weights_close, mlp_pair, two_output_pair
+
+rng = np.random.default_rng(11)
+X = rng.normal(size=(20, 5)).astype("float32")
+YA = rng.integers(0, 2, (20, 1)).astype("float32")
+YB = np.eye(3, dtype="float32")[rng.integers(0, 3, 20)]
+SW = rng.uniform(0.2, 2, 20).astype("float32")
+
+
+def _compile_both(pm, km, **kw):
+    pm.compile(optimizer=plexus.optimizers.Adam(0.01), **kw)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), **kw)
+
+
+@pytest.mark.parametrize("style", ["list", "dict"])
+def test_weighted_two_output_model_matches_keras(style):
+    pm, km = two_output_pair()
+    if style == "list":
+        kw = dict(loss=["binary_crossentropy", "categorical_crossentropy"],
+                  loss_weights=[1.0, 0.2], metrics=[["acc"], ["acc", "mse"]])
+        y = [YA, YB]
+    else:
+        kw = dict(loss={"a": "binary_crossentropy", "b": "categorical_crossentropy"},
+                  loss_weights={"a": 0.25, "b": 10.0}, metrics={"b": ["accuracy"]})
+        y = {"a": YA, "b": YB}
+    _compile_both(pm, km, **kw)
+    hp = pm.fit(X, y, batch_size=6, epochs=2, shuffle=False, verbose=0, validation_split=0.25)
+    hk = km.fit(X, y, batch_size=6, epochs=2, shuffle=False, verbose=0, validation_split=0.25)
+    assert list(hp.history) == list(hk.history)
+    for key in hk.history:
+        np.testing.assert_allclose(hp.history[key], hk.history[key], rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    assert_weights_close(pm, km)
+    ep = pm.evaluate(X, y, verbose=0)
+    ek = km.evaluate(X, y, verbose=0)
+    np.testing.assert_allclose(ep, ek, rtol=1e-5)
+    dp = pm.evaluate(X, y, verbose=0, return_dict=True)
+    dk = km.evaluate(X, y, verbose=0, return_dict=True)
+    assert list(dp) == list(dk)
+    pp, pk = pm.predict(X, verbose=0), km.predict(X, verbose=0)
+    assert isinstance(pp, list) and len(pp) == 2
+    np.testing.assert_allclose(pp[1], np.asarray(pk[1]), rtol=1e-5, atol=1e-6)
+
+
+def test_one_loss_for_two_outputs_and_sample_weights():
+    pm, km = two_output_pair()
+    _compile_both(pm, km, loss="mse")
+    hp = pm.fit(X, [YA, YB], sample_weight=SW, batch_size=8, epochs=1, shuffle=False,
+                verbose=0)
+    hk = km.fit(X, [YA, YB], sample_weight=SW, batch_size=8, epochs=1, shuffle=False,
+                verbose=0)
+    assert sorted(hp.history) == sorted(hk.history) == ["a_loss", "b_loss", "loss"]
+    for key in hk.history:
+        np.testing.assert_allclose(hp.history[key], hk.history[key], rtol=1e-5)
+    assert_weights_close(pm, km)
+
+
+def test_class_weight_and_train_test_on_batch_match_keras():
+    pm, km = mlp_pair(out_units=3, out_activation="softmax", in_dim=5)
+    y = rng.integers(0, 3, (20, 1))
+    for m in (pm, km):
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
+    cw = {0: 1.0, 1: 3.0, 2: 0.5}
+    hp = pm.fit(X, y, class_weight=cw, batch_size=7, shuffle=False, verbose=0)
+    hk = km.fit(X, y, class_weight=cw, batch_size=7, shuffle=False, verbose=0)
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(pm.train_on_batch(X[:6], y[:6]), km.train_on_batch(X[:6], y[:6]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(pm.test_on_batch(X, y), km.test_on_batch(X, y), rtol=1e-5)
+    np.testing.assert_allclose(pm.predict_on_batch(X[:3]), np.asarray(km.predict_on_batch(X[:3])),
+                               rtol=1e-5, atol=1e-6)
+    assert_weights_close(pm, km)
+
+
+def test_validation_data_and_sequential_model():
+    ps = plexus.Sequential([plexus.layers.Dense(3, activation="relu"), plexus.layers.Dense(1)])
+    ks = keras.Sequential([keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
+    ps.build((None, 5))
+    ks.build((None, 5))
+    ks.set_weights(ps.get_weights())
+    y = X[:, :1] * 2
+    for m in (ps, ks):
+        m.compile(optimizer="rmsprop", loss="mse", metrics=["mae"])
+    hp = ps.fit(X, y, validation_data=(X[:5], y[:5]), epochs=2, batch_size=4, shuffle=False,
+                verbose=0)
+    hk = ks.fit(X, y, validation_data=(X[:5], y[:5]), epochs=2, batch_size=4, shuffle=False,
+                verbose=0)
+    assert list(hp.history) == list(hk.history)
+    for key in hk.history:
+        np.testing.assert_allclose(hp.history[key], hk.history[key], rtol=1e-5, err_msg=key)
+
+
+def test_multi_input_list_dict_generator_and_dataloader_agree():
+    def build():
+        plexus.utils.set_random_seed(1)
+        a, b = plexus.Input(shape=(3,), name="left"), plexus.Input(shape=(2,), name="right")
+        h = plexus.layers.concatenate([a, b])
+        m = plexus.Model([a, b], plexus.layers.Dense(1, name="score")(h))
+        m.compile(optimizer="adam", loss="mse")
+        return m
+    xa, xb, y = X[:, :3], X[:, 3:], X[:, :1]
+    results = []
+    m = build()
+    m.fit([xa, xb], y, batch_size=5, shuffle=False, verbose=0)
+    results.append(m.get_weights())
+    m = build()
+    m.fit({"left": xa, "right": xb}, {"score": y}, batch_size=5, shuffle=False, verbose=0)
+    results.append(m.get_weights())
+    m = build()
+    gen = (([xa[i:i + 5], xb[i:i + 5]], y[i:i + 5]) for i in range(0, 20, 5))
+    m.fit(gen, steps_per_epoch=4, verbose=0)
+    results.append(m.get_weights())
+    m = build()
+    ds = torch.utils.data.TensorDataset(torch.tensor(xa), torch.tensor(xb), torch.tensor(y))
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=False,
+                                         collate_fn=lambda b: ([torch.stack([r[0] for r in b]),
+                                                                torch.stack([r[1] for r in b])],
+                                                               torch.stack([r[2] for r in b])))
+    m.fit(loader, epochs=1, verbose=0)
+    results.append(m.get_weights())
+    for other in results[1:]:
+        for w0, w1 in zip(results[0], other):
+            np.testing.assert_allclose(w0, w1, rtol=1e-6)
+
+
+def test_same_seed_same_training():
+    runs = []
+    for _ in range(2):
+        plexus.utils.set_random_seed(42)
+        i = plexus.Input(shape=(5,))
+        h = plexus.layers.Dropout(0.5)(plexus.layers.Dense(8, activation="relu")(i))
+        m = plexus.Model(i, plexus.layers.Dense(1)(h))
+        m.compile("adam", "mse")
+        h = m.fit(X, X[:, :1], epochs=2, batch_size=4, verbose=0)  # shuffled
+        runs.append((h.history["loss"], m.get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_switches_train_mode_and_back():
+    pm, _ = mlp_pair(in_dim=5)
+    pm.compile("sgd", "mse")
+    seen = []
+    cb = plexus.callbacks.LambdaCallback(on_train_batch_end=lambda b, l: seen.append(pm.training))
+    pm.fit(X, X[:, :2], batch_size=10, verbose=0, callbacks=[cb])
+    assert seen == [True, True] and pm.training is False
+
+
+def test_jit_compile_gives_the_same_result():
+    if not hasattr(torch, "compile"):
+        pytest.skip("torch.compile unavailable")
+    weights = []
+    for jit in (False, True):
+        pm, _ = mlp_pair(in_dim=5)
+        pm.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        pm.fit(X, X[:, :2], batch_size=10, epochs=1, shuffle=False, verbose=0)
+        weights.append(pm.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
