@@ -11,5 +11,6 @@ from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, Layer
 from plexus.models import Model, Sequential
 from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
+from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)
 
 __version__ = "0.1.0"

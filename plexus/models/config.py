@@ -53,12 +53,14 @@ def functional_config(model):
 
     layers = []
     for layer in model.layers:
-        entry = serialize_layer(layer)
+        op = op_entry(layer)
+        entry = op or serialize_layer(layer)
         entry["name"] = layer.name
         nodes = []
         for node in layer._inbound_nodes:
             if id(node) in own and node.input_tensors:
-                nodes.append({"args": tree.map_structure(serialize_arg, list(node.args)),
+                args = op_args(layer, node) if op else list(node.args)
+                nodes.append({"args": tree.map_structure(serialize_arg, args),
                               "kwargs": tree.map_structure(serialize_arg, dict(node.kwargs))})
         entry["inbound_nodes"] = nodes
         layers.append(entry)
@@ -70,6 +72,40 @@ def functional_config(model):
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
             "input_layers": _endpoints(model._inputs_struct, endpoint),
             "output_layers": _endpoints(model._outputs_struct, endpoint)}
+
+
+_OP_NAMES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply",
+             "divide": "TrueDivide", "power": "Power", "matmul": "Matmul",
+             "negative": "Negative", "abs": "Absolute"}
+
+
+def op_entry(layer):
+    """plexus's operator layers (`x + 1`, `x[:, 0]`) in Keras's format for `keras.ops` calls."""
+    if type(layer).__module__ != "plexus.layers.ops":
+        return None
+    kind = type(layer).__name__
+    if kind == "GetItem":
+        name = "GetItem"
+    elif kind in ("TensorOp", "BinaryOp") and layer.op in _OP_NAMES:
+        name = _OP_NAMES[layer.op]
+    else:
+        return None
+    return {"module": "keras.src.ops.numpy", "class_name": name,
+            "config": {"name": layer.name}, "registered_name": None}
+
+
+def op_args(layer, node):
+    """The positional operands Keras records for an operator layer's call."""
+    kind = type(layer).__name__
+    x = node.args[0]
+    if kind == "GetItem":
+        key = layer.key
+        return [x, list(key) if isinstance(key, tuple) else key]
+    if kind == "BinaryOp":
+        return list(x)
+    if layer.op in ("negative", "abs"):
+        return [x]
+    return [layer.constant, x] if layer.reverse else [x, layer.constant]
 
 
 def _endpoints(struct, fn):

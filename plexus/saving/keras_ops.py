@@ -34,6 +34,12 @@ def _binary(fn):
     return run
 
 
+def _unary(fn):
+    def run(x):
+        return fn(x)
+    return run
+
+
 def _axis(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
@@ -73,9 +79,10 @@ OPS = {
     "Minimum": _binary(torch.minimum), "NotEqual": _binary(torch.ne),
     "Equal": _binary(torch.eq), "Greater": _binary(torch.gt),
     "GreaterEqual": _binary(torch.ge), "Less": _binary(torch.lt), "LessEqual": _binary(torch.le),
-    "Negative": torch.neg, "Absolute": torch.abs, "Abs": torch.abs, "Sqrt": torch.sqrt,
-    "Square": torch.square, "Exp": torch.exp, "Log": torch.log, "Tanh": torch.tanh,
-    "Sigmoid": torch.sigmoid, "Relu": torch.relu,
+    "Negative": _unary(torch.neg), "Absolute": _unary(torch.abs), "Abs": _unary(torch.abs),
+    "Sqrt": _unary(torch.sqrt), "Square": _unary(torch.square), "Exp": _unary(torch.exp),
+    "Log": _unary(torch.log), "Tanh": _unary(torch.tanh), "Sigmoid": _unary(torch.sigmoid),
+    "Relu": _unary(torch.relu),
     "Mean": _reduce(torch.mean), "Sum": _reduce(torch.sum), "Max": _max, "Min": _min,
     "Reshape": lambda x, newshape: x.reshape(tuple(newshape)),
     "Transpose": lambda x, axes=None: x.permute(*axes) if axes is not None else x.permute(

@@ -177,3 +177,24 @@ def test_plexus_config_is_keras_config():
     pm2 = plexus.models.model_from_json(km.to_json())
     pm2.set_weights(km.get_weights())
     assert_close(pm2(x), pm(x))
+
+
+def _ops(k):
+    inp = k.Input((3, 4))
+    x = 1.0 + inp * 2.0
+    y = -abs(x - inp) / 3.0
+    z = x[:, 0] + y[:, 1, ...]
+    return k.Model(inp, [z, k.layers.Dense(2)(x) ** 2.0])
+
+
+def test_operator_graphs_cross_both_ways(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    pm = _ops(plexus)
+    pm.save(tmp_path / "p.keras")
+    km = keras.saving.load_model(tmp_path / "p.keras")
+    assert_close(km.predict(x, verbose=0), pm(x))
+    pm2 = plexus.models.load_model(tmp_path / "p.keras")
+    assert_close(pm2(x), pm(x))
+    km = _ops(keras)
+    km.save(tmp_path / "k.keras")
+    assert_close(plexus.models.load_model(tmp_path / "k.keras")(x), km.predict(x, verbose=0))
