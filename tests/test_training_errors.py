@@ -1,0 +1,111 @@
+"""Bad input to compile/fit/evaluate: clear errors raised before any training step."""
+import numpy as np
+import pytest
+
+import plexus
+
+
+def _model():
+    a = plexus.Input(shape=(3,), name="left")
+    b = plexus.Input(shape=(2,), name="right")
+    h = plexus.layers.concatenate([a, b])
+    out1 = plexus.layers.Dense(1, name="score")(h)
+    out2 = plexus.layers.Dense(2, activation="softmax", name="kind")(h)
+    return plexus.Model([a, b], [out1, out2])
+
+
+def _unchanged(model, fn):
+    before = model.get_weights()
+    fn()
+    for x, y in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(x, y)
+
+
+XA, XB = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")
+Y1, Y2 = np.zeros((8, 1), "float32"), np.eye(2, dtype="float32")[np.zeros(8, int)]
+
+
+def test_fit_before_compile():
+    m = _model()
+    with pytest.raises(RuntimeError, match="compile"):
+        m.fit([XA, XB], [Y1, Y2])
+
+
+def test_different_numbers_of_samples():
+    m = _model()
+    m.compile("sgd", ["mse", "categorical_crossentropy"])
+    with pytest.raises(ValueError, match="same number of samples") as e:
+        _unchanged(m, lambda: m.fit([XA, XB[:5]], [Y1, Y2], verbose=0))
+    assert "8" in str(e.value) and "5" in str(e.value)
+    with pytest.raises(ValueError, match="same number of samples"):
+        m.fit([XA, XB], [Y1[:3], Y2], verbose=0)
+
+
+def test_dict_missing_names_lists_expected():
+    m = _model()
+    m.compile("sgd", ["mse", "categorical_crossentropy"])
+    with pytest.raises(ValueError, match="'right'") as e:
+        m.fit({"left": XA}, [Y1, Y2], verbose=0)
+    assert "left" in str(e.value)
+    with pytest.raises(ValueError, match="'kind'") as e:
+        m.fit({"left": XA, "right": XB}, {"score": Y1}, verbose=0)
+    assert "score" in str(e.value)
+
+
+def test_wrong_shape_names_the_input():
+    m = _model()
+    m.compile("sgd", ["mse", "categorical_crossentropy"])
+    with pytest.raises(ValueError, match="'right'") as e:
+        _unchanged(m, lambda: m.fit([XA, np.zeros((8, 4))], [Y1, Y2], verbose=0))
+    assert "(None, 2)" in str(e.value) and "(8, 4)" in str(e.value)
+
+
+def test_wrong_number_of_arrays():
+    m = _model()
+    m.compile("sgd", ["mse", "categorical_crossentropy"])
+    with pytest.raises(ValueError, match="2 input"):
+        m.fit([XA], [Y1, Y2], verbose=0)
+    with pytest.raises(ValueError, match="2 output"):
+        m.fit([XA, XB], [Y1], verbose=0)
+    with pytest.raises(ValueError, match="loss"):
+        m.compile("sgd", ["mse"])
+    with pytest.raises(ValueError, match="not outputs"):
+        m.compile("sgd", {"scroe": "mse"})
+
+
+def test_unknown_names_list_close_matches():
+    m = _model()
+    with pytest.raises(ValueError, match="Did you mean 'mse'"):
+        m.compile("sgd", "mes")
+    with pytest.raises(ValueError, match="rmsprop"):
+        m.compile("rmsprp", "mse")
+    with pytest.raises(ValueError, match="Did you mean"):
+        m.compile("sgd", "mse", metrics=["preicsion"])
+
+
+def test_terminate_on_nan_keeps_last_good_weights():
+    i = plexus.Input(shape=(2,))
+    m = plexus.Model(i, plexus.layers.Dense(1)(i))
+    m.compile(plexus.optimizers.SGD(0.01), "mse")
+    x = np.ones((8, 2), "float32")
+    y = np.ones((8, 1), "float32")
+    y[6] = np.nan  # the second batch of 4 has a NaN target
+    seen = []
+    good = []
+    cb = plexus.callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: good.append(m.get_weights()))
+    h = m.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0,
+              callbacks=[plexus.callbacks.TerminateOnNaN(), cb])
+    assert len(h.epoch) == 1 and np.isnan(h.history["loss"][0])
+    for w in m.get_weights():
+        assert np.isfinite(w).all()
+    for a, b in zip(good[0], m.get_weights()):  # the weights after the last good step
+        np.testing.assert_array_equal(a, b)
+
+
+def test_symbolic_tensor_as_data_is_refused():
+    i = plexus.Input(shape=(2,))
+    m = plexus.Model(i, plexus.layers.Dense(1)(i))
+    m.compile("sgd", "mse")
+    with pytest.raises(TypeError, match="real data"):
+        m.fit(i, np.zeros((2, 1)))
