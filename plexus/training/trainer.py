@@ -85,21 +85,35 @@ def _penalties(model):
     return regs, cons
 
 
+def _activity_losses(st):
+    """`add_loss` / activity-regularizer values recorded by this model's layers in the last
+    forward pass (none unless some layer recorded one)."""
+    from plexus.layers import layer as layer_module
+    holders = getattr(layer_module, "_LOSS_HOLDERS", None)
+    if not holders:
+        return ()
+    mine = st.cache.get("module_ids", ())
+    return [v for lay in list(holders) if id(lay) in mine for v in lay.__dict__.get("_losses", ())]
+
+
 def _loss_fn(model, st, regs, xs, ys, sw):
     preds = forward(model, xs, True)
     total, values = st.loss(ys, preds, sw)
     for p, reg, to_keras in regs:
         total = total + reg(to_keras(p))
+    for extra in _activity_losses(st):
+        total = total + extra
     return total, values, preds
 
 
 def _prepare_training(model, st, xs):
     """Build what the steps need once per fit: parameters, penalties, optimizer state."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.trainable_weights)
     key = tuple(id(p) for p in params)
     if st.cache.get("params_key") != key:
         regs, cons = _penalties(model)
-        st.cache.update(params_key=key, params=params, regs=regs, cons=cons)
+        st.cache.update(params_key=key, params=params, regs=regs, cons=cons,
+                        module_ids={id(m) for m in model.modules()})
         if not st.optimizer.built or len(st.optimizer._vars) != len(params) or any(
                 a is not b for a, b in zip(st.optimizer._vars, params)):
             st.optimizer.build(params)
@@ -139,8 +153,12 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
 def test_step(model, st, xs, ys, sw):
     preds = forward(model, xs, False)
     total, values = st.loss(ys, preds, sw)
+    if "module_ids" not in st.cache:
+        st.cache["module_ids"] = {id(m) for m in model.modules()}
     for p, reg, to_keras in st.cache.get("regs") or _penalties(model)[0]:
         total = total + reg(to_keras(p))
+    for extra in _activity_losses(st):
+        total = total + extra
     batch = _batch_size(xs)
     st.loss_tracker.update_state(total, sample_weight=batch)
     st.loss.update(values, batch)

@@ -115,3 +115,25 @@ def test_unknown_loss_lists_close_matches():
     pm, _ = mlp_pair()
     with pytest.raises(ValueError, match="categorical_crossentropy"):
         pm.compile(optimizer="rmsprop", loss="categorycal_crossentropy")
+
+
+def test_weight_and_activity_regularization_train_as_in_keras():
+    def build(lib):
+        i = lib.Input(shape=(4,))
+        h = lib.layers.Dense(3, activation="tanh", kernel_regularizer=lib.regularizers.L2(0.1),
+                             bias_regularizer=lib.regularizers.L1(0.05),
+                             activity_regularizer=lib.regularizers.L1(0.02))(i)
+        return lib.Model(i, lib.layers.Dense(2, kernel_regularizer=lib.regularizers.L1L2(
+            0.01, 0.02))(h))
+    pm, km = build(plexus), build(keras)
+    km.set_weights(pm.get_weights())
+    r = np.random.default_rng(2)
+    x, y = r.normal(size=(12, 4)).astype("float32"), r.normal(size=(12, 2)).astype("float32")
+    for m, lib in ((pm, plexus), (km, keras)):
+        m.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
+    hp = pm.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0)
+    hk = km.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-5)
+    assert_weights_close(pm, km)
+    np.testing.assert_allclose(pm.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0),
+                               rtol=1e-5)
