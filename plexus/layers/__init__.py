@@ -38,3 +38,4 @@ from plexus.layers.regularization import (
     SpatialDropout2D, SpatialDropout3D,
 )
 from plexus.layers.wrappers import Bidirectional, TimeDistributed
+from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
