@@ -31,8 +31,27 @@ def _arrays(opt):
     lr = getattr(opt, "_learning_rate", getattr(opt, "learning_rate", None))
     if isinstance(lr, (int, float)):
         out.append(np.asarray(lr, dtype=np.float32))
-    out += [v.detach().cpu().numpy() for v in getattr(opt, "variables", [])]
+    out += [v.detach().cpu().numpy() for v in keras_ordered_slots(opt)]
     return out
+
+
+# Keras creates the first two slots of these optimizers together, one pair per weight
+# (m0, v0, m1, v1, ...); plexus keeps each slot's tensors together (m0, m1, ..., v0, v1, ...).
+_INTERLEAVED = {"Adam", "AdamW", "Adamax", "Adadelta", "Nadam"}
+
+
+def keras_ordered_slots(opt):
+    """The optimizer's slot tensors in the order Keras saves them."""
+    names = getattr(opt, "_slot_names", None)
+    if not callable(names):
+        return list(getattr(opt, "variables", []))
+    groups = [list(getattr(opt, n, None) or []) for n in names()]
+    groups = [g for g in groups if g]
+    if any(c.__name__ in _INTERLEAVED for c in type(opt).__mro__) and len(groups) >= 2 \
+            and len(groups[0]) == len(groups[1]):
+        pairs = [t for a, b in zip(groups[0], groups[1]) for t in (a, b)]
+        return pairs + [t for g in groups[2:] for t in g]
+    return [t for g in groups for t in g]
 
 
 def write(model, f):
@@ -70,7 +89,8 @@ def read(model, f, label):
         return
     if not getattr(opt, "built", True) and hasattr(opt, "build"):
         opt.build([p for p in model.weights if p.requires_grad])
-    slots = list(getattr(opt, "variables", []))
+    _prime_torch_state(opt)
+    slots = keras_ordered_slots(opt)
     lr = getattr(opt, "_learning_rate", None)
     head = 2 if isinstance(lr, (int, float)) else 1
     if len(arrays) != head + len(slots):
@@ -87,5 +107,35 @@ def read(model, f, label):
         for slot, value in zip(slots, arrays[head:]):
             slot.copy_(torch.as_tensor(value, dtype=slot.dtype))
     opt.iterations = int(arrays[0])
-    if head == 2:
-        opt.learning_rate = float(arrays[1])
+    if head == 2 and np.float32(arrays[1]) != np.float32(opt._learning_rate):
+        opt.learning_rate = float(arrays[1])  # (the file holds float32: keep an equal rate)
+    inner = getattr(opt, "_torch", None)
+    if isinstance(inner, torch.optim.Optimizer):
+        for state in inner.state.values():
+            if "step" in state:
+                state["step"] = torch.as_tensor(float(opt.iterations), dtype=state["step"].dtype,
+                                                device=state["step"].device)
+
+
+def _prime_torch_state(opt):
+    """torch optimizers create their state (moments, step counts) on their first step. Make
+    it exist now, with one zero-gradient, zero-rate step whose effect on the weights is
+    undone, so that saved moments have somewhere to go."""
+    inner = getattr(opt, "_torch", None)
+    if not isinstance(inner, torch.optim.Optimizer) or inner.state:
+        return
+    params = [p for group in inner.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params]
+    grads = [p.grad for p in params]
+    rates = [group["lr"] for group in inner.param_groups]
+    with torch.no_grad():
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        for group in inner.param_groups:
+            group["lr"] = 0.0
+        inner.step()
+        for p, value, g in zip(params, saved, grads):
+            p.copy_(value)
+            p.grad = g
+        for group, lr in zip(inner.param_groups, rates):
+            group["lr"] = lr

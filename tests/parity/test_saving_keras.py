@@ -198,3 +198,24 @@ def test_operator_graphs_cross_both_ways(tmp_path):
     km = _ops(keras)
     km.save(tmp_path / "k.keras")
     assert_close(plexus.models.load_model(tmp_path / "k.keras")(x), km.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_keras_training_state_resumes_in_plexus(tmp_path, optimizer):
+    """Keras trains, saves; plexus and Keras each continue from the file: same weights."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4,))
+    km = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(inp)))
+    km.compile(optimizer=optimizer, loss="mse")
+    km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    km.save(tmp_path / "k.keras")
+    pm = plexus.models.load_model(tmp_path / "k.keras")
+    assert pm.optimizer.iterations == 4
+    km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    pm.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    assert_close(pm.get_weights(), km.get_weights(), rtol=1e-5, atol=1e-6)
+    pm.save(tmp_path / "p.keras")
+    assert int(keras.saving.load_model(tmp_path / "p.keras").optimizer.iterations) == 8
