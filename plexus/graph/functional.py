@@ -88,7 +88,7 @@ class Step:
     """One node, compiled for running: which value slots feed it and which it fills."""
 
     __slots__ = ("layer", "node", "single", "template", "kwargs", "out_slots", "pass_training",
-                 "mask_in", "makes_mask", "free")
+                 "mask_in", "makes_mask", "free", "arg_masks")
 
     def __init__(self, node, slot_of):
         self.layer = node.layer
@@ -105,6 +105,25 @@ class Step:
         self.mask_in = in_masked and call_accepts(self.layer, "mask")
         self.makes_mask = any(t.has_mask for t in node.output_tensors)
         self.free = ()
+        self.arg_masks = _arg_masks(node, slot_of) if in_masked else ()
+
+
+def _arg_masks(node, slot_of):
+    """`(name_mask, slot)` for masked tensors passed as arguments after the first to a layer
+    whose call takes `<name>_mask` (MultiHeadAttention's `value` -> `value_mask`)."""
+    try:
+        params = inspect.signature(node.layer.call).parameters
+    except (TypeError, ValueError):
+        return ()
+    names = [n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    given = list(zip(names[1:], node.args[1:])) + list(node.kwargs.items())
+    out = []
+    for name, t in given:
+        key = f"{name}_mask"
+        if isinstance(t, KerasTensor) and t.has_mask and key in params and key not in node.kwargs:
+            out.append((key, slot_of[id(t)]))
+    return tuple(out)
 
 
 def compile_steps(nodes, inputs, outputs):
@@ -166,6 +185,8 @@ def run_steps(steps, n_slots, input_values, output_slots, training=None, input_m
                 in_mask = _fill(step.template[0][0], masks) if step.template[0] else None
                 if step.mask_in:
                     kwargs = {**kwargs, "mask": in_mask}
+                for name, slot in step.arg_masks:
+                    kwargs = {**kwargs, name: masks[slot]}
             out = layer._call_impl(*args, **kwargs)
             flat = tree.flatten(out)
             for s, v in zip(step.out_slots, flat):
