@@ -119,7 +119,18 @@ def build_graph(model, opts, prefix=""):
     graph = Graph(model, model.name)
     keys = {}
     output_layers = {id(t.node.layer) for t in model.outputs}
-    for layer in model._graph_layers:
+    # Draw in the order the code called the layers: branches then read left to right as written.
+    step_of = {id(step.node): i for i, step in enumerate(getattr(model, "_steps", ()))}
+    first_input = {id(t.node.layer): i for i, t in enumerate(model.inputs)}
+
+    def call_order(layer):
+        if id(layer) in first_input:
+            return (0, first_input[id(layer)])
+        return (1, min((step_of.get(id(n), 1 << 30) for n in layer._inbound_nodes
+                        if id(n) in relevant), default=1 << 30))
+
+    ordered_layers = sorted(model._graph_layers, key=call_order)
+    for layer in ordered_layers:
         key = prefix + layer.name
         keys[id(layer)] = key
         nodes = [n for n in layer._inbound_nodes if id(n) in relevant]
@@ -133,16 +144,16 @@ def build_graph(model, opts, prefix=""):
                                is_output=id(layer) in output_layers, frozen=not layer.trainable))
         if kind == "model" and opts["expand_nested"]:
             graph.clusters[key] = build_graph(layer, opts, prefix=key + "/")
-    for layer in model._graph_layers:
-        for node in layer._inbound_nodes:
-            if id(node) not in relevant:
-                continue
-            for pos, t in enumerate(node.input_tensors):
-                src = keys[id(t.node.layer)]
-                dst = keys[id(layer)]
-                out_port = t.index if src in graph.clusters else None
-                in_port = pos if dst in graph.clusters else None
-                graph.edges.append((src, dst, out_port, in_port))
+    calls = [node for layer in ordered_layers for node in layer._inbound_nodes
+             if id(node) in relevant]
+    for node in sorted(calls, key=lambda n: step_of.get(id(n), -1)):  # stable for inputs
+        layer = node.layer
+        for pos, t in enumerate(node.input_tensors):
+            src = keys[id(t.node.layer)]
+            dst = keys[id(layer)]
+            out_port = t.index if src in graph.clusters else None
+            in_port = pos if dst in graph.clusters else None
+            graph.edges.append((src, dst, out_port, in_port))
     for i, t in enumerate(model.inputs):
         graph.entry[i] = keys[id(t.node.layer)]
     for i, t in enumerate(model.outputs):
