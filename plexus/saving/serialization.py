@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from plexus.graph.tensor import KerasTensor
 from plexus.saving import registry
 from plexus.saving.errors import LoadError
 
@@ -147,9 +148,12 @@ def serialize_layer(layer):
     from plexus.layers.input_layer import InputLayer
     from plexus.models import Model
     config = serialize_keras_object(_function_attrs(layer, dict(layer.get_config())))
+    config = {k: _with_module(v) for k, v in config.items()}
     if not isinstance(layer, (InputLayer, Model)) and isinstance(config.get("dtype"), str):
         config["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
                            "config": {"name": config["dtype"]}, "registered_name": None}
+    for key in _KERAS_REJECTS.get(type(layer).__name__, ()):
+        config.pop(key, None)
     registered = registry._user_names.get(id(type(layer)))
     if registered is None and not type(layer).__module__.startswith("plexus"):
         registered = type(layer).__name__
@@ -163,6 +167,25 @@ def serialize_layer(layer):
     return out
 
 
+def _with_module(value):
+    """Nested layer configs written as bare `{"class_name", "config"}` (a wrapper's inner layer,
+    an RNN's cell) get the `module` field Keras 3 needs to find the class."""
+    if isinstance(value, list):
+        return [_with_module(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    value = {k: _with_module(v) for k, v in value.items()}
+    if is_serialized_object(value) and "module" not in value and \
+            value["class_name"] in registry.builtin_table("layers"):
+        value = {"module": "keras.layers", **value, "registered_name": None}
+    return value
+
+
+# Arguments plexus writes that Keras's constructor of the same class refuses.
+_KERAS_REJECTS = {"SpatialDropout1D": ("trainable",), "SpatialDropout2D": ("trainable",),
+                  "SpatialDropout3D": ("trainable",)}
+
+
 def _build_config(layer):
     from plexus.layers.input_layer import InputLayer
     from plexus.models import Model, Sequential
@@ -172,7 +195,10 @@ def _build_config(layer):
         return {"input_shape": None}
     if not layer._inbound_nodes:
         return None
-    shapes = [list(t.shape) for t in layer._inbound_nodes[0].input_tensors]
+    node = layer._inbound_nodes[0]
+    if len(node.args) != 1 or any(isinstance(v, KerasTensor) for v in node.kwargs.values()):
+        return None  # several tensor arguments: the layer builds when the graph is replayed
+    shapes = [list(t.shape) for t in node.input_tensors]
     if not shapes:
         return None
     return {"input_shape": shapes[0] if len(shapes) == 1 else shapes}
@@ -388,7 +414,8 @@ _IGNORABLE = {"ragged": False, "sparse": False, "quantization_config": None, "lo
               "lora_alpha": None, "input_axes": None, "output_axes": None, "autocast": True,
               "synchronized": False, "renorm": False, "renorm_clipping": None,
               "renorm_momentum": 0.99, "optional": False, "use_cudnn": "auto",
-              "seed": None, "activity_regularizer": None, "zero_output_for_mask": False}
+              "seed": None, "activity_regularizer": None, "zero_output_for_mask": False,
+              "sliding_window": None, "use_gate": False}
 
 
 def _accepted_args(cls):

@@ -76,7 +76,40 @@ def _sequential(k):
                          k.layers.BatchNormalization(), k.layers.Dense(2)], name="stack")
 
 
-BUILDERS = {"mlp": _mlp, "conv2d": _conv, "conv1d_3d": _conv1d_3d, "norm_act": _norm_act,
+def _wrappers(k):
+    inp = k.Input((5, 3))
+    x = k.layers.Bidirectional(k.layers.LSTM(2, return_sequences=True))(inp)
+    x = k.layers.TimeDistributed(k.layers.Dense(3))(x)
+    x = k.layers.Bidirectional(k.layers.GRU(2), merge_mode="sum")(x)
+    return k.Model(inp, x)
+
+
+def _reshaping(k):
+    inp = k.Input((4, 4, 2))
+    x = k.layers.ZeroPadding2D(1)(inp)
+    x = k.layers.Cropping2D(((1, 0), (0, 1)))(x)
+    x = k.layers.UpSampling2D(2)(x)
+    x = k.layers.Rescaling(0.5, offset=0.1)(x)
+    x = k.layers.Permute((3, 1, 2))(x)
+    x = k.layers.Reshape((2, -1))(x)
+    x = k.layers.GaussianNoise(0.1)(x)
+    x = k.layers.SpatialDropout1D(0.2)(x)
+    x = k.layers.ActivityRegularization(l1=0.01)(x)
+    y = k.layers.RepeatVector(3)(k.layers.Flatten()(x))
+    return k.Model(inp, k.layers.Dense(2)(y))
+
+
+def _attention(k):
+    q = k.Input((4, 6))
+    v = k.Input((5, 6))
+    a = k.layers.MultiHeadAttention(num_heads=2, key_dim=3)(q, v)
+    b = k.layers.Attention()([q, v])
+    c = k.layers.AdditiveAttention()([q, v])
+    d = k.layers.Dot(axes=(2, 2))([a, b])
+    return k.Model([q, v], [k.layers.Add()([a, b, c]), d])
+
+
+BUILDERS = {"wrappers": _wrappers, "reshaping": _reshaping, "attention": _attention, "mlp": _mlp, "conv2d": _conv, "conv1d_3d": _conv1d_3d, "norm_act": _norm_act,
             "recurrent": _recurrent, "nested": _nested, "sequential": _sequential}
 
 
@@ -124,7 +157,7 @@ def test_plexus_saved_model_loads_in_keras(family, tmp_path):
     assert_close(km.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["conv2d", "recurrent", "nested"])
+@pytest.mark.parametrize("family", ["conv2d", "recurrent", "nested", "wrappers", "attention"])
 def test_weights_files_cross(family, tmp_path):
     km, pm = BUILDERS[family](keras), BUILDERS[family](plexus)
     _randomize(km)
