@@ -237,3 +237,52 @@ def test_lambda_function_supplied_by_name(tmp_path):
     model.save(tmp_path / "l.keras")
     loaded = plexus.models.load_model(tmp_path / "l.keras", custom_objects={"_double": _double})
     np.testing.assert_allclose(_out(loaded, np.ones((1, 2), "float32")), 2 * np.ones((1, 2)))
+
+
+KERAS2_FUNCTIONAL = {
+    "class_name": "Functional", "keras_version": "2.4.0", "backend": "tensorflow",
+    "config": {"name": "model", "layers": [
+        {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [], "config": {
+            "batch_input_shape": [None, 4], "dtype": "float32", "sparse": False,
+            "ragged": False, "name": "input_1"}},
+        {"class_name": "Dense", "name": "dense", "inbound_nodes": [[["input_1", 0, 0, {}]]],
+         "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 3,
+                    "activation": "relu", "use_bias": True,
+                    "kernel_initializer": {"class_name": "GlorotUniform",
+                                           "config": {"seed": None}},
+                    "bias_initializer": {"class_name": "Zeros", "config": {}},
+                    "kernel_regularizer": None, "bias_regularizer": None,
+                    "activity_regularizer": None, "kernel_constraint": None,
+                    "bias_constraint": None}},
+        {"class_name": "Dense", "name": "dense_1", "inbound_nodes": [[["dense", 0, 0, {}]]],
+         "config": {"name": "dense_1", "trainable": True, "dtype": "float32", "units": 2,
+                    "activation": "softmax", "use_bias": True}}],
+        "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_1", 0, 0]]}}
+
+
+def test_keras2_full_model_h5(tmp_path):
+    """A tf.keras 2 `model.save('m.h5')` file: config in attributes, legacy node lists."""
+    import json
+    import h5py
+    from plexus.saving import legacy_h5
+    reference = plexus.models.model_from_config(KERAS2_FUNCTIONAL)
+    assert [l.name for l in reference.layers] == ["input_1", "dense", "dense_1"]
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f.attrs["model_config"] = json.dumps(KERAS2_FUNCTIONAL)
+        f.attrs["training_config"] = json.dumps({"loss": "categorical_crossentropy",
+                                                 "metrics": ["accuracy"], "optimizer_config": {
+                                                     "class_name": "Adam",
+                                                     "config": {"learning_rate": 0.01}}})
+        legacy_h5.write(reference, f.create_group("model_weights"))
+    loaded = plexus.models.load_model(tmp_path / "m.h5")
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+    np.testing.assert_allclose(_out(loaded, x), _out(reference, x), rtol=1e-6)
+    assert loaded.compiled and loaded.optimizer.learning_rate == pytest.approx(0.01)
+
+
+def test_keras2_sequential_config_with_batch_input_shape():
+    config = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 5],
+                                           "activation": "linear"}}]}}
+    model = plexus.models.model_from_config(config)
+    assert model.layers[0].get_weights()[0].shape == (5, 2)

@@ -252,3 +252,15 @@ def test_keras_training_state_resumes_in_plexus(tmp_path, optimizer):
     assert_close(pm.get_weights(), km.get_weights(), rtol=1e-5, atol=1e-6)
     pm.save(tmp_path / "p.keras")
     assert int(keras.saving.load_model(tmp_path / "p.keras").optimizer.iterations) == 8
+
+
+def test_keras_lambda_needs_the_function_from_the_caller(tmp_path):
+    inp = keras.Input((3,))
+    km = keras.Model(inp, keras.layers.Lambda(lambda t: t * 3.0, name="triple")(inp))
+    km.save(tmp_path / "lam.keras")
+    with pytest.raises(plexus.saving.LoadError, match="safe_mode=True refuses"):
+        plexus.models.load_model(tmp_path / "lam.keras")
+    pm = plexus.models.load_model(tmp_path / "lam.keras",
+                                  custom_objects={"triple": lambda t: t * 3.0})
+    x = np.ones((2, 3), "float32")
+    assert_close(pm(x), km.predict(x, verbose=0))
