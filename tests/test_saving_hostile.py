@@ -35,8 +35,8 @@ def _tmp(tmp_path):
     _tmpdir[0] = str(tmp_path)
 
 
-def _write_zip(path, members):
-    with zipfile.ZipFile(path, "w") as z:
+def _write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
         for name, data in members.items():
             z.writestr(name, data)
     return path
@@ -281,3 +281,12 @@ def test_legacy_h5_weight_names_cannot_escape_their_group(tmp_path):
         f["hidden"].attrs["weight_names"] = np.array([b"/out/out/kernel", b"hidden/bias"])
     with pytest.raises(LoadError, match="absolute"):
         _model().load_weights(path)
+
+
+def test_oversized_weights_member_is_refused_before_reading(tmp_path):
+    members = _members(_model())
+    members["model.weights.h5"] = members["model.weights.h5"] + b"\x00" * (65 << 20)
+    path = _write_zip(tmp_path / "bomb.keras", members, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 1 << 20  # a zip bomb: tiny on disk, huge once inflated
+    with pytest.raises(LoadError, match="model.weights.h5.*declares"):
+        plexus.models.load_model(path)

@@ -147,8 +147,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     with files.open_zip(filepath) as archive:
         config = files.read_json_member(archive, "config.json", label)
         files.read_json_member(archive, "metadata.json", label, required=False)
-        h5_data = files.read_member(archive, "model.weights.h5", label)
-    model = model_from_config(config, custom_objects, safe_mode, source=label)
+        if not isinstance(config, dict):
+            raise LoadError(f"{label}: config.json must hold a JSON object.")
+        model = model_from_config(config, custom_objects, safe_mode, source=label)
+        h5_data = files.read_member(archive, "model.weights.h5", label,
+                                    max_bytes=_expected_h5_bytes(model))
     with h5util.open_h5(h5_data, f"{label} (model.weights.h5)") as f:
         plan = weights.read(model, f, f"{label} (model.weights.h5)")
         weights.assign(plan)
@@ -156,6 +159,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             _compile_from_config(model, config.get("compile_config"), label, custom_objects)
             optimizer_state.read(model, f, f"{label} (model.weights.h5)")
     return model
+
+
+def _expected_h5_bytes(model):
+    """A generous bound on the weights file of `model`: weights, optimizer slots, overhead."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.weights)
+    return 4 * weight_bytes + (64 << 20)
 
 
 def _load_legacy_h5_model(filepath, label, custom_objects, compile, safe_mode):

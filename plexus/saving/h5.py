@@ -30,7 +30,8 @@ def open_h5(source, label, mode="r"):
 
 
 def _check_component(name, label):
-    if not name or name in (".", "..") or "\x00" in name:
+    if not isinstance(name, str) or not name or name in (".", "..") or "\x00" in name \
+            or "/" in name:
         raise LoadError(f"Invalid HDF5 path component {name!r} in {label}.")
 
 
