@@ -1,0 +1,216 @@
+"""Applications against Keras: same layer names, order, parameter counts and weight shapes, and
+the same predictions on weights copied from a Keras model (or read from a Keras weights file).
+
+Small inputs keep this affordable on CPU; one default-size model with the classifier top per
+family checks the full architecture's counts.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import plexus  # noqa: E402
+from plexus import applications  # noqa: E402
+from tests.parity.oracle import assert_close  # noqa: E402
+
+
+def _fresh():
+    keras.backend.clear_session()
+    plexus.clear_session()
+
+
+def _pair(name, **kwargs):
+    """The same application built by Keras and by plexus, from fresh name counters."""
+    _fresh()
+    km = getattr(keras.applications, name)(weights=None, **kwargs)
+    _fresh()
+    pm = getattr(applications, name)(weights=None, **kwargs)
+    return km, pm
+
+
+def _assert_same_architecture(km, pm):
+    assert pm.name == km.name
+    assert [l.name for l in pm.layers] == [l.name for l in km.layers]
+    assert [type(l).__name__ for l in pm.layers] == [type(l).__name__ for l in km.layers]
+    assert pm.count_params() == km.count_params()
+    assert [w.shape for w in pm.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
+    assert tuple(pm.output_shape) == tuple(km.output_shape)
+
+
+def _calibrate_batchnorm(model, rng, input_shape):
+    """Random BatchNormalization scales and offsets, then moving statistics taken from one
+    batch of random images: the network then keeps its input's signal (with freshly
+    initialized statistics, deep random networks give nearly the same output for any input),
+    and inference-mode normalization with non-trivial moving statistics is exercised."""
+    bns = [l for l in model.layers if type(l).__name__ == "BatchNormalization"]
+    for layer in bns:
+        ws = layer.get_weights()
+        shape = ws[0].shape
+        if layer.scale:
+            ws[0] = rng.uniform(0.5, 1.5, shape).astype("float32")
+        if layer.center:
+            ws[1 if layer.scale else 0] = rng.normal(0.0, 0.1, shape).astype("float32")
+        layer.set_weights(ws)
+        layer.momentum = 0.0  # the next training-mode call sets the moving statistics
+    if not bns:
+        return
+    model(rng.uniform(0, 1, (4,) + tuple(input_shape)).astype("float32"), training=True)
+    for layer in bns:
+        # Channels that hardly vary over the batch would divide by ~sqrt(epsilon) and amplify
+        # rounding differences; floor their variance at the layer's median.
+        ws = layer.get_weights()
+        floor = float(np.median(ws[-1])) or 1.0
+        ws[-1] = np.maximum(ws[-1], floor)
+        layer.set_weights(ws)
+
+
+def _assert_same_predictions(km, pm, input_shape, rng):
+    x = rng.uniform(0, 1, (2,) + tuple(input_shape)).astype("float32")
+    expected = km.predict(x, verbose=0)
+    scale = float(np.abs(expected).max())
+    # The outputs must depend on the input, or the comparison would prove little.
+    assert float(np.abs(expected[0] - expected[1]).max()) > 1e-2 * scale > 0
+    assert_close(pm(x), expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+# (application, constructor arguments): the smallest inputs Keras allows; with a 10-class top
+# where the architecture allows it. Each is compared with Keras layer by layer, then on
+# predictions with Keras's weights copied in.
+SMALL = [
+    ("VGG16", dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)),
+    ("VGG19", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg")),
+    ("ResNet50", dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)),
+    ("ResNet50V2", dict(include_top=False, input_shape=(32, 32, 3), pooling="max")),
+    ("InceptionV3", dict(input_shape=(75, 75, 3), classes=10, classifier_activation=None)),
+    ("Xception", dict(include_top=False, input_shape=(71, 71, 3), pooling="avg")),
+    ("MobileNetV2", dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)),
+    ("MobileNetV2", dict(include_top=False, alpha=0.35, input_shape=(40, 48, 3))),
+    ("DenseNet121", dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SMALL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SMALL)])
+def test_architecture_and_predictions_as_keras(name, kwargs):
+    km, pm = _pair(name, **kwargs)
+    _assert_same_architecture(km, pm)
+    rng = np.random.default_rng(0)
+    _calibrate_batchnorm(km, rng, kwargs["input_shape"])
+    pm.set_weights(km.get_weights())
+    _assert_same_predictions(km, pm, kwargs["input_shape"], rng)
+
+
+@pytest.mark.parametrize("name", ["ResNet101", "ResNet152"])
+def test_deep_resnets_as_keras(name):
+    """Same blocks as ResNet50, deeper (42M and 58M weights: building them takes a while)."""
+    km, pm = _pair(name, include_top=False, input_shape=(32, 32, 3), pooling="avg")
+    _assert_same_architecture(km, pm)
+
+
+# Default image size with the 1000-class top: the architectures' published parameter counts.
+FULL = ["ResNet50", "ResNet50V2", "InceptionV3", "Xception", "MobileNetV2", "DenseNet121"]
+
+
+@pytest.mark.parametrize("name", FULL)
+def test_full_size_with_top_as_keras(name):
+    km, pm = _pair(name)
+    _assert_same_architecture(km, pm)
+    assert pm.input_shape == km.input_shape
+
+
+def test_vgg_full_size_with_top_as_keras():
+    """VGG16's classifier top alone holds 124M weights: one VGG at full size is enough."""
+    km, pm = _pair("VGG16")
+    _assert_same_architecture(km, pm)
+    assert pm.count_params() == 138_357_544
+
+
+def test_predictions_differ_without_copied_weights():
+    """The comparison above can fail: independently initialized models disagree."""
+    km, pm = _pair("ResNet50V2", include_top=False, input_shape=(32, 32, 3), pooling="avg")
+    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    assert not np.allclose(pm(x).detach().numpy(), km.predict(x, verbose=0), atol=1e-3)
+
+
+def _write_legacy_h5(keras_model, path):
+    """A Keras 2 style `.h5` weights file, the format of the published ImageNet weights."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras_model)
+
+
+def test_weights_path_reads_keras_files(tmp_path):
+    """weights=<path> loads a Keras 3 `.weights.h5` and a legacy `.h5` into the architecture."""
+    _fresh()
+    km = keras.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                        input_shape=(32, 32, 3), pooling="avg")
+    _calibrate_batchnorm(km, np.random.default_rng(2), (32, 32, 3))
+    new_file = str(tmp_path / "m.weights.h5")
+    km.save_weights(new_file)
+    legacy_file = str(tmp_path / "m.h5")
+    _write_legacy_h5(km, legacy_file)
+    for path in (new_file, legacy_file):
+        plexus.clear_session()
+        pm = applications.MobileNetV2(weights=path, include_top=False, alpha=0.35,
+                                      input_shape=(32, 32, 3), pooling="avg")
+        _assert_same_predictions(km, pm, (32, 32, 3), np.random.default_rng(3))
+
+
+def test_imagenet_weights_found_in_keras_cache(tmp_path, monkeypatch):
+    """weights='imagenet' reads the standard file from ~/.keras/models without downloading."""
+    from plexus.applications import weights_files
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+
+    def no_network(url, path):
+        raise AssertionError(f"tried to download {url}")
+    monkeypatch.setattr(weights_files, "download", no_network)
+    _fresh()
+    km = keras.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                        input_shape=(96, 96, 3))
+    _calibrate_batchnorm(km, np.random.default_rng(4), (96, 96, 3))
+    cache = tmp_path / ".keras" / "models"
+    cache.mkdir(parents=True)
+    _write_legacy_h5(km, str(cache / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"))
+    plexus.clear_session()
+    pm = applications.MobileNetV2(weights="imagenet", include_top=False, alpha=0.35,
+                                  input_shape=(96, 96, 3))
+    _assert_same_predictions(km, pm, (96, 96, 3), np.random.default_rng(5))
+
+
+@pytest.mark.parametrize("module,mode", [
+    ("vgg16", "caffe"), ("vgg19", "caffe"), ("resnet50", "caffe"), ("resnet", "caffe"),
+    ("resnet_v2", "tf"), ("inception_v3", "tf"), ("xception", "tf"), ("mobilenet_v2", "tf"),
+    ("densenet", "torch"),
+])
+def test_preprocess_input_as_keras(module, mode):
+    rng = np.random.default_rng(6)
+    images = rng.uniform(0, 255, (2, 5, 4, 3)).astype("float32")
+    expected = getattr(keras.applications, module).preprocess_input(images.copy())
+    ours = getattr(applications, module).preprocess_input
+    np.testing.assert_allclose(ours(images), expected, rtol=1e-6, atol=1e-4)
+    # Integer images and torch tensors too; the input itself is left untouched.
+    ints = rng.integers(0, 256, (1, 3, 3, 3)).astype("uint8")
+    np.testing.assert_allclose(ours(ints), getattr(keras.applications, module).preprocess_input(
+        ints.copy()), rtol=1e-6, atol=1e-4)
+    import torch
+    t = torch.from_numpy(images.copy())
+    np.testing.assert_allclose(ours(t).numpy(), expected, rtol=1e-6, atol=1e-4)
+    np.testing.assert_array_equal(t.numpy(), images)
+    # Symbolic: recorded in the graph, same numbers when run.
+    inp = plexus.Input(shape=(5, 4, 3))
+    model = plexus.Model(inp, ours(inp))
+    np.testing.assert_allclose(model(images).numpy(), expected, rtol=1e-6, atol=1e-4)
+
+
+def test_preprocess_input_channels_first_as_keras():
+    from keras.applications import imagenet_utils as k_utils
+    images = np.random.default_rng(7).uniform(0, 255, (2, 3, 4, 5)).astype("float32")
+    for mode in ("caffe", "tf", "torch"):
+        expected = k_utils.preprocess_input(images.copy(), data_format="channels_first",
+                                            mode=mode)
+        ours = applications.imagenet_utils.preprocess_input(images, "channels_first", mode)
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-4)
