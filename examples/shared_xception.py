@@ -39,8 +39,8 @@ merged_features = layers.concatenate([left_features, right_features], axis=-1)
 model = Model([left_input, right_input], merged_features)
 model.summary()
 
-left = np.random.random((2, size, size, 3)).astype("float32")
-right = np.random.random((2, size, size, 3)).astype("float32")
+left = np.random.random((1 if SMALL else 2, size, size, 3)).astype("float32")
+right = np.random.random((1 if SMALL else 2, size, size, 3)).astype("float32")
 features = model.predict([left, right], verbose=0)
 print("merged features:", tuple(features.shape))
 

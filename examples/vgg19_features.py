@@ -29,11 +29,14 @@ else:
     vgg19 = applications.VGG19(weights=None)  # random weights; "imagenet" downloads them
     size = 224
 
+vgg19.summary()
+
+# Every layer's symbolic output, from the input to the last pooling (or softmax) layer.
 features_list = [layer.output for layer in vgg19.layers]
 feat_extraction_model = Model(inputs=vgg19.input, outputs=features_list)
 
 img = np.random.random((1, size, size, 3)).astype("float32")
-extracted_features = feat_extraction_model(img)
+extracted_features = feat_extraction_model(img)  # one call, every activation
 for layer, feature in zip(vgg19.layers, extracted_features):
     print(f"{layer.name:15s} {tuple(feature.shape)}")
 
