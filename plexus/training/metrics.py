@@ -55,27 +55,31 @@ class Mean(Metric):
             values = values.float()
         if values.dim() > 1:
             values = values.reshape(values.shape[0], -1).mean(dim=1)
+        if self._state is None:
+            # [total on the device, count on the device, count kept on the host]
+            self._state = [torch.zeros((), device=values.device),
+                           torch.zeros((), device=values.device), 0.0]
+        state = self._state
         if sample_weight is None:
-            total, count = values.sum(), values.numel() if values.dim() else 1
+            state[0] += values.sum()
+            state[2] += values.numel() if values.dim() else 1
         elif not isinstance(sample_weight, torch.Tensor) and values.dim() == 0:
-            total, count = values * sample_weight, sample_weight  # a batch-size weight
+            state[0].add_(values, alpha=float(sample_weight))  # a batch-size weight: no sync
+            state[2] += float(sample_weight)
         else:
             sw = L._as_tensor(sample_weight, values).to(values.dtype)
             values, sw = L.match_rank(values, sw)
             if sw.dim() > 1:
                 sw = sw.reshape(sw.shape[0], -1).mean(dim=1)
             sw = torch.broadcast_to(sw, values.shape)
-            total, count = (values * sw).sum(), sw.sum()
-        if self._state is None:
-            self._state = [torch.zeros((), device=values.device), 
-                           torch.zeros((), device=values.device)]
-        self._state[0] += total
-        self._state[1] += count
+            state[0] += (values * sw).sum()
+            state[1] += sw.sum()
 
     def result(self):
         if self._state is None:
             return torch.zeros(())
-        total, count = self._state
+        total, count, host_count = self._state
+        count = count + host_count
         return torch.where(count > 0, total / torch.clamp(count, min=1e-30), torch.zeros_like(total))
 
 
