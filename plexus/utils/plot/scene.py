@@ -23,6 +23,7 @@ FONT = {"title": (10.0, True), "detail": (8.5, False), "cluster": (9.0, True)}
 LINE_H = {"title": 13.0, "detail": 11.5, "cluster": 12.0}
 PAD_X, PAD_Y = 8.0, 5.0
 CLUSTER_PAD = 12.0
+LR_TITLE_PAD = 24.0
 MARGIN = 8.0
 RANKDIRS = ("TB", "BT", "LR", "RL")
 
@@ -81,11 +82,12 @@ def _place(graph, lr, ports):
     """Lay out `graph` in the abstract frame; with `ports`, add cluster entry/exit ports."""
     placed = _Placed()
     keys, widths, heights, inner = [], [], [], {}
+    pad = LR_TITLE_PAD if lr else CLUSTER_PAD  # left of the contents: in LR the title's strip
     for box in graph.boxes:
         if box.key in graph.clusters:
             sub = _place(graph.clusters[box.key], lr, True)
             inner[box.key] = sub
-            w, h = sub.width + 2 * CLUSTER_PAD, sub.height
+            w, h = sub.width + pad + CLUSTER_PAD, sub.height
         else:
             w, h = box_size(box.lines)
             if lr:
@@ -115,13 +117,13 @@ def _place(graph, lr, ports):
     for i, (s, d, op, ip) in enumerate(meta):
         if op is not None:
             x, y = paths[i][0]
-            left = lay.xs[index[s]] - widths[index[s]] / 2 + CLUSTER_PAD
+            left = lay.xs[index[s]] - widths[index[s]] / 2 + pad
             paths[i][0] = (left + inner[s].exit_x[op], y)
         elif not isinstance(s, tuple) and s != d:
             groups.setdefault((s, round(paths[i][0][1], 1)), []).append((i, 0))
         if ip is not None:
             x, y = paths[i][-1]
-            left = lay.xs[index[d]] - widths[index[d]] / 2 + CLUSTER_PAD
+            left = lay.xs[index[d]] - widths[index[d]] / 2 + pad
             paths[i][-1] = (left + inner[d].entry_x[ip], y)
         elif not isinstance(d, tuple) and s != d:
             groups.setdefault((d, round(paths[i][-1][1], 1)), []).append((i, -1))
@@ -139,7 +141,7 @@ def _place(graph, lr, ports):
             placed.boxes.append((box, cx, cy, widths[i], heights[i]))
             continue
         sub = inner[box.key]
-        ox, oy = cx - widths[i] / 2 + CLUSTER_PAD, cy - heights[i] / 2
+        ox, oy = cx - widths[i] / 2 + pad, cy - heights[i] / 2
         placed.clusters.append((graph.clusters[box.key].title, cx - widths[i] / 2, oy,
                                 widths[i], heights[i]))
         placed.boxes += [(b, x + ox, y + oy, w, h) for b, x, y, w, h in sub.boxes]
