@@ -47,11 +47,10 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
     """
     filepath = _path_str(filepath)
     if filepath.endswith(".h5") or filepath.endswith(".hdf5"):
-        raise ValueError(
-            f"Cannot save {filepath!r}: plexus writes whole models only in the .keras format "
-            "(Keras's legacy full-model .h5 format is read-only here). Use a .keras path, or "
-            "model.save_weights(...) for weights only."
-        )
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} exists and overwrite=False.")
+        _save_legacy_h5_model(model, filepath)
+        return
     if not filepath.endswith(".keras"):
         raise ValueError(f"Model files must end in '.keras'; received {filepath!r}.")
     if not overwrite and os.path.exists(filepath):
@@ -67,6 +66,24 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
     files.write_archive(filepath, {"metadata.json": metadata.encode(),
                                    "config.json": config.encode(),
                                    "model.weights.h5": files.h5_bytes(write)})
+
+
+def _save_legacy_h5_model(model, filepath):
+    """Keras 2's full-model `.h5`: the config as an attribute, weights in `model_weights`
+    (no optimizer state; prefer `.keras`, which keeps it)."""
+    import h5py
+    config = serialize_layer(model)
+    with files.atomic_path(filepath) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["model_config"] = json.dumps(config)
+            f.attrs["backend"] = "torch"
+            f.attrs["keras_version"] = "3.15.1"
+            compile_config = getattr(model, "_compile_config", None)
+            if getattr(model, "compiled", False) and compile_config is not None:
+                training = serialize_keras_object(compile_config)
+                training["optimizer_config"] = training.pop("optimizer", None)
+                f.attrs["training_config"] = json.dumps(training)
+            legacy_h5.write(model, f.create_group("model_weights"))
 
 
 def save_weights(model, filepath, overwrite=True):

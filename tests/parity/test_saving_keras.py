@@ -264,3 +264,17 @@ def test_keras_lambda_needs_the_function_from_the_caller(tmp_path):
                                   custom_objects={"triple": lambda t: t * 3.0})
     x = np.ones((2, 3), "float32")
     assert_close(pm(x), km.predict(x, verbose=0))
+
+
+def test_plexus_full_model_h5_loads_in_keras_and_plexus(tmp_path):
+    pm = _nested(plexus)
+    _randomize(pm)
+    pm.compile(optimizer="adam", loss="mse")
+    pm.save(tmp_path / "m.h5")
+    x = _inputs(pm)
+    # Keras 3.15 cannot re-compile legacy .h5 files with string losses, even its own.
+    km = keras.saving.load_model(tmp_path / "m.h5", compile=False)
+    assert_close(km.predict(x, verbose=0), pm(x))
+    pm2 = plexus.models.load_model(tmp_path / "m.h5")
+    assert_close(pm2(x), pm(x))
+    assert pm2.compiled
