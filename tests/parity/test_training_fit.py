@@ -166,3 +166,37 @@ def test_jit_compile_gives_the_same_result():
         weights.append(pm.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_subclassed_and_deferred_sequential_models_train():
+    class Small(plexus.Model):
+        def __init__(self):
+            super().__init__()
+            self.d1 = plexus.layers.Dense(8, activation="relu")
+            self.d2 = plexus.layers.Dense(1)
+
+        def call(self, x, training=None):
+            return self.d2(self.d1(x))
+
+    y = X.sum(axis=1, keepdims=True)
+    for m in (Small(), plexus.Sequential([plexus.layers.Dense(4, activation="relu"),
+                                         plexus.layers.Dense(1)])):
+        m.compile("adam", "mse", metrics=["mae"])
+        h = m.fit(X, y, epochs=3, batch_size=5, verbose=0)
+        assert sorted(h.history) == ["loss", "mae"] and h.history["loss"][2] < h.history["loss"][0]
+        assert m.predict(X[:3], verbose=0).shape == (3, 1)
+        assert len(m.evaluate(X, y, verbose=0)) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_runs_on_the_device_of_the_parameters():
+    pm, km = mlp_pair(in_dim=5)
+    pm.to("cuda")
+    pm.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    km.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    hp = pm.fit(X, X[:, :2], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    hk = km.fit(X, X[:, :2], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert all(p.device.type == "cuda" for p in pm.parameters())
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-4)
+    assert_weights_close(pm, km, rtol=1e-4, atol=1e-5)
+    assert isinstance(pm.predict(X, verbose=0), np.ndarray)
