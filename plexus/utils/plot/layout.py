@@ -205,19 +205,29 @@ def _straighten(layers, x, gaps_of, up, down):
             chain.append(down[chain[-1]][0])
         if len(chain) < 2:
             continue
-        lo, hi = float("-inf"), float("inf")
-        for v in chain:
-            r, i = where[v]
-            if i > 0:
-                lo = max(lo, x[layers[r][i - 1]] + gaps_of[r][i - 1])
-            if i + 1 < len(layers[r]):
-                hi = min(hi, x[layers[r][i + 1]] - gaps_of[r][i])
-        if lo > hi + 1e-6:
-            continue
-        target = sorted(x[v] for v in chain)[len(chain) // 2]
-        target = min(max(target, lo), hi)
-        for v in chain:
-            x[v] = target
+        # Split the chain where its neighbours leave no common room; align each piece.
+        piece, lo, hi = [], float("-inf"), float("inf")
+        for v in chain + [None]:
+            if v is not None:
+                r, i = where[v]
+                v_lo = x[layers[r][i - 1]] + gaps_of[r][i - 1] if i > 0 else float("-inf")
+                v_hi = (x[layers[r][i + 1]] - gaps_of[r][i] if i + 1 < len(layers[r])
+                        else float("inf"))
+                if max(lo, v_lo) <= min(hi, v_hi) + 1e-6:
+                    piece.append(v)
+                    lo, hi = max(lo, v_lo), min(hi, v_hi)
+                    continue
+            _align(piece, lo, hi, x)
+            if v is not None:
+                piece, lo, hi = [v], v_lo, v_hi
+
+
+def _align(piece, lo, hi, x):
+    """Move the nodes of `piece` to one x: their median, kept within [lo, hi]."""
+    if len(piece) > 1:
+        target = min(max(sorted(x[u] for u in piece)[len(piece) // 2], lo), hi)
+        for u in piece:
+            x[u] = target
 
 
 def layout(widths, heights, edges, top=(), bottom=(), rounds=None):
