@@ -4,7 +4,7 @@ File formats:
     `.keras`        a zip of `metadata.json`, `config.json` and `model.weights.h5` (Keras 3)
     `.weights.h5`   weights only, Keras 3's layout (`layers/dense/vars/0`, ...)
     `.h5`           Keras 2's layout (`layer_names`, `weight_names`): application weights,
-                    and full models saved by Keras 2 (loading only)
+                    and full models (config + weights, no optimizer state)
 """
 import datetime
 import json

@@ -278,3 +278,25 @@ def test_plexus_full_model_h5_loads_in_keras_and_plexus(tmp_path):
     pm2 = plexus.models.load_model(tmp_path / "m.h5")
     assert_close(pm2(x), pm(x))
     assert pm2.compiled
+
+
+def test_application_weights_in_keras2_layout(tmp_path):
+    """Published application weights are Keras 2 `.h5` files; a Keras model's weights written
+    that way load into plexus's application, by order and by layer name."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+    kwargs = dict(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=5)
+    km = keras.applications.MobileNetV2(**kwargs)
+    rng = np.random.default_rng(0)  # perturb every weight, moving statistics included
+    km.set_weights([w + rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in km.get_weights()])
+    path = tmp_path / "mobilenet_v2_weights.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, km)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(2, 32, 32, 3)).astype("float32")
+    expected = to_numpy(km(x))
+    pm = plexus.applications.MobileNetV2(**kwargs)
+    pm.load_weights(path)
+    assert_close(pm(x), expected, rtol=1e-4, atol=1e-5)
+    pm = plexus.applications.MobileNetV2(**kwargs)
+    pm.load_weights(path, by_name=True)
+    assert_close(pm(x), expected, rtol=1e-4, atol=1e-5)
