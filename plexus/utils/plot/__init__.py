@@ -76,7 +76,8 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in FORMATS:
         raise ValueError(
-            f"plot_model cannot write {path!r}: unknown file extension {('.' + ext) if ext else '(none)'}. "
+            f"plot_model cannot write {path!r}: unknown file extension "
+            f"{('.' + ext) if ext else '(none)'}. "
             "Use a file name ending in .png, .svg or .pdf."
         )
     opts = dict(show_shapes=show_shapes, show_dtype=show_dtype, show_layer_names=show_layer_names,

@@ -56,7 +56,8 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     for box in boxes:
         fill, stroke = box_colors(box)
         label = "\\n".join(t.replace("\\", "\\\\").replace('"', '\\"') for t, _ in box.lines)
-        lines.append(f'  {ids[box.key]} [label="{label}", fillcolor={_q(fill)}, color={_q(stroke)}];')
+        lines.append(f'  {ids[box.key]} [label="{label}", fillcolor={_q(fill)}, '
+                     f'color={_q(stroke)}];')
     lines += _cluster_lines(tree, ids, boxes, "  ")[0]
     for src, dst in edges:
         lines.append(f"  {ids[src]} -> {ids[dst]};")

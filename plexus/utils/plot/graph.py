@@ -82,7 +82,7 @@ def _shape_lines(layer, nodes):
         else:
             inp = _shapes(node.input_tensors)
             one = f"{inp} → {out}"
-            text = (one,) if len(one) <= 44 else tuple(_wrap("in: ", inp)) + tuple(_wrap("out: ", out))
+            text = (one,) if len(one) <= 44 else (*_wrap("in: ", inp), *_wrap("out: ", out))
         if text not in seen:
             seen.add(text)
             lines.extend(text)

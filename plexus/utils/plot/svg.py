@@ -33,7 +33,9 @@ def arrow_head(start, segs):
     norm = (dx * dx + dy * dy) ** 0.5 or 1.0
     ux, uy = dx / norm, dy / norm
     bx, by = tip[0] - ux * ARROW_LEN, tip[1] - uy * ARROW_LEN
-    return tip, (bx - uy * ARROW_HALF, by + ux * ARROW_HALF), (bx + uy * ARROW_HALF, by - ux * ARROW_HALF)
+    left = (bx - uy * ARROW_HALF, by + ux * ARROW_HALF)
+    right = (bx + uy * ARROW_HALF, by - ux * ARROW_HALF)
+    return tip, left, right
 
 
 def shorten(start, segs):
