@@ -133,7 +133,8 @@ class RNN(Layer):
                 x = x * dp[:, None]
             mode = cell.fused_mode() if rec is None else None
             if mode is not None:
-                seq, last, final = run_fused(mode, cell.fused_params(), x, states, mask)
+                seq, last, final = run_fused(mode, cell.fused_params(), x, states, mask,
+                                              need_states=self.return_state)
             else:
                 seq, last, final = run_loop(cell, x, states, mask, rec)
         else:

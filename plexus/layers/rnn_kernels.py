@@ -3,8 +3,9 @@
 Masked steps follow Keras: a masked step leaves the states unchanged and its output repeats the
 previous step's output (zeros before the first unmasked step). A step that changes nothing is the
 same as a step that is not there, so for the fused kernels the unmasked steps of every sequence
-are moved to the front (a stable sort, skipped when the batch is already right-padded), run as a
-packed batch, and the outputs are gathered back to their original positions.
+are moved to the front (a stable sort), the kernel runs once over the whole batch, and each
+step's output is gathered from the last unmasked step up to it. Only a masked LSTM that must
+return its final cell state runs as a packed batch, which stops each sequence in time.
 """
 import torch
 from torch import _VF
@@ -18,9 +19,10 @@ def _kernel_train_flag():
     return torch.is_grad_enabled()
 
 
-def run_fused(mode, params, x, states, mask=None):
+def run_fused(mode, params, x, states, mask=None, need_states=True):
     """Run fused kernel `mode` over `x` `(batch, time, features)` from `states` (list of
-    `(batch, units)`); `mask` is a bool `(batch, time)` or None.
+    `(batch, units)`); `mask` is a bool `(batch, time)` or None. `need_states=False` lets a
+    masked LSTM skip computing its final cell state (returned as None then).
 
     Returns `(sequence_outputs, last_output, final_states)`.
     """
@@ -31,24 +33,32 @@ def run_fused(mode, params, x, states, mask=None):
         out = fn(x, hx, params, has_bias, 1, 0.0, _kernel_train_flag(), False, True)
         seq, final = out[0], [s.squeeze(0) for s in out[1:]]
         return seq, seq[:, -1], final
-    return _run_fused_masked(fn, mode, params, has_bias, x, hx, states, mask)
+    if mode == "lstm" and need_states:
+        return _run_fused_packed(fn, params, has_bias, x, hx, states, mask)
+    # Unmasked steps first, then one dense kernel call: no host sync, and on CPU much faster
+    # than a packed batch. Every output needed comes from a step before the padding.
+    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
+    compact = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
+    out = fn(compact, hx, params, has_bias, 1, 0.0, _kernel_train_flag(), False, True)
+    seq = repeat_last_valid(out[0], mask)
+    h = torch.where(mask.any(1, keepdim=True), seq[:, -1], states[0])
+    return seq, seq[:, -1], [h] if mode != "lstm" else [h, None]
 
 
-def _run_fused_masked(fn, mode, params, has_bias, x, hx, states, mask):
+def _run_fused_packed(fn, params, has_bias, x, hx, states, mask):
+    """Masked LSTM whose final cell state is needed: a packed batch (the kernel stops at each
+    sequence's last unmasked step)."""
     batch, steps = mask.shape
     lengths = mask.sum(1)
     right_padded = (mask == (torch.arange(steps, device=mask.device) < lengths[:, None])).all()
     info = torch.cat([lengths, right_padded.long()[None]]).cpu()  # one host sync for both
     lengths_cpu, right_padded = info[:-1], bool(info[-1])
     if not right_padded:
-        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+        order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
         x = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
     packed = pack_padded_sequence(x, lengths_cpu.clamp(min=1), batch_first=True,
                                   enforce_sorted=False)
-    if mode == "lstm":
-        hx = tuple(h.index_select(1, packed.sorted_indices) for h in hx)
-    else:
-        hx = hx.index_select(1, packed.sorted_indices)
+    hx = tuple(h.index_select(1, packed.sorted_indices) for h in hx)
     out = fn(packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0,
              _kernel_train_flag(), False)
     final = [s.index_select(1, packed.unsorted_indices).squeeze(0) for s in out[1:]]

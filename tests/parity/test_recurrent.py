@@ -106,7 +106,8 @@ MASKS = {
 }
 MASK_CASES = [(kind, m, kw) for kind in KINDS for m in MASKS
               for kw in ({"return_sequences": True, "return_state": True},
-                         {"go_backwards": True, "return_state": True})]
+                         {"go_backwards": True, "return_state": True},
+                         {"go_backwards": True, "return_sequences": True}, {})]
 
 
 @pytest.mark.parametrize("kind,mask_name,kw", MASK_CASES,
