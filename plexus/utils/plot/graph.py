@@ -133,7 +133,7 @@ def build_graph(model, opts, prefix=""):
     for layer in ordered_layers:
         key = prefix + layer.name
         keys[id(layer)] = key
-        nodes = [n for n in layer._inbound_nodes if id(n) in relevant]
+        nodes = [n for n in layer._inbound_nodes if id(n) in relevant or n.is_input]
         if isinstance(layer, InputLayer):
             kind = "input"
         elif _is_graph_model(layer):
