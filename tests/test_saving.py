@@ -286,3 +286,30 @@ def test_keras2_sequential_config_with_batch_input_shape():
                                            "activation": "linear"}}]}}
     model = plexus.models.model_from_config(config)
     assert model.layers[0].get_weights()[0].shape == (5, 2)
+
+
+@plexus.saving.register_keras_serializable(package="tests")
+class TwoLayer(plexus.Model):
+    """A subclassed model: layers as attributes, computation in call."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = L.Dense(units, activation="relu")
+        self.head = L.Dense(1)
+
+    def call(self, x):
+        return self.head(self.hidden(x))
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units}
+
+
+def test_subclassed_model_roundtrip(tmp_path):
+    model = TwoLayer(4)
+    x = np.random.default_rng(0).normal(size=(2, 5)).astype("float32")
+    expected = _out(model, x)
+    model.save(tmp_path / "sub.keras")
+    loaded = plexus.models.load_model(tmp_path / "sub.keras")
+    assert isinstance(loaded, TwoLayer) and loaded.units == 4
+    _same(_out(loaded, x), expected)

@@ -310,6 +310,7 @@ class Model(Layer):
         return False
 
     def build(self, input_shape):
+        self._build_input_shape = input_shape  # saved, so a loaded subclassed model can rebuild
         self.built = True
 
     # ------------------------------------------------------------------ training

@@ -192,7 +192,10 @@ def _build_config(layer):
     if isinstance(layer, InputLayer):
         return None
     if isinstance(layer, Model) and not isinstance(layer, Sequential):
-        return {"input_shape": None}
+        if getattr(layer, "_is_graph", False):
+            return {"input_shape": None}
+        shape = layer.__dict__.get("_build_input_shape")
+        return {"input_shape": serialize_keras_object(shape)} if shape is not None else None
     if not layer._inbound_nodes:
         return None
     node = layer._inbound_nodes[0]
@@ -361,6 +364,10 @@ def deserialize_layer(cls, value):
         check_name(name)
     if issubclass(cls, Model) and _has_graph_config(config):
         return cls.from_config(config, custom_objects=ctx.custom_objects)
+    if issubclass(cls, Model):
+        model = cls.from_config(config, custom_objects=ctx.custom_objects)
+        _build_subclassed(model, value.get("build_config"), name)
+        return model
     _supply_lambda_code(config, name)
     config = _resolve_activation_names(deserialize_keras_object(config))
     config = fit_config(cls, config, value["class_name"], name)
@@ -374,6 +381,32 @@ def deserialize_layer(cls, value):
             f"config: {e}"
         ) from e
     return layer
+
+
+MAX_BUILD_INPUT_ELEMENTS = 1 << 24
+
+
+def _build_subclassed(model, build_config, name):
+    """Create a subclassed model's weights by running it once on zeros of its saved input
+    shape (unknown sizes as 1), the shape checked first so a file cannot ask for a huge input."""
+    import torch
+    from plexus.graph import tree
+    shape = (build_config or {}).get("input_shape") if isinstance(build_config, dict) else None
+    if model.built or shape is None:
+        return
+    ctx = current_context()
+    shapes = [shape] if tree.is_shape(shape) else shape
+    if not isinstance(shapes, list) or not shapes:
+        raise LoadError(f"Invalid build_config of model {name!r}{ctx.where()}.")
+    dummies = []
+    for s in shapes:
+        s = tuple(1 if d is None else d for d in check_shape(s, f"model {name!r}"))
+        if element_count(s) > MAX_BUILD_INPUT_ELEMENTS:
+            raise LoadError(f"Refusing to build model {name!r}{ctx.where()} on an input of shape "
+                            f"{s}: more than {MAX_BUILD_INPUT_ELEMENTS} elements.")
+        dummies.append(torch.zeros(s))
+    with torch.no_grad():
+        model(dummies[0] if len(dummies) == 1 else dummies)
 
 
 def _is_code(value):
