@@ -290,3 +290,47 @@ def test_oversized_weights_member_is_refused_before_reading(tmp_path):
     assert path.stat().st_size < 1 << 20  # a zip bomb: tiny on disk, huge once inflated
     with pytest.raises(LoadError, match="model.weights.h5.*declares"):
         plexus.models.load_model(path)
+
+
+def test_keras2_lambda_bytecode_list_is_refused(tmp_path):
+    def edit(config):
+        layer = _layer(config, "out")
+        layer["class_name"], layer["module"] = "Lambda", "keras.layers"
+        layer["config"] = {"name": "out", "function": ["4wEAAAAAAAAA", None, None],
+                           "function_type": "lambda", "module": "__main__",
+                           "output_shape": None, "output_shape_type": "raw", "arguments": {}}
+    path = _with_config(tmp_path, edit)
+    with pytest.raises(LoadError, match="bytecode"):
+        plexus.models.load_model(path)
+    loaded = plexus.models.load_model(path, custom_objects={"out": lambda t: t * 2})
+    x = np.ones((1, 3), "float32")
+    np.testing.assert_allclose(loaded(x).detach().numpy(),
+                               2 * loaded.get_layer("hidden")(x).detach().numpy())
+
+
+@pytest.mark.parametrize("value", [
+    {"module": "keras.layers", "class_name": "TorchModuleWrapper",
+     "config": {"module": "gASVAAAAAAAAAAB9lC4="}, "registered_name": None},
+    {"class_name": "__bytes__", "config": {"value": "cGlja2xl"}},
+    {"class_name": "__tensor__", "config": {"value": [1], "dtype": "float32"}},
+    {"class_name": "__numpy__", "config": {"value": ["a"], "dtype": "object"}},
+    {"module": "keras.utils", "class_name": "get_file", "config": {}, "registered_name": None},
+])
+def test_unsafe_serialized_values_are_refused(tmp_path, value):
+    def edit(config):
+        _layer(config, "out")["config"]["kernel_initializer"] = value
+    with pytest.raises(LoadError):
+        plexus.models.load_model(_with_config(tmp_path, edit))
+
+
+def test_h5_plugin_filters_are_refused(tmp_path):
+    path = _weights_file(tmp_path, lambda f: None)
+    with h5py.File(path, "a") as f:
+        del f["layers/dense/vars/0"]
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((3, 4))
+        dcpl.set_filter(32004, h5py.h5z.FLAG_OPTIONAL, ())  # LZ4: a plugin filter
+        space = h5py.h5s.create_simple((3, 4))
+        h5py.h5d.create(f["layers/dense/vars"].id, b"0", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
+    with pytest.raises(LoadError, match="filter"):
+        _model().load_weights(path)

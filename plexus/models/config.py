@@ -339,7 +339,10 @@ def sequential_from_config(cls, config):
         from plexus.layers.layer import Layer
         if not isinstance(layer, Layer):
             _fail(f"Sequential config entry {data.get('class_name')!r} is not a layer")
-        model.add(layer)
+        try:
+            model.add(layer)
+        except (TypeError, ValueError) as e:
+            _fail(f"Rebuilding Sequential model {name!r} failed at layer {layer.name!r}: {e}")
     shape = config.get("build_input_shape")
     if not model._is_graph and isinstance(shape, list) and model.layers:
         from plexus.saving.serialization import check_shape

@@ -75,10 +75,28 @@ def walk(group, path, label, kind=None):
     return obj
 
 
+# HDF5 filters built into the library or h5py (deflate, shuffle, fletcher32, szip, lzf);
+# an unknown filter would make HDF5 search its plugin folders for a library to load.
+_ALLOWED_FILTERS = {1, 2, 3, 4, 32000}
+
+
+def _check_filters(ds, label):
+    try:
+        plist = ds.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    except (OSError, ValueError, TypeError) as e:
+        raise LoadError(f"{label}: cannot inspect dataset {ds.name}: {e}") from e
+    unknown = [f for f in filters if f not in _ALLOWED_FILTERS]
+    if unknown:
+        raise LoadError(f"{label}: dataset {ds.name} uses HDF5 filter(s) {unknown}, which would "
+                        "need a plugin library; refused.")
+
+
 def read_dataset(ds, expected_shape, label, what):
     """The contents of `ds` as an array, after checking its kind, dtype and shape."""
     if ds.external or ds.is_virtual:
         raise LoadError(f"{label}: dataset {ds.name} stores its data outside the file; refused.")
+    _check_filters(ds, label)
     if ds.dtype.kind not in _NUMERIC_KINDS:
         raise LoadError(
             f"{label}: dataset {ds.name} for {what} has dtype {ds.dtype}; weights must be numbers."

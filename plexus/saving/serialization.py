@@ -410,14 +410,25 @@ def _build_subclassed(model, build_config, name):
 
 
 def _is_code(value):
-    return isinstance(value, dict) and value.get("class_name") == "__lambda__"
+    """Python code in a config: Keras 3's `__lambda__` dict, or Keras 2's
+    `[base64 bytecode, defaults, closure]` list."""
+    if isinstance(value, dict):
+        return value.get("class_name") == "__lambda__"
+    return isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], str)
 
 
 def _supply_lambda_code(config, name):
     """A Lambda's bytecode is never loaded; the caller may supply the function by layer name."""
+    if "function" not in config:
+        return
+    legacy = config.get("function_type") == "lambda" and _is_code(config.get("function"))
     fn = current_context().custom_objects.get(name) if name else None
     if not callable(fn):
+        if legacy:
+            _lambda_function(config)  # raises, with the safe_mode explanation
         return
+    for key in ("function_type", "output_shape_type", "module"):
+        config.pop(key, None)
     if _is_code(config.get("function")):
         config["function"] = fn
         if _is_code(config.get("output_shape")):
