@@ -145,6 +145,8 @@ def test_unregistered_custom_layer_needs_custom_objects(tmp_path):
         plexus.models.load_model(tmp_path / "u.keras")
     loaded = plexus.models.load_model(tmp_path / "u.keras", custom_objects={"Shift": Shift})
     np.testing.assert_allclose(_out(loaded, np.zeros((1, 2), "float32")), np.ones((1, 2)))
+    with plexus.saving.custom_object_scope({"Shift": Shift}):
+        assert isinstance(plexus.models.load_model(tmp_path / "u.keras").layers[1], Shift)
 
 
 def test_to_json_and_model_from_json():

@@ -9,10 +9,12 @@ imported from a file. Broken or hostile files raise `LoadError` (a `ValueError`)
 """
 from plexus.saving.errors import LoadError
 from plexus.saving.registry import (
-    get_registered_name, get_registered_object, register_keras_serializable,
+    get_custom_objects, get_registered_name, get_registered_object, register_keras_serializable,
     register_serializable,
 )
-from plexus.saving.serialization import deserialize_keras_object, serialize_keras_object
+from plexus.saving.serialization import (
+    CustomObjectScope, custom_object_scope, deserialize_keras_object, serialize_keras_object,
+)
 from plexus.saving.api import (
     load_model, load_weights, model_from_config, model_from_json, save_model, save_weights,
 )

@@ -129,6 +129,11 @@ def register_serializable(package="Custom", name=None):
 register_keras_serializable = register_serializable
 
 
+def get_custom_objects():
+    """The objects registered with `register_serializable`, by `'package>Name'` (a copy)."""
+    return dict(_user_objects)
+
+
 def get_registered_name(obj):
     """The name `obj` is saved under: `'package>Name'` when registered, else its own name."""
     return _user_names.get(id(obj), getattr(obj, "__name__", type(obj).__name__))

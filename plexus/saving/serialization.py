@@ -51,6 +51,15 @@ def load_context(custom_objects=None, safe_mode=True, source=None):
         _context.reset(token)
 
 
+def custom_object_scope(custom_objects):
+    """`with custom_object_scope({"Scale": Scale}): load_model(...)`: extra objects for every
+    load inside the block (as passing `custom_objects=` to each)."""
+    return load_context(custom_objects, True)
+
+
+CustomObjectScope = custom_object_scope
+
+
 def current_context():
     return _context.get() or LoadContext()
 
