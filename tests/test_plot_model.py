@@ -1,4 +1,5 @@
 """plot_model / model_to_dot: files written and valid, every layer and connection drawn."""
+import importlib.util
 import re
 import xml.etree.ElementTree as ET
 
@@ -248,3 +249,39 @@ def test_inception_v3_draws_quickly(tmp_path):
     elapsed = time.process_time() - start
     assert elapsed < 3.0, f"InceptionV3 took {elapsed:.1f}s of CPU to draw"
     assert (tmp_path / "inception.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dpi_sets_png_resolution(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+    model = siamese_model()
+    sizes = []
+    for dpi in (40, 80):
+        path = tmp_path / f"m{dpi}.png"
+        plot_model(model, to_file=str(path), dpi=dpi)
+        sizes.append(Image.open(path).size)
+    assert abs(sizes[1][0] - 2 * sizes[0][0]) <= 2 and abs(sizes[1][1] - 2 * sizes[0][1]) <= 2
+
+
+def test_notebook_display_objects(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    class Shown:
+        def __init__(self, data=None, filename=None):
+            self.data, self.filename = data, filename
+
+    display = types.SimpleNamespace(Image=type("Image", (Shown,), {}),
+                                    SVG=type("SVG", (Shown,), {}))
+    fake = types.ModuleType("IPython")
+    fake.display = display
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    model = siamese_model()
+    shown = plot_model(model, to_file=str(tmp_path / "m.svg"))
+    assert type(shown).__name__ == "SVG" and "<svg" in shown.data
+    if importlib.util.find_spec("matplotlib") is not None:
+        shown = plot_model(model, to_file=str(tmp_path / "m.png"), dpi=30)
+        assert type(shown).__name__ == "Image" and shown.filename == str(tmp_path / "m.png")
+    monkeypatch.setitem(sys.modules, "IPython", None)  # not installed: a plain object
+    shown = plot_model(model, to_file=str(tmp_path / "m2.svg"))
+    assert shown._repr_svg_().startswith("<?xml") and shown._repr_png_() is None
