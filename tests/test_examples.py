@@ -44,7 +44,9 @@ def _missing(needs):
 
 def test_every_example_is_listed():
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"quickstart"}
-    assert scripts == set(CASES)
+    assert scripts == set(CASES), (
+        f"examples not run by this test: {sorted(scripts - set(CASES))}; listed but missing: "
+        f"{sorted(set(CASES) - scripts)}. Add new examples to CASES.")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
