@@ -315,3 +315,23 @@ def test_subclassed_model_roundtrip(tmp_path):
     loaded = plexus.models.load_model(tmp_path / "sub.keras")
     assert isinstance(loaded, TwoLayer) and loaded.units == 4
     _same(_out(loaded, x), expected)
+
+
+def test_layers_serialize_deserialize_and_tensor_constants():
+    layer = plexus.layers.deserialize(plexus.layers.serialize(L.Dense(3, name="d")))
+    assert isinstance(layer, L.Dense) and layer.units == 3 and layer.name == "d"
+    inp = plexus.Input((3,))
+    model = plexus.Model(inp, inp * torch.tensor([1.0, 2.0, 3.0]))
+    clone = plexus.models.model_from_json(model.to_json())
+    x = np.ones((2, 3), "float32")
+    _same(_out(clone, x), _out(model, x))
+
+
+def test_mixed_precision_policy_loads_as_float32():
+    config = {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
+              "config": {"name": "d", "units": 2, "dtype": {
+                  "module": "keras", "class_name": "DTypePolicy",
+                  "config": {"name": "mixed_float16"}, "registered_name": None}}}
+    with pytest.warns(UserWarning, match="mixed_float16"):
+        layer = plexus.layers.deserialize(config)
+    assert layer.dtype == "float32"

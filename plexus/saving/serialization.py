@@ -11,6 +11,7 @@ import inspect
 import math
 
 import numpy as np
+import torch
 
 from plexus.graph.tensor import KerasTensor
 from plexus.saving import registry
@@ -121,6 +122,8 @@ def serialize_keras_object(obj):
             "start": obj.start, "stop": obj.stop, "step": obj.step}}
     if obj is Ellipsis:
         return {"class_name": "__ellipsis__", "config": {}}
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
         return {"class_name": "__numpy__",
                 "config": {"value": obj.tolist(), "dtype": str(obj.dtype)}}
@@ -297,6 +300,16 @@ def _function(value):
     return fn
 
 
+def _dtype_policy(name):
+    """Mixed-precision policies keep float32 weights; plexus computes them in float32."""
+    if isinstance(name, str) and name.startswith("mixed_"):
+        import warnings
+        warnings.warn(f"dtype policy {name!r}{current_context().where()} is loaded as float32 "
+                      "(weights are float32 under it too).", stacklevel=2)
+        return "float32"
+    return name
+
+
 def deserialize_keras_object(value, custom_objects=None, safe_mode=None, category=None):
     """Turn a config value back into objects: serialized dicts become instances, lists stay
     lists, anything else is returned as is (so already-built objects pass through)."""
@@ -328,7 +341,7 @@ def deserialize_keras_object(value, custom_objects=None, safe_mode=None, categor
     if class_name == "function":
         return _function(value)
     if class_name in ("DTypePolicy", "FloatDTypePolicy", "Policy") and isinstance(config, dict):
-        return config.get("name", "float32")
+        return _dtype_policy(config.get("name", "float32"))
     if class_name.startswith("__"):
         raise LoadError(f"Unsupported serialized value {class_name!r}{current_context().where()}.")
     return _instantiate(value, category)
