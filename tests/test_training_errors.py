@@ -109,3 +109,21 @@ def test_symbolic_tensor_as_data_is_refused():
     m.compile("sgd", "mse")
     with pytest.raises(TypeError, match="real data"):
         m.fit(i, np.zeros((2, 1)))
+
+
+def test_add_loss_only_model_trains_and_no_loss_at_all_is_explained():
+    class Penalty(plexus.layers.Layer):
+        def call(self, x):
+            self.add_loss(x.pow(2).mean())
+            return x
+
+    i = plexus.Input(shape=(2,))
+    m = plexus.Model(i, Penalty()(plexus.layers.Dense(2)(i)))
+    m.compile(plexus.optimizers.SGD(0.1), loss=None)
+    h = m.fit(np.ones((8, 2), "float32"), epochs=3, verbose=0)  # no targets needed
+    assert h.history["loss"][2] < h.history["loss"][0]
+    j = plexus.Input(shape=(2,))
+    m2 = plexus.Model(j, plexus.layers.Dense(2)(j))
+    m2.compile("sgd", loss=None)
+    with pytest.raises(ValueError, match="no loss"):
+        m2.fit(np.ones((8, 2), "float32"), np.zeros((8, 2), "float32"), verbose=0)

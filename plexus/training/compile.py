@@ -54,8 +54,6 @@ class CompiledLoss:
         else:  # one loss for every output: separate objects, same settings
             first = _resolve_loss(loss)
             self.losses = [first] + [copy.deepcopy(first) for _ in names[1:]]
-        if all(v is None for v in self.losses):
-            raise ValueError("compile() needs a loss for at least one output.")
         if loss_weights is None:
             self.weights = [None] * len(names)
         else:

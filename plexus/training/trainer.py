@@ -100,9 +100,15 @@ def _loss_fn(model, st, regs, xs, ys, sw):
     preds = forward(model, xs, True)
     total, values = st.loss(ys, preds, sw)
     for p, reg, to_keras in regs:
-        total = total + reg(to_keras(p))
+        penalty = reg(to_keras(p))
+        total = penalty if total is None else total + penalty
     for extra in _activity_losses(st):
-        total = total + extra
+        total = extra if total is None else total + extra
+    if total is None:
+        raise ValueError(
+            f"Model {model.name!r} has no loss to minimize: pass loss=... to compile(), or "
+            "record losses with add_loss() in a layer's call()."
+        )
     return total, values, preds
 
 
@@ -145,7 +151,8 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
                 p.copy_(to_torch(con(to_keras(p))))
     st.loss_tracker.update_state(total.detach(), sample_weight=batch)
     st.loss.update(values, batch)
-    st.metrics.update(ys, preds, sw)
+    if ys is not None:
+        st.metrics.update(ys, preds, sw)
     return True
 
 
@@ -156,13 +163,17 @@ def test_step(model, st, xs, ys, sw):
     if "module_ids" not in st.cache:
         st.cache["module_ids"] = {id(m) for m in model.modules()}
     for p, reg, to_keras in st.cache.get("regs") or _penalties(model)[0]:
-        total = total + reg(to_keras(p))
+        penalty = reg(to_keras(p))
+        total = penalty if total is None else total + penalty
     for extra in _activity_losses(st):
-        total = total + extra
+        total = extra if total is None else total + extra
+    if total is None:
+        total = torch.zeros((), device=D.model_device(model))
     batch = _batch_size(xs)
     st.loss_tracker.update_state(total, sample_weight=batch)
     st.loss.update(values, batch)
-    st.metrics.update(ys, preds, sw)
+    if ys is not None:
+        st.metrics.update(ys, preds, sw)
 
 
 def _batch_size(xs):
@@ -235,6 +246,11 @@ def make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weig
     return data
 
 
+def _needs_targets(st):
+    return any(l is not None for l in st.loss.losses) or any(
+        m for spec in st.metrics.specs for per_out in spec for m in per_out)
+
+
 def _validation(model, validation_data, batch_size, steps):
     if D.is_iterable_source(validation_data):
         return make_data(model, validation_data, None, None, batch_size, False, steps)
@@ -255,7 +271,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     """Train `model` (see `Model.fit`); returns a `History`."""
     st = _state(model, _n_outputs(model))
     data = make_data(model, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
-                     class_weight)
+                     class_weight, with_targets=_needs_targets(st))
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
@@ -325,7 +341,8 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
              steps=None, callbacks=None, return_dict=False):
     """Loss and metrics on the data (see `Model.evaluate`)."""
     st = _state(model, _n_outputs(model))
-    data = make_data(model, x, y, sample_weight, batch_size, False, steps)
+    data = make_data(model, x, y, sample_weight, batch_size, False, steps,
+                     with_targets=_needs_targets(st))
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="test")
@@ -346,6 +363,10 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 @torch.no_grad()
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     """Predictions as NumPy arrays (see `Model.predict`)."""
+    if callbacks is None and steps is None and _verbose(verbose) == 0:
+        out = _predict_one_batch(model, x, batch_size)
+        if out is not None:
+            return out
     data = make_data(model, x, None, None, batch_size, False, steps, with_targets=False)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
@@ -361,14 +382,36 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
             cbs.on_predict_batch_end(step, {})
         cbs.on_predict_end()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
     return _pack_predictions(model, chunks)
+
+
+def _predict_one_batch(model, x, batch_size):
+    """Silent `predict` of arrays that fit in one batch: one forward pass, no batching
+    machinery (the latency of `predict` on a single sample). None when it does not apply."""
+    if not getattr(model, "_is_graph", False) or D.is_iterable_source(x):
+        return None
+    xs = D.prepare_inputs(model, x, D.model_device(model))
+    n = D.num_samples([(f"input {i}", t) for i, t in enumerate(xs)], "inputs") \
+        if len(xs) > 1 else (int(xs[0].shape[0]) if xs and xs[0].dim() else 0)
+    if not 0 < n <= (batch_size or 32):
+        return None
+    was_training = model.training
+    model.train(False)
+    try:
+        out = forward(model, xs, False)
+    finally:
+        if was_training:
+            model.train(True)
+    return _pack_predictions(model, [out])
 
 
 def _pack_predictions(model, chunks):
     if not chunks:
         raise ValueError("predict received no data (zero samples).")
-    outs = [torch.cat([c[i] for c in chunks]).cpu().numpy() for i in range(len(chunks[0]))]
+    outs = [(chunks[0][i] if len(chunks) == 1 else torch.cat([c[i] for c in chunks]))
+            .cpu().numpy() for i in range(len(chunks[0]))]
     if getattr(model, "_is_graph", False):
         packed = tree.pack_like(model._outputs_struct, outs)
         if isinstance(packed, (list, tuple)) and len(packed) == 1:
