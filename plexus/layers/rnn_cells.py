@@ -87,7 +87,8 @@ class DropoutCell(Layer):
                 shape=shape, initializer=initializer, name="bias",
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint, layout=layout)
         # torch's kernels take a second (recurrent) bias; Keras's LSTM and SimpleRNN have one.
-        self.register_buffer("_zero_bias", torch.zeros(self._gates * self.units), persistent=False)
+        self.register_buffer("_zero_bias", torch.zeros(self._gates * self.units,
+                                                       dtype=self.kernel.dtype), persistent=False)
 
     def _input_dim(self, input_shape):
         dim = input_shape[-1] if input_shape else None
