@@ -300,3 +300,26 @@ def test_application_weights_in_keras2_layout(tmp_path):
     pm = plexus.applications.MobileNetV2(**kwargs)
     pm.load_weights(path, by_name=True)
     assert_close(pm(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_keras_compile_config_with_objects_and_dicts(tmp_path):
+    """Per-output losses, loss weights, metric objects and optimizer options travel."""
+    inp = keras.Input((4,), name="x")
+    km = keras.Model(inp, {"cls": keras.layers.Dense(2, activation="softmax", name="cls")(inp),
+                           "reg": keras.layers.Dense(1, name="reg")(inp)})
+    km.compile(optimizer=keras.optimizers.Adam(0.01, clipnorm=1.0),
+               loss={"cls": keras.losses.SparseCategoricalCrossentropy(), "reg": "mse"},
+               loss_weights={"cls": 1.0, "reg": 0.5},
+               metrics={"cls": ["accuracy"], "reg": [keras.metrics.MeanAbsoluteError()]})
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(8, 4)).astype("float32")
+    y = {"cls": rng.integers(0, 2, 8), "reg": rng.uniform(size=(8, 1)).astype("float32")}
+    km.fit(x, y, verbose=0)
+    km.save(tmp_path / "k.keras")
+    pm = plexus.models.load_model(tmp_path / "k.keras")
+    assert pm.optimizer.clipnorm == 1.0 and pm.optimizer.iterations == 1
+    expected = km.evaluate(x, y, verbose=0, return_dict=True)
+    got = pm.evaluate(x, y, verbose=0, return_dict=True)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6)
