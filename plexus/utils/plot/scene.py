@@ -78,11 +78,9 @@ def _spread(paths, groups, widths):
             paths[i][end] = (x - span / 2 + span * j / (k - 1), y)
 
 
-def _place(graph, lr, ports):
-    """Lay out `graph` in the abstract frame; with `ports`, add cluster entry/exit ports."""
-    placed = _Placed()
-    keys, widths, heights, inner = [], [], [], {}
-    pad = LR_TITLE_PAD if lr else CLUSTER_PAD  # left of the contents: in LR the title's strip
+def _sizes(graph, lr, pad):
+    """Box sizes in the abstract frame; expanded clusters are laid out first (recursively)."""
+    widths, heights, inner = [], [], {}
     for box in graph.boxes:
         if box.key in graph.clusters:
             sub = _place(graph.clusters[box.key], lr, True)
@@ -92,27 +90,29 @@ def _place(graph, lr, ports):
             w, h = box_size(box.lines)
             if lr:
                 w, h = h, w
-        keys.append(box.key)
         widths.append(w)
         heights.append(h)
-    index = {k: i for i, k in enumerate(keys)}
-    edges = [(index[s], index[d]) for s, d, _, _ in graph.edges]
-    meta = [(s, d, op, ip) for s, d, op, ip in graph.edges]
+    return widths, heights, inner
+
+
+def _add_ports(graph, index, widths, heights, edges, meta):
+    """Zero-size port nodes of a cluster: entries on its top rank, exits on its bottom rank."""
     top, bottom = [], []
-    if ports:
-        for k, key in graph.entry.items():
-            top.append(len(widths))
-            widths.append(0.0), heights.append(0.0)
-            edges.append((top[-1], index[key]))
-            meta.append((("entry", k), key, None, None))
-        for k, (key, out_port) in graph.exit.items():
-            bottom.append(len(widths))
-            widths.append(0.0), heights.append(0.0)
-            edges.append((index[key], bottom[-1]))
-            meta.append((key, ("exit", k), out_port, None))
-    lay = layout(widths, heights, edges, top=top, bottom=bottom)
-    paths = [list(p) for p in lay.paths]
-    # Edges touching a cluster attach at its port; the others spread over the box side.
+    for k, key in graph.entry.items():
+        top.append(len(widths))
+        widths.append(0.0), heights.append(0.0)
+        edges.append((top[-1], index[key]))
+        meta.append((("entry", k), key, None, None))
+    for k, (key, out_port) in graph.exit.items():
+        bottom.append(len(widths))
+        widths.append(0.0), heights.append(0.0)
+        edges.append((index[key], bottom[-1]))
+        meta.append((key, ("exit", k), out_port, None))
+    return top, bottom
+
+
+def _attach(paths, meta, lay, index, widths, inner, pad):
+    """Edges touching a cluster end at its port; the others spread over their box's side."""
     groups = {}
     for i, (s, d, op, ip) in enumerate(meta):
         if op is not None:
@@ -127,13 +127,11 @@ def _place(graph, lr, ports):
             paths[i][-1] = (left + inner[d].entry_x[ip], y)
         elif not isinstance(d, tuple) and s != d:
             groups.setdefault((d, round(paths[i][-1][1], 1)), []).append((i, -1))
-    _spread(paths, groups, {k: widths[index[k]] for k in keys})
-    for k, i in zip(graph.entry, top):
-        placed.entry_x[k] = lay.xs[i]
-    for k, i in zip(graph.exit, bottom):
-        placed.exit_x[k] = lay.xs[i]
-    placed.width, placed.height = lay.width, lay.height
-    # Boxes, and clusters with their contents moved into place.
+    _spread(paths, groups, {k: widths[i] for k, i in index.items()})
+
+
+def _compose(graph, placed, lay, widths, heights, inner, pad):
+    """Place boxes, and clusters with their contents; returns each cluster's moved edges."""
     moved = {}
     for i, box in enumerate(graph.boxes):
         cx, cy = lay.xs[i], lay.ys[i]
@@ -150,8 +148,13 @@ def _place(graph, lr, ports):
         moved[box.key] = shift
         placed.edges += [e for e in shift if not isinstance(e[0], tuple)
                          and not isinstance(e[1], tuple)]
-    for i, (s, d, op, ip) in enumerate(meta):
-        pts = paths[i]
+    return moved
+
+
+def _join(meta, paths, moved):
+    """Edges between leaf boxes: an edge at a cluster port continues along the inner edge."""
+    joined = []
+    for (s, d, op, ip), pts in zip(meta, paths):
         if op is not None:
             for s2, d2, p2 in moved[s]:
                 if d2 == ("exit", op) and not isinstance(s2, tuple):
@@ -162,7 +165,27 @@ def _place(graph, lr, ports):
                 if s2 == ("entry", ip) and not isinstance(d2, tuple):
                     d, pts = d2, pts + p2[1:]
                     break
-        placed.edges.append((s, d, pts))
+        joined.append((s, d, pts))
+    return joined
+
+
+def _place(graph, lr, ports):
+    """Lay out `graph` in the abstract frame; with `ports`, add cluster entry/exit ports."""
+    pad = LR_TITLE_PAD if lr else CLUSTER_PAD  # left of the contents: in LR the title's strip
+    widths, heights, inner = _sizes(graph, lr, pad)
+    index = {box.key: i for i, box in enumerate(graph.boxes)}
+    edges = [(index[s], index[d]) for s, d, _, _ in graph.edges]
+    meta = list(graph.edges)
+    top, bottom = _add_ports(graph, index, widths, heights, edges, meta) if ports else ([], [])
+    lay = layout(widths, heights, edges, top=top, bottom=bottom)
+    paths = [list(p) for p in lay.paths]
+    _attach(paths, meta, lay, index, widths, inner, pad)
+    placed = _Placed()
+    placed.entry_x = {k: lay.xs[i] for k, i in zip(graph.entry, top)}
+    placed.exit_x = {k: lay.xs[i] for k, i in zip(graph.exit, bottom)}
+    placed.width, placed.height = lay.width, lay.height
+    moved = _compose(graph, placed, lay, widths, heights, inner, pad)
+    placed.edges += _join(meta, paths, moved)
     return placed
 
 
