@@ -144,11 +144,24 @@ class Optimizer:
     # ------------------------------------------------------------------ state and config
     @property
     def variables(self):
-        """The optimizer's state tensors in a fixed order (for saving and inspection)."""
-        return [t for name in self._slot_names() for t in getattr(self, name, [])]
+        """The optimizer's state tensors in Keras's order (without `iterations` and the
+        learning rate): slots created together are interleaved per weight
+        (`m_0, v_0, m_1, v_1`), groups follow one another."""
+        out = []
+        for group in self._slot_groups():
+            lists = [getattr(self, name, []) for name in group]
+            for per_weight in zip(*lists):
+                out.extend(per_weight)
+        return out + self._extra_variables()
+
+    def _slot_groups(self):
+        return tuple((name,) for name in self._slot_names())
 
     def _slot_names(self):
         return ()
+
+    def _extra_variables(self):
+        return []
 
     def get_config(self):
         lr = self._learning_rate
@@ -266,6 +279,9 @@ class _Adam(Optimizer):
     def _slot_names(self):
         return ("momentums", "velocities", "velocity_hats")
 
+    def _slot_groups(self):
+        return (("momentums", "velocities"), ("velocity_hats",))
+
     def _update(self, idx, params, grads, lr):
         b1, b2 = self.beta_1, self.beta_2
         t = self.iterations + 1
@@ -346,6 +362,9 @@ class Adadelta(Optimizer):
     def _slot_names(self):
         return ("accumulated_grads", "accumulated_delta_vars")
 
+    def _slot_groups(self):
+        return (self._slot_names(),)
+
     def _update(self, idx, params, grads, lr):
         rho = self.rho
         acc_g = self._slots("accumulated_grads", idx)
@@ -380,6 +399,9 @@ class Adamax(Optimizer):
     def _slot_names(self):
         return ("m", "u")
 
+    def _slot_groups(self):
+        return (self._slot_names(),)
+
     def _update(self, idx, params, grads, lr):
         m, u = self._slots("m", idx), self._slots("u", idx)
         t = self.iterations + 1
@@ -402,21 +424,29 @@ class Nadam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self._u_product = 1.0
+        self.u_product = torch.ones(())  # product of the momentum schedule, kept on the host
 
     def _build_slots(self, params):
         self.momentums, self.velocities = self._zeros(params), self._zeros(params)
+        self.u_product = torch.ones(())
 
     def _slot_names(self):
         return ("momentums", "velocities")
+
+    def _slot_groups(self):
+        return (self._slot_names(),)
+
+    def _extra_variables(self):
+        return [self.u_product]
 
     def _update(self, idx, params, grads, lr):
         b1, b2 = self.beta_1, self.beta_2
         t = self.iterations + 1
         u_t = b1 * (1.0 - 0.5 * 0.96 ** t)
         u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
-        self._u_product *= u_t
-        u_prod, u_prod1 = self._u_product, self._u_product * u_t1
+        u_prod = float(self.u_product) * u_t
+        self.u_product.fill_(u_prod)
+        u_prod1 = u_prod * u_t1
         m, v = self._slots("momentums", idx), self._slots("velocities", idx)
         torch._foreach_mul_(m, b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)

@@ -91,3 +91,22 @@ def test_constraint_applied_after_each_step():
     x, y = data(out_units=3)
     m.fit(x, -10 * np.abs(y), batch_size=4, epochs=1, verbose=0)
     assert (m.get_weights()[0] >= 0).all()
+
+
+@pytest.mark.parametrize("name,kwargs", [("Nadam", {}), ("Adam", {"amsgrad": True}),
+                                         ("RMSprop", {"momentum": 0.5, "centered": True}),
+                                         ("SGD", {"momentum": 0.9}), ("Adadelta", {}),
+                                         ("Adamax", {}), ("Adagrad", {})])
+def test_optimizer_state_in_keras_order(name, kwargs):
+    pm, km = mlp_pair()
+    x, y = data()
+    pm.compile(optimizer=getattr(plexus.optimizers, name)(**kwargs), loss="mse")
+    km.compile(optimizer=getattr(keras.optimizers, name)(**kwargs), loss="mse")
+    pm.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    km.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    head = 2  # Keras lists iterations and the learning rate first
+    theirs = [np.asarray(v) for v in km.optimizer.variables][head:]
+    ours = [v.detach().numpy() for v in pm.optimizer.variables]
+    assert [a.shape for a in ours] == [b.shape for b in theirs]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
