@@ -323,3 +323,24 @@ def test_keras_compile_config_with_objects_and_dicts(tmp_path):
     assert got.keys() == expected.keys()
     for key in expected:
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6)
+
+
+def test_plexus_compile_config_and_state_load_in_keras(tmp_path):
+    inp = plexus.Input((4,), name="x")
+    pm = plexus.Model(inp, {"cls": plexus.layers.Dense(2, activation="softmax", name="cls")(inp),
+                            "reg": plexus.layers.Dense(1, name="reg")(inp)})
+    pm.compile(optimizer=plexus.optimizers.Adam(0.01),
+               loss={"cls": plexus.losses.SparseCategoricalCrossentropy(), "reg": "mse"},
+               loss_weights={"cls": 1.0, "reg": 0.5},
+               metrics={"cls": ["accuracy"], "reg": [plexus.metrics.MeanAbsoluteError()]})
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(8, 4)).astype("float32")
+    y = {"cls": rng.integers(0, 2, 8), "reg": rng.uniform(size=(8, 1)).astype("float32")}
+    pm.fit(x, y, verbose=0)
+    pm.save(tmp_path / "p.keras")
+    km = keras.saving.load_model(tmp_path / "p.keras")
+    assert km.compiled and int(km.optimizer.iterations) == 1
+    expected = pm.evaluate(x, y, verbose=0, return_dict=True)
+    got = km.evaluate(x, y, verbose=0, return_dict=True)
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6)
