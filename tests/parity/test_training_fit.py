@@ -200,3 +200,24 @@ def test_fit_runs_on_the_device_of_the_parameters():
     np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-4)
     assert_weights_close(pm, km, rtol=1e-4, atol=1e-5)
     assert isinstance(pm.predict(X, verbose=0), np.ndarray)
+
+
+@pytest.mark.skipif(not hasattr(plexus.models, "load_model"), reason="saving not present")
+def test_training_resumed_from_a_saved_model_matches_an_uninterrupted_run(tmp_path):
+    x, y = X[:, :4], X[:, 3:5]
+
+    def make():
+        pm, _ = mlp_pair()
+        pm.compile(optimizer=plexus.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+        return pm
+    whole = make()
+    whole.fit(x, y, epochs=4, batch_size=6, shuffle=False, verbose=0)
+    first = make()
+    first.fit(x, y, epochs=2, batch_size=6, shuffle=False, verbose=0)
+    path = str(tmp_path / "m.keras")
+    first.save(path)
+    resumed = plexus.models.load_model(path)
+    assert resumed.optimizer.iterations == 8
+    resumed.fit(x, y, epochs=2, batch_size=6, shuffle=False, verbose=0)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
