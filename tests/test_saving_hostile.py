@@ -263,12 +263,12 @@ def test_hostile_layer_names_and_graphs(tmp_path):
 
 
 def test_absurd_json_is_refused(monkeypatch):
-    from plexus.saving import serialization
+    from plexus.saving import deserialization
     with pytest.raises(LoadError):
         plexus.models.model_from_json("[" * 100000 + "]" * 100000)
     with pytest.raises(LoadError):
         plexus.models.model_from_json('"just a string"')
-    monkeypatch.setattr(serialization, "MAX_INLINE_ARRAY_ELEMENTS", 10)
+    monkeypatch.setattr(deserialization, "MAX_INLINE_ARRAY_ELEMENTS", 10)
     big = {"class_name": "__numpy__", "config": {"value": [[0] * 6, [1] * 6]}}
     with pytest.raises(LoadError, match="inline array"):
         plexus.saving.deserialize_keras_object(big)
