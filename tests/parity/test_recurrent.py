@@ -237,3 +237,43 @@ def test_get_config_round_trip():
     assert clone.reset_after is False and clone.dropout == 0.1
     keras_keys = set(keras.layers.GRU(7).get_config())
     assert keras_keys - {"use_cudnn"} <= set(config)
+
+
+def test_masking_layer_feeds_recurrent_mask():
+    x = np.random.randn(3, 5, 2).astype("float32")
+    x[0, 3:] = 0.0
+    x[2, :2] = 0.0
+
+    def build(lib):
+        inp = lib.Input(shape=(5, 2))
+        m = lib.layers.Masking(mask_value=0.0)(inp)
+        return lib.Model(inp, lib.layers.LSTM(3, return_sequences=True)(m))
+
+    mp, mk = build(plexus), build(keras)
+    mk.set_weights(mp.get_weights())
+    assert_close(mp(x), mk(x))
+
+
+def test_one_epoch_of_training_matches_keras():
+    """fit() through a masked Embedding -> LSTM -> Dense model ends with Keras's weights."""
+    def build(lib):
+        inp = lib.Input(shape=(5,), dtype="int32")
+        e = lib.layers.Embedding(12, 4, mask_zero=True)(inp)
+        h = lib.layers.GRU(3, return_sequences=True)(e)
+        h = lib.layers.LSTM(3)(h)
+        return lib.Model(inp, lib.layers.Dense(1)(h))
+
+    mp, mk = build(plexus), build(keras)
+    mk.set_weights(mp.get_weights())
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 12, size=(8, 5))
+    ids[::2, 3:] = 0  # half the batch right-padded
+    ids[1::4, :2] = 0  # some left-padded
+    y = rng.normal(size=(8, 1)).astype("float32")
+    for m in (mp, mk):
+        m.compile(optimizer="adam", loss="mse")
+    hp = mp.fit(ids, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    hk = mk.fit(ids, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-5)
+    for a, b in zip(mp.get_weights(), mk.get_weights()):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-6)
