@@ -149,7 +149,15 @@ def compile_steps(nodes, inputs, outputs):
             frees.setdefault(i, []).append(slot)
     for i, step in enumerate(steps):
         step.free = tuple(frees.get(i, ()))
+    steps = StepList(steps)
+    steps.uses_masks = any(s.mask_in or s.makes_mask for s in steps)
     return steps, slot_of
+
+
+class StepList(list):
+    """The compiled steps, plus whether any of them reads or makes a mask (known once)."""
+
+    __slots__ = ("uses_masks",)
 
 
 def _fill(template, vals):
@@ -161,7 +169,10 @@ def run_steps(steps, n_slots, input_values, output_slots, training=None, input_m
     vals = [None] * n_slots
     vals[:len(input_values)] = input_values
     masks = None
-    if input_masks is not None or any(s.mask_in or s.makes_mask for s in steps):
+    uses_masks = getattr(steps, "uses_masks", None)
+    if uses_masks is None:
+        uses_masks = any(s.mask_in or s.makes_mask for s in steps)
+    if input_masks is not None or uses_masks:
         masks = [None] * n_slots
         if input_masks is not None:
             masks[:len(input_masks)] = input_masks

@@ -70,7 +70,11 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs):
-        y = F.linear(inputs, self.kernel.t(), self.bias)
+        kernel, bias = self.kernel, self.bias
+        if inputs.dim() == 2 and bias is not None and inputs.dtype == kernel.dtype:
+            y = torch.addmm(bias, inputs, kernel)  # the kernel as stored: no transposed view
+        else:
+            y = F.linear(inputs, kernel.t(), bias)
         return self.activation(y)
 
     def compute_output_shape(self, input_shape):

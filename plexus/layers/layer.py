@@ -169,6 +169,20 @@ class Layer(nn.Module):
                     break
         super().__setattr__(key, value)
 
+    def train(self, mode=True):
+        """Set training mode on this layer and every submodule (as `nn.Module.train`).
+
+        Writes the flag directly: `fit` and `predict` switch modes on every call, and
+        `nn.Module.__setattr__` costs microseconds per module.
+        """
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(mode) expects a bool; received {mode!r}.")
+        self.__dict__["training"] = mode
+        for child in self._modules.values():
+            if child is not None:
+                child.train(mode)
+        return self
+
     def _own_weight_entries(self):
         return [(self, w) for w in self._weight_table]
 
@@ -285,7 +299,8 @@ class Layer(nn.Module):
         return inputs
 
     def forward(self, *args, **kwargs):
-        if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS:
+        # `.data` is the WeakSet's own set: testing it skips WeakSet.__len__, a Python call.
+        if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS.data:
             self._clear_losses()  # an outermost call starts a fresh set of losses
         _FORWARD_DEPTH[0] += 1
         try:

@@ -13,6 +13,10 @@ from plexus.graph.tensor import KerasTensor
 
 
 def model_device(model):
+    for layer in getattr(model, "_graph_layers", ()):  # quick look at the layers' own weights
+        for p in layer._parameters.values():
+            if p is not None:
+                return p.device
     for p in model.parameters():
         return p.device
     for b in model.buffers():
@@ -124,10 +128,10 @@ def prepare_inputs(model, x, device):
     if flat is None:
         return None
     out = []
+    names = model.input_names
     for i, v in enumerate(flat):
-        name = model.input_names[i]
         dtype, int_ok = model._input_casts[i]
-        t = to_tensor(v, device, dtype, int_ok, what=f"input {name!r}")
+        t = to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}")
         model._check_input_shape(i, tuple(t.shape))
         out.append(t)
     return out

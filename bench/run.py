@@ -1,0 +1,167 @@
+"""Time plexus against Keras 3 (JAX and torch backends) and hand-written PyTorch.
+
+    python bench/run.py                      # everything (a few minutes on 2 cores)
+    python bench/run.py --workloads mlp qa_lstm --rounds 5
+    python bench/run.py --quick              # 2 rounds, fewer extras: a fast look
+
+Prints Markdown tables: fit epoch time per workload (best of the interleaved rounds) and the
+ratios plexus/other (below 1: plexus is faster), predict latency, peak memory in fit, InceptionV3
+build time and the time `import plexus` adds to `import torch`. `--json FILE` saves the raw
+answers. A contender whose library is missing is skipped with a note.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import harness as H  # noqa: E402
+from bench.workloads import WORKLOADS  # noqa: E402
+
+ORDER = ["plexus", "keras-jax", "keras-torch", "torch"]
+PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn")
+
+
+def fmt(v, digits=4):
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f}" if v < 10 else f"{v:.1f}"
+
+
+def ratio(a, b):
+    return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
+
+
+def run_workload(workers, name, args, results):
+    wl = WORKLOADS[name]
+    ready = []
+    for w in workers:
+        ans = w.ask(cmd="setup", workload=name)
+        if "error" in ans:
+            print(f"  {w.name}: setup failed: {ans['error']}", file=sys.stderr)
+        else:
+            ready.append(w)
+    warm = H.interleaved(ready, args.warmup, cmd="epoch")
+    ready = [w for w in ready if all("error" not in a for a in warm[w.name])]
+    epochs = H.interleaved(ready, args.rounds, cmd="epoch")
+    res = results.setdefault("fit", {})[name] = {}
+    for w in ready:
+        best, med = H.best_and_median(epochs[w.name], "epoch_s")
+        cbest, _ = H.best_and_median(epochs[w.name], "call_s")
+        res[w.name] = {"best": best, "median": med, "call_best": cbest,
+                       "rounds": epochs[w.name]}
+    if not args.quick:
+        mem = results.setdefault("memory", {})[name] = {}
+        for w in ready:
+            mem[w.name] = w.ask(cmd="memory").get("peak_mib")
+    if name in PREDICT_WORKLOADS and not args.no_predict:
+        pred = results.setdefault("predict", {})[name] = {}
+        for batch in (1, 256):
+            ans = H.interleaved(ready, 3 if not args.quick else 1, cmd="predict", batch=batch,
+                                direct=True, reps=20 if batch == 1 else 5, budget_s=0.15)
+            pred[batch] = {w: {"predict_s": H.best_and_median(a, "predict_s")[0],
+                               "call_s": H.best_and_median(a, "call_s")[0]}
+                           for w, a in ans.items()}
+    print(f"  {name}: " + ", ".join(f"{w} {fmt(r['best'])}s" for w, r in res.items()),
+          file=sys.stderr, flush=True)
+
+
+def fit_table(results, names):
+    lines = ["| workload (samples, batch) | " + " | ".join(names) +
+             " | plexus / Keras-JAX | plexus / Keras-torch | plexus / PyTorch |",
+             "|---" * (len(names) + 4) + "|"]
+    for wl, res in results.get("fit", {}).items():
+        w = WORKLOADS[wl]
+        row = [f"{wl} ({w.samples}, {w.batch_size})"]
+        row += [fmt(res.get(n, {}).get("best")) for n in names]
+        p = res.get("plexus", {})
+        for other in ("keras-jax", "keras-torch", "torch"):
+            o = res.get(other, {})
+            row.append(f"{ratio(p.get('best'), o.get('best'))} "
+                       f"({ratio(p.get('median'), o.get('median'))})")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def predict_table(results, names):
+    lines = ["| workload, batch | " + " | ".join(f"{n} predict" for n in names) +
+             " | plexus model(x) | plexus predict / PyTorch |", "|---" * (len(names) + 3) + "|"]
+    for wl, per_batch in results.get("predict", {}).items():
+        for batch, res in per_batch.items():
+            row = [f"{wl}, {batch}"]
+            row += [fmt(1e3 * res[n]["predict_s"], 3) if res.get(n, {}).get("predict_s")
+                    else "—" for n in names]
+            p, t = res.get("plexus", {}), res.get("torch", {})
+            row.append(fmt(1e3 * p["call_s"], 3) if p.get("call_s") else "—")
+            row.append(ratio(p.get("predict_s"), t.get("predict_s")))
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--contenders", nargs="*", default=ORDER, choices=ORDER)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-predict", action="store_true")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.warmup = min(args.rounds, 2), 1
+
+    results, notes = {"machine": H.machine()}, []
+    log_dir = tempfile.mkdtemp(prefix="plexus-bench-")
+    workers = []
+    for name in args.contenders:
+        missing = H.missing_modules(name)
+        if missing:
+            notes.append(f"{name} skipped: {', '.join(missing)} not installed")
+            continue
+        workers.append(H.Worker(name, log_dir))
+    names = [w.name for w in workers]
+    try:
+        for wl in args.workloads:
+            run_workload(workers, wl, args, results)
+        if not args.quick:
+            results["build"] = {}
+            for w in workers:
+                ans = w.ask(cmd="build", what="inception_v3")
+                if "build_s" in ans:
+                    results["build"][w.name] = ans["build_s"]
+    finally:
+        for w in workers:
+            w.close()
+    results["import"] = H.import_overhead(3 if args.quick else 5)
+
+    print(f"Machine: {results['machine']}\n")
+    print("Fit: seconds per epoch, best of "
+          f"{args.rounds} interleaved rounds; ratios best (median)\n")
+    print(fit_table(results, names))
+    if results.get("predict"):
+        print("\nPredict latency: milliseconds per call (median), `predict(x)` on NumPy; "
+              "PyTorch: the module called under no_grad on torch.from_numpy(x)\n")
+        print(predict_table(results, names))
+    if results.get("memory"):
+        print("\nPeak memory in fit: MiB above the resident size before one epoch\n")
+        print("| workload | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+        for wl, mem in results["memory"].items():
+            print(f"| {wl} | " + " | ".join(fmt(mem.get(n), 1) if mem.get(n) is not None
+                                             else "—" for n in names) + " |")
+    if results.get("build"):
+        print("\nInceptionV3(weights=None) build time, seconds: " + ", ".join(
+            f"{n} {v:.2f}" for n, v in results["build"].items()))
+    t, p = results["import"]
+    print(f"\nimport torch {t:.2f} s; import plexus after it adds {p:.3f} s (median of runs)")
+    for n in notes:
+        print(f"\nNote: {n}")
+    print(f"\n(worker logs: {log_dir})", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
