@@ -80,7 +80,8 @@ class Mean(Metric):
             return torch.zeros(())
         total, count, host_count = self._state
         count = count + host_count
-        return torch.where(count > 0, total / torch.clamp(count, min=1e-30), torch.zeros_like(total))
+        return torch.where(count > 0, total / torch.clamp(count, min=1e-30),
+                           torch.zeros_like(total))
 
 
 class Sum(Mean):
