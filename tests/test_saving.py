@@ -335,3 +335,15 @@ def test_mixed_precision_policy_loads_as_float32():
     with pytest.warns(UserWarning, match="mixed_float16"):
         layer = plexus.layers.deserialize(config)
     assert layer.dtype == "float32"
+
+
+def test_anonymous_lambda_is_saved_by_reference(tmp_path):
+    inp = plexus.Input((2,))
+    model = plexus.Model(inp, L.Lambda(lambda t: t + 5.0, name="shift")(inp))
+    with pytest.warns(UserWarning, match="custom_objects"):
+        model.save(tmp_path / "anon.keras")
+    with pytest.raises(LoadError, match="<lambda>"):
+        plexus.models.load_model(tmp_path / "anon.keras")
+    loaded = plexus.models.load_model(tmp_path / "anon.keras",
+                                      custom_objects={"shift": lambda t: t + 5.0})
+    np.testing.assert_allclose(_out(loaded, np.zeros((1, 2), "float32")), np.full((1, 2), 5.0))

@@ -334,3 +334,10 @@ def test_h5_plugin_filters_are_refused(tmp_path):
         h5py.h5d.create(f["layers/dense/vars"].id, b"0", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
     with pytest.raises(LoadError, match="filter"):
         _model().load_weights(path)
+
+
+def test_recorded_call_with_unknown_argument_is_refused(tmp_path):
+    def edit(config):
+        _layer(config, "out")["inbound_nodes"][0]["kwargs"]["cmd"] = "rm -rf /"
+    with pytest.raises(LoadError, match="'cmd'"):
+        plexus.models.load_model(_with_config(tmp_path, edit))

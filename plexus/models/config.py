@@ -243,6 +243,15 @@ def _node_call_args(created, node):
     return args, kwargs
 
 
+def _check_call_kwargs(layer, kwargs):
+    """A recorded call may only pass arguments the layer's `call` takes."""
+    from plexus.graph.functional import call_accepts
+    for key in kwargs:
+        if not isinstance(key, str) or not call_accepts(layer, key):
+            _fail(f"The model config calls layer {layer.name!r} with argument {str(key)[:40]!r}, "
+                  f"which {type(layer).__name__}.call does not take")
+
+
 def _replay_calls(created, order):
     pending = [(layer, list(nodes)) for layer, nodes in order if nodes]
     while pending:
@@ -253,6 +262,7 @@ def _replay_calls(created, order):
                     args, kwargs = _node_call_args(created, nodes[0])
                 except _NotReady:
                     break
+                _check_call_kwargs(layer, kwargs)
                 try:
                     layer(*args, **kwargs)
                 except LoadError:

@@ -225,24 +225,26 @@ def _is_code(value):
 
 
 def _supply_lambda_code(config, name):
-    """A Lambda's bytecode is never loaded; the caller may supply the function by layer name."""
+    """A Lambda's bytecode is never loaded; the caller may supply its function (or one saved
+    by reference, such as an anonymous `<lambda>`) under the Lambda layer's name."""
     if "function" not in config:
         return
-    legacy = config.get("function_type") == "lambda" and _is_code(config.get("function"))
+    function = config["function"]
+    legacy = config.get("function_type") == "lambda" and _is_code(function)
     fn = current_context().custom_objects.get(name) if name else None
     if not callable(fn):
         if legacy:
             _lambda_function(config)  # raises, with the safe_mode explanation
         return
+    is_reference = isinstance(function, dict) and function.get("class_name") == "function"
+    if not (_is_code(function) or is_reference):
+        return
     for key in ("function_type", "output_shape_type", "module"):
         config.pop(key, None)
-    if _is_code(config.get("function")):
-        config["function"] = fn
-        if _is_code(config.get("output_shape")):
-            config["output_shape"] = None
-        if _is_code(config.get("mask")):
-            config["mask"] = None
-
+    config["function"] = fn
+    for key in ("output_shape", "mask"):
+        if _is_code(config.get(key)):
+            config[key] = None
 
 def _has_graph_config(config):
     return "layers" in config

@@ -6,12 +6,22 @@ model expects before a single byte of it is read.
 """
 import io
 
-import h5py
 import numpy as np
 
 from plexus.saving.errors import LoadError
 
 _NUMERIC_KINDS = "biuf"
+
+
+class _LazyH5py:
+    """h5py, imported on first use: it adds a noticeable share to `import plexus`."""
+
+    def __getattr__(self, name):
+        import h5py
+        return getattr(h5py, name)
+
+
+h5py = _LazyH5py()
 
 
 def open_h5(source, label, mode="r"):

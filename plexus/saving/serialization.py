@@ -55,6 +55,11 @@ def serialize_function(fn):
     if name in activations._ACTIVATIONS and activations._ACTIVATIONS[name] is fn:
         return name
     registered = registry._user_names.get(id(fn))
+    if getattr(fn, "__name__", "") == "<lambda>":
+        import warnings
+        warnings.warn("An anonymous function (lambda) is saved by reference only, never as "
+                      "code; to load the file, pass the function in custom_objects under the "
+                      "name of the layer that uses it.", stacklevel=3)
     return {"module": getattr(fn, "__module__", None), "class_name": "function",
             "config": getattr(fn, "__name__", "function"),
             "registered_name": registered or "function"}
