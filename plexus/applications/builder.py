@@ -3,15 +3,20 @@ and loading weights."""
 import os
 
 from plexus import activations, layers
-from plexus.applications import imagenet_utils
 from plexus.applications.weights_files import BASE_URL, get_file
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.input_layer import InputLayer
 from plexus.models import Model
 
 
-def check_weights(weights, include_top, classes, model_name):
-    """Validate the `weights` and `classes` arguments of an application."""
+def check_arguments(weights, include_top, classes, model_name, classifier_activation="softmax",
+                    pooling=None):
+    """Validate `weights`, `classes`, `classifier_activation` and `pooling` before anything
+    is built."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(
+            f"{model_name}: `pooling` must be None, 'avg' or 'max'; received pooling={pooling!r}."
+        )
     if not (weights in ("imagenet", None) or (isinstance(weights, (str, os.PathLike))
                                               and os.path.exists(weights))):
         raise ValueError(
@@ -25,6 +30,14 @@ def check_weights(weights, include_top, classes, model_name):
             f"1000 (the ImageNet classes); received classes={classes}. Pass include_top=False "
             "and add your own classifier, or weights=None."
         )
+    if weights is not None and include_top:
+        act = activations.get(classifier_activation)
+        if act not in (activations.get("softmax"), activations.get(None)):
+            raise ValueError(
+                f"{model_name}: with pretrained weights and include_top=True, "
+                "classifier_activation must be None or 'softmax'; received "
+                f"classifier_activation={classifier_activation!r}."
+            )
 
 
 def image_input(input_tensor, input_shape, model_name):
@@ -56,7 +69,7 @@ def source_inputs(tensor):
     return found
 
 
-def classifier_top(x, include_top, pooling, classes, classifier_activation, weights,
+def classifier_top(x, include_top, pooling, classes, classifier_activation,
                    avg_name=None, max_name=None, top_pool_name="avg_pool"):
     """Global pooling then the `predictions` Dense layer, or the optional feature pooling.
 
@@ -65,25 +78,16 @@ def classifier_top(x, include_top, pooling, classes, classifier_activation, weig
     """
     if include_top:
         x = layers.GlobalAveragePooling2D(name=top_pool_name)(x)
-        return dense_predictions(x, classes, classifier_activation, weights)
+        return dense_predictions(x, classes, classifier_activation)
     if pooling == "avg":
         return layers.GlobalAveragePooling2D(name=avg_name)(x)
     if pooling == "max":
         return layers.GlobalMaxPooling2D(name=max_name)(x)
-    if pooling is not None:
-        raise ValueError(f"`pooling` must be None, 'avg' or 'max'; received pooling={pooling!r}.")
     return x
 
 
-def dense_predictions(x, classes, classifier_activation, weights):
-    """The final `predictions` layer; pretrained tops allow only softmax or no activation."""
-    if weights is not None:
-        act = activations.get(classifier_activation)
-        if act not in (activations.get("softmax"), activations.get(None)):
-            raise ValueError(
-                "With pretrained weights and include_top=True, classifier_activation must be "
-                f"None or 'softmax'; received classifier_activation={classifier_activation!r}."
-            )
+def dense_predictions(x, classes, classifier_activation):
+    """The final `predictions` layer."""
     return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
 
 
@@ -95,18 +99,24 @@ def make_model(input_tensor, img_input, x, name):
     return Model(inputs, x, name=name)
 
 
-def load_weights(model, weights, include_top, files, subdir, model_name):
-    """Load `weights` into `model`: a path, or 'imagenet' from the cache or the download.
+def weights_path(weights, include_top, files, subdir, model_name):
+    """The weights file to load: None, the given path, or for 'imagenet' the cached (else
+    downloaded) file. Resolved before the model is built, so a missing file fails fast.
 
     Args:
         files: `(top_file, top_hash, notop_file, notop_hash)` of the ImageNet weights.
         subdir: the folder of these files under the published base URL.
     """
-    if weights is None:
-        return model
-    if weights == "imagenet":
-        fname, file_hash = (files[0], files[1]) if include_top else (files[2], files[3])
-        weights = get_file(fname, f"{BASE_URL}{subdir}/{fname}", file_hash=file_hash,
-                           what=f"the ImageNet weights of {model_name}")
-    model.load_weights(weights)
+    if weights != "imagenet":
+        return weights
+    fname, file_hash = (files[0], files[1]) if include_top else (files[2], files[3])
+    return get_file(fname, f"{BASE_URL}{subdir}/{fname}", file_hash=file_hash,
+                    what=f"the ImageNet weights of {model_name}")
+
+
+def finish(input_tensor, img_input, x, name, path):
+    """The functional model from the image input to `x`, with the weights at `path` loaded."""
+    model = make_model(input_tensor, img_input, x, name)
+    if path is not None:
+        model.load_weights(path)
     return model

@@ -47,10 +47,15 @@ def build_densenet(arch, include_top, weights, input_tensor, input_shape, poolin
                    classifier_activation, name):
     """A DenseNet of depth `arch` with the arguments of the public constructors."""
     label = name or arch
-    builder.check_weights(weights, include_top, classes, label)
+    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
+                            pooling)
     input_shape = imagenet_utils.obtain_input_shape(
         input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
     img_input = builder.image_input(input_tensor, input_shape, label)
+    top, notop = _HASHES[arch]
+    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
+             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
+    path = builder.weights_path(weights, include_top, files, "densenet", label)
     x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)))(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = _bn_relu(x, "conv1")
@@ -63,13 +68,9 @@ def build_densenet(arch, include_top, weights, input_tensor, input_shape, poolin
             x = transition_block(x, 0.5, name=f"pool{i + 2}")
     x = layers.BatchNormalization(axis=3, epsilon=_EPS, name="bn")(x)
     x = layers.Activation("relu", name="relu")(x)
-    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation, weights,
+    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation,
                                avg_name="avg_pool", max_name="max_pool")
-    model = builder.make_model(input_tensor, img_input, x, name)
-    top, notop = _HASHES[arch]
-    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
-             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
-    return builder.load_weights(model, weights, include_top, files, "densenet", label)
+    return builder.finish(input_tensor, img_input, x, name, path)
 
 
 _DOC = """ network, with ImageNet weights by default.

@@ -107,10 +107,12 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     Returns:
         A `plexus.Model`.
     """
-    builder.check_weights(weights, include_top, classes, "InceptionV3")
+    builder.check_arguments(weights, include_top, classes, "InceptionV3",
+                            classifier_activation, pooling)
     input_shape = imagenet_utils.obtain_input_shape(
         input_shape, default_size=299, min_size=75, require_flatten=include_top, weights=weights)
     img_input = builder.image_input(input_tensor, input_shape, "InceptionV3")
+    path = builder.weights_path(weights, include_top, _FILES, "inception_v3", "InceptionV3")
     x = conv2d_bn(img_input, 32, 3, 3, strides=(2, 2), padding="valid")
     x = conv2d_bn(x, 32, 3, 3, padding="valid")
     x = conv2d_bn(x, 64, 3, 3)
@@ -126,10 +128,8 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     x = _reduce_17(x)
     for i in range(2):
         x = _block_8(x, i)
-    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation, weights)
-    model = builder.make_model(input_tensor, img_input, x, name)
-    return builder.load_weights(model, weights, include_top, _FILES, "inception_v3",
-                                "InceptionV3")
+    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation)
+    return builder.finish(input_tensor, img_input, x, name, path)
 
 
 def preprocess_input(x, data_format=None):

@@ -56,6 +56,16 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
     return x
 
 
+def _weights_path(weights, include_top, alpha, rows):
+    """The weights file: a given path, or the ImageNet file for this width and resolution."""
+    if weights != "imagenet":
+        return weights
+    suffix = "" if include_top else "_no_top"
+    fname = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{suffix}.h5"
+    return get_file(fname, f"{BASE_URL}mobilenet_v2/{fname}",
+                    what="the ImageNet weights of MobileNetV2")
+
+
 def _default_size(input_shape, input_tensor):
     """The pretrained resolution matching the requested square size, else 224."""
     if input_shape is not None:
@@ -92,7 +102,8 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     Returns:
         A `plexus.Model`.
     """
-    builder.check_weights(weights, include_top, classes, "MobileNetV2")
+    builder.check_arguments(weights, include_top, classes, "MobileNetV2",
+                            classifier_activation, pooling)
     if input_tensor is not None:
         builder.image_input(input_tensor, None, "MobileNetV2")  # checks it is symbolic
     if input_tensor is not None and input_shape is not None \
@@ -116,6 +127,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
             warnings.warn(
                 "MobileNetV2: input_shape is undefined, not square, or its size is not one of "
                 f"{_SIZES}; loading the weights trained at 224x224.", stacklevel=2)
+    path = _weights_path(weights, include_top, alpha, rows)
     img_input = builder.image_input(input_tensor, input_shape, "MobileNetV2")
     x = layers.Conv2D(_make_divisible(32 * alpha, 8), kernel_size=3, strides=(2, 2),
                       padding="same", use_bias=False, name="Conv1")(img_input)
@@ -128,19 +140,10 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     x = layers.Conv2D(last_filters, kernel_size=1, use_bias=False, name="Conv_1")(x)
     x = _bn(x, "Conv_1_bn")
     x = layers.ReLU(6.0, name="out_relu")(x)
-    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation, weights,
+    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation,
                                top_pool_name=None)
     name = name or f"mobilenetv2_{alpha:0.2f}_{rows}"
-    model = builder.make_model(input_tensor, img_input, x, name)
-    if weights == "imagenet":
-        fname = (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}.h5"
-                 if include_top else
-                 f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5")
-        weights = get_file(fname, f"{BASE_URL}mobilenet_v2/{fname}",
-                           what="the ImageNet weights of MobileNetV2")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return builder.finish(input_tensor, img_input, x, name, path)
 
 
 def preprocess_input(x, data_format=None):

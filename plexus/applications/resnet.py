@@ -42,10 +42,15 @@ def build_resnet(stack_fn, preact, arch, include_top, weights, input_tensor, inp
                  pooling, classes, classifier_activation, name):
     """Stem, residual stacks (`stack_fn`) and top of a ResNet (`preact`: the V2 variant)."""
     label = name or arch
-    builder.check_weights(weights, include_top, classes, label)
+    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
+                            pooling)
     input_shape = imagenet_utils.obtain_input_shape(
         input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
     img_input = builder.image_input(input_tensor, input_shape, label)
+    top, notop = _HASHES[arch]
+    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
+             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
+    path = builder.weights_path(weights, include_top, files, "resnet", label)
     x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=True, name="conv1_conv")(x)
     if not preact:
@@ -57,13 +62,9 @@ def build_resnet(stack_fn, preact, arch, include_top, weights, input_tensor, inp
     if preact:
         x = layers.BatchNormalization(axis=3, epsilon=_EPS, name="post_bn")(x)
         x = layers.Activation("relu", name="post_relu")(x)
-    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation, weights,
+    x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation,
                                avg_name="avg_pool", max_name="max_pool")
-    model = builder.make_model(input_tensor, img_input, x, name)
-    top, notop = _HASHES[arch]
-    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
-             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
-    return builder.load_weights(model, weights, include_top, files, "resnet", label)
+    return builder.finish(input_tensor, img_input, x, name, path)
 
 
 def conv_bn(x, filters, kernel_size, name, strides=1, padding="valid", relu=True):
@@ -123,7 +124,7 @@ def ResNet152(include_top=True, weights="imagenet", input_tensor=None, input_sha
                         input_tensor, input_shape, pooling, classes, classifier_activation, name)
 
 
-ResNet50.__doc__ = "The ResNet50 network (50 layers), with ImageNet weights by default.\n" + _ARGS_DOC
+ResNet50.__doc__ = "The ResNet50 network, with ImageNet weights by default.\n" + _ARGS_DOC
 ResNet101.__doc__ = "The ResNet101 network, with ImageNet weights by default.\n" + _ARGS_DOC
 ResNet152.__doc__ = "The ResNet152 network, with ImageNet weights by default.\n" + _ARGS_DOC
 

@@ -62,10 +62,11 @@ def ResNet152V2(include_top=True, weights="imagenet", input_tensor=None, input_s
                         input_tensor, input_shape, pooling, classes, classifier_activation, name)
 
 
-_V2_NOTE = " Preprocess images with `plexus.applications.resnet_v2.preprocess_input`.\n"
-ResNet50V2.__doc__ = "The ResNet50V2 network, with ImageNet weights by default." + _V2_NOTE + _ARGS_DOC
-ResNet101V2.__doc__ = "The ResNet101V2 network, with ImageNet weights by default." + _V2_NOTE + _ARGS_DOC
-ResNet152V2.__doc__ = "The ResNet152V2 network, with ImageNet weights by default." + _V2_NOTE + _ARGS_DOC
+_V2_DOC = (" network, with ImageNet weights by default. Preprocess images with "
+           "`plexus.applications.resnet_v2.preprocess_input`.\n" + _ARGS_DOC)
+ResNet50V2.__doc__ = "The ResNet50V2" + _V2_DOC
+ResNet101V2.__doc__ = "The ResNet101V2" + _V2_DOC
+ResNet152V2.__doc__ = "The ResNet152V2" + _V2_DOC
 
 
 def preprocess_input(x, data_format=None):

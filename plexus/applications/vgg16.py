@@ -22,10 +22,12 @@ def build_vgg(arch, include_top, weights, input_tensor, input_shape, pooling, cl
               classifier_activation, name):
     """VGG16 or VGG19 (`arch`), with the arguments of the public constructors."""
     label = arch.upper()
-    builder.check_weights(weights, include_top, classes, label)
+    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
+                            pooling)
     input_shape = imagenet_utils.obtain_input_shape(
         input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
     img_input = builder.image_input(input_tensor, input_shape, label)
+    path = builder.weights_path(weights, include_top, _FILES[arch], arch, label)
     x = img_input
     for block, (n_convs, filters) in enumerate(zip(_BLOCKS[arch], (64, 128, 256, 512, 512)), 1):
         for i in range(1, n_convs + 1):
@@ -36,11 +38,10 @@ def build_vgg(arch, include_top, weights, input_tensor, input_shape, pooling, cl
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(4096, activation="relu", name="fc1")(x)
         x = layers.Dense(4096, activation="relu", name="fc2")(x)
-        x = builder.dense_predictions(x, classes, classifier_activation, weights)
+        x = builder.dense_predictions(x, classes, classifier_activation)
     else:
-        x = builder.classifier_top(x, False, pooling, classes, classifier_activation, weights)
-    model = builder.make_model(input_tensor, img_input, x, name)
-    return builder.load_weights(model, weights, include_top, _FILES[arch], arch, label)
+        x = builder.classifier_top(x, False, pooling, classes, classifier_activation)
+    return builder.finish(input_tensor, img_input, x, name, path)
 
 
 def VGG16(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
