@@ -341,3 +341,34 @@ def test_recorded_call_with_unknown_argument_is_refused(tmp_path):
         _layer(config, "out")["inbound_nodes"][0]["kwargs"]["cmd"] = "rm -rf /"
     with pytest.raises(LoadError, match="'cmd'"):
         plexus.models.load_model(_with_config(tmp_path, edit))
+
+
+def test_randomly_mangled_configs_fail_only_with_load_errors(tmp_path):
+    """Replace random parts of a valid config with junk: every failure must be a LoadError."""
+    import random
+    members = _members(_model())
+    base = json.loads(members["config.json"])
+
+    def paths(o, p=()):
+        yield p
+        items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else ()
+        for k, v in items:
+            yield from paths(v, p + (k,))
+
+    junk = [None, -1, 10 ** 15, "x", "../x", [], {}, [None], {"class_name": "x"}, 1.5, True,
+            {"class_name": "__keras_tensor__", "config": {}}, [[[]]]]
+    all_paths = list(paths(base))[1:]
+    rng = random.Random(0)
+    for trial in range(40):
+        config = json.loads(json.dumps(base))
+        where = rng.choice(all_paths)
+        node = config
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = rng.choice(junk)
+        path = _write_zip(tmp_path / f"m{trial}.keras",
+                          dict(members, **{"config.json": json.dumps(config).encode()}))
+        try:
+            plexus.models.load_model(path)
+        except LoadError:
+            pass

@@ -192,7 +192,7 @@ def _history_tensor(created, history, legacy):
     if not isinstance(history, (list, tuple)) or len(history) < 3:
         _fail(f"Invalid tensor reference {str(history)[:80]} in the model config")
     name, node_index, tensor_index = history[0], history[1], history[2]
-    if name not in created:
+    if not isinstance(name, str) or name not in created:
         _fail(f"The model config refers to a layer {str(name)[:80]!r} that it does not define")
     if not isinstance(node_index, int) or not isinstance(tensor_index, int):
         _fail(f"Invalid tensor reference {str(history)[:80]} in the model config")
@@ -263,12 +263,15 @@ def _replay_calls(created, order):
                 except _NotReady:
                     break
                 _check_call_kwargs(layer, kwargs)
+                if not any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
+                    _fail(f"The model config calls layer {layer.name!r} on no tensor")
                 try:
                     layer(*args, **kwargs)
                 except LoadError:
                     raise
-                except (TypeError, ValueError) as e:
-                    _fail(f"Re-creating the call of layer {layer.name!r} failed: {e}")
+                except Exception as e:  # any failure here means the graph in the file is bad
+                    _fail(f"Re-creating the call of layer {layer.name!r} failed: "
+                          f"{type(e).__name__}: {e}")
                 nodes.pop(0)
                 progressed = True
             if nodes:
@@ -315,7 +318,10 @@ def _graph_from_config(cls, config):
         check_name(name, "model name")
     extra = {k: v for k, v in config.items()
              if k not in ("layers", "input_layers", "output_layers", "name", "trainable")}
-    model = cls(inputs=inputs, outputs=outputs, name=name, **extra)
+    try:
+        model = cls(inputs=inputs, outputs=outputs, name=name, **extra)
+    except (TypeError, ValueError) as e:
+        _fail(f"The model config's graph is invalid: {e}")
     if config.get("trainable") is False:
         model.trainable = False
     return model

@@ -112,11 +112,14 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
     with load_context(custom_objects, safe_mode, source), limits.loading(source):
         config = dict(config)
         config.setdefault("config", {})
+        where = f" in {source}" if source else ""
         try:
             model = deserialize_keras_object(config, category="layers")
         except RecursionError as e:
-            raise LoadError(f"The model config{' in ' + source if source else ''} is nested "
-                            "absurdly deep; refused.") from e
+            raise LoadError(f"The model config{where} is nested absurdly deep; refused.") from e
+        except (AttributeError, KeyError, IndexError, TypeError, RuntimeError) as e:
+            raise LoadError(f"The model config{where} is malformed: {type(e).__name__}: "
+                            f"{str(e)[:300]}") from e
     from plexus.models.model import Model
     if not isinstance(model, Model):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
