@@ -11,6 +11,7 @@ from plexus.layers.layer import Layer
 from plexus.layers.merging import Merge
 
 _LARGE_NEGATIVE = -1e9  # added to masked scores before the softmax
+_SDPA_NEGATIVE = -0.7 * 3.38953e38  # masked-score bias for the fused kernel (Keras's value)
 
 
 def _masked_softmax(scores, mask):
@@ -223,16 +224,25 @@ class MultiHeadAttention(Layer):
         scale = 1.0 / math.sqrt(self.key_dim)
         p = self.dropout if training else 0.0
         scores = None
-        if full_mask is None and not return_attention_scores:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=bool(causal_only),
-                                                 scale=scale)
+        if causal_only and return_attention_scores:
+            full_mask = _causal_mask(q.shape[2], k.shape[2], q.device)
+        flat_mask = None
+        if full_mask is not None:
+            scores_shape = tuple(q_shape[:-1]) + tuple(k_shape[-1 - len(self._axes):-1])
+            flat_mask = self._flat_mask(full_mask, scores_shape, q.shape[0], q.shape[2],
+                                        k.shape[2])
+        # As in Keras: torch's fused attention unless scores are asked for, or a mask meets
+        # dropout or several attention axes; there a fully masked row attends uniformly, while
+        # the explicit softmax below gives it zero weights.
+        if not return_attention_scores and (flat_mask is None or (
+                self.dropout == 0 and query.ndim == 3)):
+            bias = None
+            if flat_mask is not None:
+                bias = torch.zeros(flat_mask.shape, dtype=q.dtype, device=q.device)
+                bias = bias.masked_fill(~flat_mask, _SDPA_NEGATIVE)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p,
+                                                 is_causal=bool(causal_only), scale=scale)
         else:
-            if causal_only:
-                full_mask = _causal_mask(q.shape[2], k.shape[2], q.device)
-            flat_mask = None
-            if full_mask is not None:
-                scores_shape = tuple(q_shape[:-1]) + tuple(k_shape[-1 - len(self._axes):-1])
-                flat_mask = self._flat_mask(full_mask, scores_shape, q.shape[0], q.shape[2], k.shape[2])
             probs = _masked_softmax((q * scale) @ k.transpose(-1, -2), flat_mask)
             scores = probs
             if p > 0:

@@ -56,6 +56,10 @@ def test_mha_masks_match_keras():
                         return_attention_scores=True)))
     vm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
     assert_close(p(x, x, value_mask=torch.tensor(vm)), k(x, x, value_mask=vm))
+    am[0, 2] = False  # a query that may attend nowhere: both code paths behave as Keras's
+    assert_close(p(x, x, attention_mask=torch.tensor(am)), k(x, x, attention_mask=am))
+    assert_close(list(p(x, x, attention_mask=torch.tensor(am), return_attention_scores=True)),
+                 list(k(x, x, attention_mask=am, return_attention_scores=True)))
 
 
 def test_mha_self_attention_gradients_match_keras():
