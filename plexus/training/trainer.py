@@ -27,9 +27,10 @@ def compile(model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=No
         for ident in tree.flatten(spec) if isinstance(spec, (list, tuple, dict)) else [spec]:
             if ident is not None:
                 _check_metric_name(ident)
+    jit_compile = jit_compile is True  # "auto" (Keras's default) means eager on torch
     if jit_compile and not hasattr(torch, "compile"):
         raise ValueError("jit_compile=True needs torch.compile (torch >= 2.0).")
-    args = (opt, loss, loss_weights, metrics, weighted_metrics, bool(jit_compile))
+    args = (opt, loss, loss_weights, metrics, weighted_metrics, jit_compile)
     model._compile_args = args
     model._compile_state = None
     if getattr(model, "_is_graph", False):
