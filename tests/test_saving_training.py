@@ -18,7 +18,7 @@ def _data():
     return x, x.sum(1, keepdims=True)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd_momentum", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd_momentum", "rmsprop", "nadam", "adamax", "adadelta", "adagrad"])
 def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, optimizer):
     def opt():
         if optimizer == "sgd_momentum":

@@ -35,23 +35,12 @@ def _arrays(opt):
     return out
 
 
-# Keras creates the first two slots of these optimizers together, one pair per weight
-# (m0, v0, m1, v1, ...); plexus keeps each slot's tensors together (m0, m1, ..., v0, v1, ...).
-_INTERLEAVED = {"Adam", "AdamW", "Adamax", "Adadelta", "Nadam"}
-
-
 def keras_ordered_slots(opt):
-    """The optimizer's slot tensors in the order Keras saves them."""
-    names = getattr(opt, "_slot_names", None)
-    if not callable(names):
-        return list(getattr(opt, "variables", []))
-    groups = [list(getattr(opt, n, None) or []) for n in names()]
-    groups = [g for g in groups if g]
-    if any(c.__name__ in _INTERLEAVED for c in type(opt).__mro__) and len(groups) >= 2 \
-            and len(groups[0]) == len(groups[1]):
-        pairs = [t for a, b in zip(groups[0], groups[1]) for t in (a, b)]
-        return pairs + [t for g in groups[2:] for t in g]
-    return [t for g in groups for t in g]
+    """The optimizer's state tensors in the order Keras saves them (after `iterations` and the
+    learning rate). plexus optimizers list `variables` in that order: slots created together
+    interleaved per weight (`m_0, v_0, m_1, v_1`), then extra state such as Nadam's
+    `u_product`."""
+    return list(getattr(opt, "variables", []))
 
 
 def write(model, f):

@@ -233,7 +233,7 @@ def test_operator_graphs_cross_both_ways(tmp_path):
     assert_close(plexus.models.load_model(tmp_path / "k.keras")(x), km.predict(x, verbose=0))
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nadam"])
 def test_keras_training_state_resumes_in_plexus(tmp_path, optimizer):
     """Keras trains, saves; plexus and Keras each continue from the file: same weights."""
     rng = np.random.default_rng(0)
