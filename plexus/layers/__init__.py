@@ -31,7 +31,7 @@ from plexus.layers.normalization import (
     BatchNormalization, GroupNormalization, LayerNormalization, UnitNormalization,
 )
 from plexus.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from plexus.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
+from plexus.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from plexus.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from plexus.layers.regularization import (
     ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,

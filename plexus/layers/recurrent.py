@@ -11,13 +11,25 @@ from plexus import regularizers
 from plexus.graph import tree
 from plexus.layers.core import _ser
 from plexus.layers.layer import Layer
-from plexus.layers.rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell
+from plexus.layers.rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from plexus.layers.rnn_kernels import run_fused, run_loop
 
 
 def _state_sizes(cell):
-    size = cell.state_size
-    return list(size) if isinstance(size, (list, tuple)) else [size]
+    """The sizes of a cell's states, flat (a stack of cells lists all its cells' states)."""
+    return [int(s) for s in tree.flatten(cell.state_size)]
+
+
+def _nest_states(cell, flat):
+    """Final states as `[output, ...]` lists them: per cell for a stack of cells, else flat."""
+    if not isinstance(cell, StackedRNNCells):
+        return list(flat)
+    out, i = [], 0
+    for size in cell.state_size:
+        n = len(tree.flatten(size))
+        out.append(list(flat[i:i + n]) if isinstance(size, (list, tuple)) else flat[i])
+        i += n
+    return out
 
 
 class RNN(Layer):
@@ -42,6 +54,8 @@ class RNN(Layer):
                  stateful=False, unroll=False, zero_output_for_mask=False,
                  activity_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
         if stateful:
             raise ValueError(
                 f"Layer {self.name!r} ({type(self).__name__}): stateful=True is not supported. "
@@ -84,7 +98,8 @@ class RNN(Layer):
         units = getattr(self.cell, "output_size", None) or _state_sizes(self.cell)[0]
         out = (batch, steps, units) if self.return_sequences else (batch, units)
         if self.return_state:
-            return [out] + [(batch, s) for s in _state_sizes(self.cell)]
+            shapes = [(batch, s) for s in _state_sizes(self.cell)]
+            return [out] + _nest_states(self.cell, shapes)
         return out
 
     def _symbolic_mask(self, inputs, in_masked):
@@ -103,7 +118,7 @@ class RNN(Layer):
         sizes = _state_sizes(self.cell)
         if initial_state is None:
             return [x.new_zeros((x.shape[0], s)) for s in sizes]
-        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = tree.flatten(initial_state)
         if len(states) != len(sizes):
             raise ValueError(
                 f"Layer {self.name!r} expects {len(sizes)} initial state tensor(s) of sizes "
@@ -127,24 +142,34 @@ class RNN(Layer):
         if self.go_backwards:
             x = x.flip(1)
             mask = mask.flip(1) if mask is not None else None
+        seq, last, final = self._run(cell, x, states, mask, training)
+        if self.zero_output_for_mask and mask is not None:
+            seq = seq * mask[..., None].to(seq.dtype)
+            last = last * mask[:, -1, None].to(last.dtype)
+        out = seq if self.return_sequences else last
+        return [out] + _nest_states(cell, final) if self.return_state else out
+
+    def _run(self, cell, x, states, mask, training):
+        """`(sequence, last_output, final_states)` of `cell` over `x` (time already flipped)."""
+        if isinstance(cell, StackedRNNCells) and all(isinstance(c, DropoutCell) for c in cell.cells):
+            finals, i = [], 0
+            for sub in cell.cells:  # layer by layer: the same numbers as stepping the stack
+                n = len(_state_sizes(sub))
+                x, last, final = self._run(sub, x, states[i:i + n], mask, training)
+                finals += final
+                i += n
+            return x, last, finals
         if isinstance(cell, DropoutCell):
             dp, rec = cell.dropout_masks(x[:, 0], states[0], training)
             if dp is not None:
                 x = x * dp[:, None]
             mode = cell.fused_mode() if rec is None else None
             if mode is not None:
-                seq, last, final = run_fused(mode, cell.fused_params(), x, states, mask,
-                                              need_states=self.return_state)
-            else:
-                seq, last, final = run_loop(cell, x, states, mask, rec)
-        else:
-            kw = {"training": training} if _accepts_training(cell) else {}
-            seq, last, final = run_loop(cell, x, states, mask, step_kwargs=kw, builtin=False)
-        if self.zero_output_for_mask and mask is not None:
-            seq = seq * mask[..., None].to(seq.dtype)
-            last = last * mask[:, -1, None].to(last.dtype)
-        out = seq if self.return_sequences else last
-        return [out] + list(final) if self.return_state else out
+                return run_fused(mode, cell.fused_params(), x, states, mask,
+                                 need_states=self.return_state)
+            return run_loop(cell, x, states, mask, rec)
+        kw = {"training": training} if _accepts_training(cell) else {}
+        return run_loop(cell, x, states, mask, step_kwargs=kw, builtin=False)
 
     def get_config(self):
         config = {**super().get_config(), "return_sequences": self.return_sequences,

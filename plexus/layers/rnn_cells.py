@@ -301,3 +301,85 @@ class GRUCell(DropoutCell):
         return {**super().get_config(),
                 "recurrent_activation": activations.serialize(self.recurrent_activation),
                 "reset_after": self.reset_after}
+
+
+class StackedRNNCells(Layer):
+    """Several cells run as one: each step feeds each cell's output to the next cell.
+
+    `RNN([cell_1, cell_2])` wraps its list in this class. Built-in cells run layer by layer on
+    the fused kernels (the same numbers as stepping the stack).
+
+    Args:
+        cells: a list of cells (each with `state_size` and `call(inputs, states)`).
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        cells = list(cells)
+        for c in cells:
+            if not hasattr(c, "state_size") or not callable(getattr(c, "call", None)):
+                raise ValueError(
+                    f"StackedRNNCells {self.name!r}: every cell needs `state_size` and "
+                    f"`call(inputs, states)`; received {c!r}.")
+        self.cells = torch.nn.ModuleList(cells)
+
+    def _sublayers(self):
+        return [c for c in self.cells if isinstance(c, Layer)]
+
+    @property
+    def state_size(self):
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self):
+        last = self.cells[-1]
+        size = getattr(last, "output_size", None)
+        if size is None:
+            size = last.state_size
+            size = size[0] if isinstance(size, (list, tuple)) else size
+        return size
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for c in self.cells:
+            if isinstance(c, Layer) and not c.built:
+                c.build(shape)
+                c.built = True
+            out = getattr(c, "output_size", None) or _first(c.state_size)
+            shape = shape[:-1] + (out,)
+        self.built = True
+
+    def call(self, inputs, states, training=None):
+        """One step of every cell; `states` nested per cell (or flat), returned nested."""
+        flat = _flatten(states)
+        new, i = [], 0
+        for c in self.cells:
+            n = len(_flatten(c.state_size))
+            kw = {"training": training} if "training" in _call_params(c) else {}
+            inputs, s = c.call(inputs, list(flat[i:i + n]), **kw)
+            i += n
+            s = _flatten(s)
+            new.append(s if isinstance(c.state_size, (list, tuple)) else s[0])
+        return inputs, new
+
+    def get_config(self):
+        cells = [{"class_name": type(c).__name__, "config": c.get_config()} for c in self.cells]
+        return {**super().get_config(), "cells": cells}
+
+
+def _first(size):
+    return size[0] if isinstance(size, (list, tuple)) else size
+
+
+def _flatten(x):
+    if isinstance(x, (list, tuple)):
+        return [leaf for item in x for leaf in _flatten(item)]
+    return [x]
+
+
+def _call_params(cell):
+    import inspect
+    try:
+        return inspect.signature(cell.call).parameters
+    except (TypeError, ValueError):
+        return {}

@@ -11,6 +11,8 @@ import torch
 from torch import _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from plexus.graph import tree
+
 _FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
 
 
@@ -88,7 +90,7 @@ def run_loop(cell, x, states, mask=None, rec_mask=None, step_kwargs=None, builti
             out, new_states = cell.step(x[:, t], states, rec_mask)
         else:
             out, new_states = cell.call(x[:, t], states, **step_kwargs)
-            new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
+            new_states = tree.flatten(new_states)
         if mask is not None:
             m = mask[:, t, None]
             prev = torch.zeros_like(out) if prev is None else prev

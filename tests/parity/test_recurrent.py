@@ -293,3 +293,23 @@ def test_seq2seq_initial_state_from_graph_matches_keras():
     mk.set_weights(mp.get_weights())
     x = [np.random.randn(2, 7, 5).astype("float32"), np.random.randn(2, 3, 4).astype("float32")]
     assert_close(list(mp(x)), list(mk(x)))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_stacked_cells_match_keras(masked):
+    x = np.random.randn(3, 6, 4).astype("float32")
+    mask = np.array(MASKS["holes"], dtype=bool)
+    p = layers.RNN([layers.LSTMCell(5), layers.GRUCell(3), layers.SimpleRNNCell(2)],
+                   return_sequences=True, return_state=True)
+    k = keras.layers.RNN([keras.layers.LSTMCell(5), keras.layers.GRUCell(3),
+                          keras.layers.SimpleRNNCell(2)], return_sequences=True, return_state=True)
+    _copy(p, k, x)
+    kw_p = {"mask": torch.tensor(mask)} if masked else {}
+    kw_k = {"mask": mask} if masked else {}
+    out_p, out_k = p(x, **kw_p), k(x, **kw_k)
+    flat = lambda o: [t for item in o for t in (item if isinstance(item, (list, tuple)) else [item])]  # noqa: E731
+    assert_close(flat(out_p), flat(out_k))
+    sym = layers.RNN([layers.LSTMCell(5), layers.GRUCell(3)], return_state=True)(
+        plexus.Input((6, 4)))
+    assert sym[0].shape == (None, 3) and [t.shape for t in sym[1]] == [(None, 5), (None, 5)]
+    assert sym[2].shape == (None, 3)
