@@ -39,13 +39,20 @@ def test_history_and_hook_order():
         def on_train_end(self, logs=None):
             calls.append("train_end")
 
+        def on_test_begin(self, logs=None):
+            calls.append("test_begin")
+
+        def on_test_end(self, logs=None):
+            calls.append(f"test_end:{sorted(logs)}")
+
     m = _model()
     h = m.fit(X, Y, batch_size=8, epochs=2, verbose=0, validation_split=0.25,
               callbacks=[Recorder()])
     assert h is m.history and h.epoch == [0, 1]
     assert sorted(h.history) == ["loss", "mae", "val_loss", "val_mae"]
     assert calls[0] == "train_begin" and calls[-1] == "train_end"
-    assert calls[1:5] == ["epoch_begin0", "batch0:['loss', 'mae']", "batch1:['loss', 'mae']",
+    assert calls[1:7] == ["epoch_begin0", "batch0:['loss', 'mae']", "batch1:['loss', 'mae']",
+                          "test_begin", "test_end:['loss', 'mae']",
                           "epoch_end0:['loss', 'mae', 'val_loss', 'val_mae']"]
     assert h.params == {"verbose": 0, "epochs": 2, "steps": 2}
 

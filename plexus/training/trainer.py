@@ -307,7 +307,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
             logs = st.results()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 model.train(False)
-                val_logs = _run_evaluation(model, st, val, cbs=None)
+                cbs.on_test_begin()
+                val_logs = _run_evaluation(model, st, val, cbs)
+                cbs.on_test_end(val_logs)
                 model.train()
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
