@@ -33,3 +33,19 @@ def test_keras_file_loads_in_plexus(tmp_path):
     restored = plexus.models.load_model(tmp_path / "m.keras")
     assert_close(restored(IDS), model(IDS))
     assert [w.shape for w in restored.get_weights()] == [tuple(w.shape) for w in model.weights]
+
+
+def test_rnn_with_cells_round_trips_with_keras(tmp_path):
+    def build(lib):
+        i = lib.Input((5, 3))
+        stacked = lib.layers.RNN([lib.layers.LSTMCell(4), lib.layers.GRUCell(2)])(i)
+        single = lib.layers.RNN(lib.layers.SimpleRNNCell(3), return_sequences=True)(i)
+        return lib.Model(i, [stacked, single])
+
+    x = np.random.randn(2, 5, 3).astype("float32")
+    mp = build(plexus)
+    mp.save(tmp_path / "p.keras")
+    assert_close(list(mp(x)), list(keras.models.load_model(tmp_path / "p.keras")(x)))
+    mk = build(keras)
+    mk.save(tmp_path / "k.keras")
+    assert_close(list(plexus.models.load_model(tmp_path / "k.keras")(x)), list(mk(x)))
