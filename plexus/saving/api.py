@@ -16,7 +16,7 @@ from plexus.saving import files, legacy_h5, limits, optimizer_state, weights
 from plexus.saving import h5 as h5util
 from plexus.saving.errors import LoadError
 from plexus.saving.serialization import (
-    deserialize_keras_object, load_context, serialize_keras_object, serialize_layer,
+    deserialize_keras_object, load_context, serialize_keras_object, serialize_layer, with_module,
 )
 
 
@@ -32,7 +32,7 @@ def model_to_config(model):
     out = serialize_layer(model)
     compile_config = getattr(model, "_compile_config", None)
     if getattr(model, "compiled", False) and compile_config is not None:
-        out["compile_config"] = serialize_keras_object(compile_config)
+        out["compile_config"] = with_module(serialize_keras_object(compile_config))
     return out
 
 

@@ -138,10 +138,11 @@ def _instantiate(value, category=None):
     cls = registry.lookup(class_name, value.get("registered_name"), value.get("module"),
                           ctx.custom_objects, category)
     if cls is None:
-        label = value.get("name") or (value.get("config") or {}).get("name") \
-            if isinstance(value.get("config"), dict) else None
+        config = value.get("config") if isinstance(value.get("config"), dict) else {}
+        label = value.get("name") or config.get("name")
+        what = f" (layer {str(label)[:80]!r})" if label and category == "layers" else ""
         raise LoadError(
-            f"Unknown class {class_name!r}{' (layer ' + repr(label) + ')' if label else ''}"
+            f"Unknown class {class_name!r}{what}"
             f"{ctx.where()}. plexus only creates its own classes and those you provide: pass "
             f"custom_objects={{{class_name!r}: {class_name}}} to the loader, or decorate the "
             "class with @plexus.saving.register_keras_serializable()."

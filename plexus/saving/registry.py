@@ -28,6 +28,7 @@ _BUILTIN_SOURCES = {
     "losses": ["plexus.losses", "plexus.training.losses"],
     "metrics": ["plexus.metrics", "plexus.training.metrics"],
     "optimizers": ["plexus.optimizers", "plexus.training.optimizers"],
+    "schedules": ["plexus.optimizers.schedules", "plexus.training.schedules"],
     "ops": [],  # filled from plexus.saving.keras_ops
 }
 _FUNCTIONS_ALLOWED = {"activations", "losses", "metrics"}
@@ -36,10 +37,11 @@ _MODULE_HINTS = {
     "layers": "layers", "models": "models", "initializers": "initializers",
     "regularizers": "regularizers", "constraints": "constraints", "activations": "activations",
     "losses": "losses", "metrics": "metrics", "optimizers": "optimizers", "functional": "models",
-    "sequential": "models", "ops": "ops",
+    "sequential": "models", "ops": "ops", "schedules": "schedules",
+    "learning_rate_schedule": "schedules",
 }
 _SEARCH_ORDER = ["layers", "models", "initializers", "regularizers", "constraints",
-                 "activations", "losses", "metrics", "optimizers"]
+                 "activations", "losses", "metrics", "optimizers", "schedules"]
 # Keras class names that are plexus classes under another name.
 _ALIASES = {"models": {"Functional": "Model"}}
 

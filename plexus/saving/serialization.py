@@ -118,7 +118,7 @@ def serialize_layer(layer):
     from plexus.layers.input_layer import InputLayer
     from plexus.models import Model
     config = serialize_keras_object(_function_attrs(layer, dict(layer.get_config())))
-    config = {k: _with_module(v) for k, v in config.items()}
+    config = {k: with_module(v) for k, v in config.items()}
     if not isinstance(layer, (InputLayer, Model)) and isinstance(config.get("dtype"), str):
         config["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
                            "config": {"name": config["dtype"]}, "registered_name": None}
@@ -137,17 +137,27 @@ def serialize_layer(layer):
     return out
 
 
-def _with_module(value):
-    """Nested layer configs written as bare `{"class_name", "config"}` (a wrapper's inner layer,
-    an RNN's cell) get the `module` field Keras 3 needs to find the class."""
+_KERAS_MODULES = (("layers", "keras.layers"), ("schedules", "keras.optimizers.schedules"),
+                  ("initializers", "keras.initializers"), ("regularizers", "keras.regularizers"),
+                  ("constraints", "keras.constraints"), ("losses", "keras.losses"),
+                  ("metrics", "keras.metrics"), ("optimizers", "keras.optimizers"))
+
+
+def with_module(value):
+    """Nested configs written as bare `{"class_name", "config"}` (a wrapper's inner layer, an
+    RNN's cell, a learning-rate schedule) get the `module` field Keras 3 needs to find the
+    class."""
     if isinstance(value, list):
-        return [_with_module(v) for v in value]
+        return [with_module(v) for v in value]
     if not isinstance(value, dict):
         return value
-    value = {k: _with_module(v) for k, v in value.items()}
+    value = {k: with_module(v) for k, v in value.items()}
     if is_serialized_object(value) and "module" not in value and \
-            value["class_name"] in registry.builtin_table("layers"):
-        value = {"module": "keras.layers", **value, "registered_name": None}
+            not value["class_name"].startswith("__"):
+        for category, module in _KERAS_MODULES:
+            if value["class_name"] in registry.builtin_table(category):
+                value = {"module": module, **value, "registered_name": None}
+                break
     return value
 
 

@@ -344,3 +344,19 @@ def test_plexus_compile_config_and_state_load_in_keras(tmp_path):
     got = km.evaluate(x, y, verbose=0, return_dict=True)
     for key in expected:
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6)
+
+
+def test_learning_rate_schedule_travels(tmp_path):
+    inp = plexus.Input((4,))
+    pm = plexus.Model(inp, plexus.layers.Dense(1)(inp))
+    schedule = plexus.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+    pm.compile(optimizer=plexus.optimizers.Adam(schedule), loss="mse")
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    pm.fit(x, x.sum(1, keepdims=True), batch_size=8, epochs=2, verbose=0)
+    pm.save(tmp_path / "s.keras")
+    loaded = plexus.models.load_model(tmp_path / "s.keras")
+    assert isinstance(loaded.optimizer._learning_rate, type(schedule))
+    assert loaded.optimizer.learning_rate == pytest.approx(pm.optimizer.learning_rate)
+    km = keras.saving.load_model(tmp_path / "s.keras")
+    assert int(km.optimizer.iterations) == 4
+    assert float(km.optimizer.learning_rate) == pytest.approx(pm.optimizer.learning_rate)
