@@ -112,7 +112,7 @@ class VarianceScaling(Initializer):
         dtype = dtype or torch.float32
         if self.distribution == "uniform":
             limit = math.sqrt(3.0 * scale)
-            return torch.rand(tuple(shape), dtype=dtype) * 2 * limit - limit
+            return torch.empty(tuple(shape), dtype=dtype).uniform_(-limit, limit)
         if self.distribution == "untruncated_normal":
             return torch.randn(tuple(shape), dtype=dtype) * math.sqrt(scale)
         stddev = math.sqrt(scale) / 0.87962566103423978
