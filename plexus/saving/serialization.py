@@ -60,7 +60,10 @@ def serialize_function(fn):
         warnings.warn("An anonymous function (lambda) is saved by reference only, never as "
                       "code; to load the file, pass the function in custom_objects under the "
                       "name of the layer that uses it.", stacklevel=3)
-    return {"module": getattr(fn, "__module__", None), "class_name": "function",
+    module = getattr(fn, "__module__", None)
+    if isinstance(module, str) and module.split(".")[0] == "plexus":
+        module = "builtins"  # how Keras names its own functions (losses, metrics)
+    return {"module": module, "class_name": "function",
             "config": getattr(fn, "__name__", "function"),
             "registered_name": registered or "function"}
 
