@@ -347,3 +347,19 @@ def test_anonymous_lambda_is_saved_by_reference(tmp_path):
     loaded = plexus.models.load_model(tmp_path / "anon.keras",
                                       custom_objects={"shift": lambda t: t + 5.0})
     np.testing.assert_allclose(_out(loaded, np.zeros((1, 2), "float32")), np.full((1, 2), 5.0))
+
+
+def test_clone_model_on_new_inputs_with_nested_model():
+    inner_in = plexus.Input((3,))
+    inner = plexus.Model(inner_in, L.Dense(2)(inner_in), name="inner")
+    inp = plexus.Input((3,))
+    model = plexus.Model(inp, inner(L.Dense(3)(inp)))
+    new_in = plexus.Input((3,), name="fresh")
+    clone = plexus.models.clone_model(model, input_tensors=new_in)
+    assert clone.layers[0].name == "fresh"
+    assert isinstance(clone.layers[-1], plexus.Model) and clone.layers[-1] is not inner
+    clone.set_weights(model.get_weights())
+    x = np.ones((2, 3), "float32")
+    _same(_out(clone, x), _out(model, x))
+    with pytest.raises(ValueError, match="input_tensors"):
+        plexus.models.clone_model(model, input_tensors=[new_in, plexus.Input((3,))])
