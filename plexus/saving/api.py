@@ -41,12 +41,19 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
 
     Args:
         model: the model to save.
-        filepath: a path ending in `.keras` (or `.h5`/`.weights.h5` for weights only files
-            written by `save_weights`).
+        filepath: a path ending in `.keras`, or in `.h5` for Keras 2's full-model format
+            (config and weights, no optimizer state).
         overwrite: replace an existing file (the replacement is atomic).
+        save_format: `"keras"` or `"h5"` (Keras 2 code passes it; the suffix decides otherwise).
     """
     filepath = _path_str(filepath)
-    if filepath.endswith(".h5") or filepath.endswith(".hdf5"):
+    save_format = kwargs.pop("save_format", None)
+    if kwargs:
+        raise TypeError(f"save_model: unexpected keyword argument(s) {', '.join(kwargs)}.")
+    if save_format not in (None, "keras", "h5"):
+        raise ValueError(f"save_format={save_format!r} is not supported; plexus writes "
+                         "'keras' (.keras files) and 'h5' (Keras 2's .h5 files).")
+    if save_format == "h5" or filepath.endswith(".h5") or filepath.endswith(".hdf5"):
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{filepath} exists and overwrite=False.")
         _save_legacy_h5_model(model, filepath)
