@@ -5,6 +5,8 @@ The built-in layers run torch's fused LSTM/GRU/RNN kernels whenever the configur
 configurations and user-written cells step through time in a Python loop. Both give the same
 numbers, masks included (see `plexus.layers.rnn_kernels`).
 """
+import inspect
+
 import torch
 
 from plexus import regularizers
@@ -183,7 +185,6 @@ class RNN(Layer):
 
 
 def _accepts_training(cell):
-    import inspect
     try:
         return "training" in inspect.signature(cell.call).parameters
     except (TypeError, ValueError):

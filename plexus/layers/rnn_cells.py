@@ -7,6 +7,8 @@ order), so torch's fused kernels read them directly, with no conversion per call
 Each cell also runs one step (`call`) for the Python loop that `RNN` uses when a configuration
 has no fused kernel (custom activations, GRU with `reset_after=False`, recurrent dropout).
 """
+import inspect
+
 import torch
 import torch.nn.functional as F
 
@@ -378,7 +380,6 @@ def _flatten(x):
 
 
 def _call_params(cell):
-    import inspect
     try:
         return inspect.signature(cell.call).parameters
     except (TypeError, ValueError):
