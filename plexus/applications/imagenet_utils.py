@@ -5,6 +5,7 @@ family expects; `decode_predictions(preds)` turns a `(samples, 1000)` batch of c
 probabilities into `(class_id, class_name, score)` tuples.
 """
 import json
+import warnings
 
 import numpy as np
 import torch
@@ -145,6 +146,10 @@ def obtain_input_shape(input_shape, default_size, min_size, require_flatten, wei
         weights: the `weights` argument (`'imagenet'` fixes the shape of the top).
     """
     if weights != "imagenet" and input_shape and len(input_shape) == 3:
+        if input_shape[-1] not in (1, 3):
+            warnings.warn(
+                f"This model usually takes images with 1 or 3 channels; input_shape "
+                f"{tuple(input_shape)} has {input_shape[-1]}.", stacklevel=3)
         default_shape = (default_size, default_size, input_shape[-1])
     else:
         default_shape = (default_size, default_size, 3)
