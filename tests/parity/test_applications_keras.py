@@ -219,3 +219,46 @@ def test_preprocess_input_channels_first_as_keras():
                                             mode=mode)
         ours = applications.imagenet_utils.preprocess_input(images, "channels_first", mode)
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-4)
+
+
+def _keras_urls():
+    """Where Keras downloads each application's ImageNet weights (with top, without top)."""
+    from keras.src.applications import (densenet, inception_v3, mobilenet_v2, resnet, vgg16,
+                                        vgg19, xception)
+    rn = resnet.BASE_WEIGHTS_PATH + "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
+    mb = (mobilenet_v2.BASE_WEIGHT_PATH
+          + "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224{}.h5")
+    return {
+        "VGG16": (vgg16.WEIGHTS_PATH, vgg16.WEIGHTS_PATH_NO_TOP),
+        "VGG19": (vgg19.WEIGHTS_PATH, vgg19.WEIGHTS_PATH_NO_TOP),
+        "InceptionV3": (inception_v3.WEIGHTS_PATH, inception_v3.WEIGHTS_PATH_NO_TOP),
+        "Xception": (xception.WEIGHTS_PATH, xception.WEIGHTS_PATH_NO_TOP),
+        "DenseNet121": (densenet.DENSENET121_WEIGHT_PATH, densenet.DENSENET121_WEIGHT_PATH_NO_TOP),
+        "DenseNet201": (densenet.DENSENET201_WEIGHT_PATH, densenet.DENSENET201_WEIGHT_PATH_NO_TOP),
+        "ResNet50": (rn.format("resnet50", ""), rn.format("resnet50", "_notop")),
+        "ResNet152": (rn.format("resnet152", ""), rn.format("resnet152", "_notop")),
+        "ResNet50V2": (rn.format("resnet50v2", ""), rn.format("resnet50v2", "_notop")),
+        "MobileNetV2": (mb.format(""), mb.format("_no_top")),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:MobileNetV2. input_shape is undefined")
+@pytest.mark.parametrize("name", sorted(_keras_urls()))
+def test_imagenet_weights_come_from_keras_urls(name, tmp_path, monkeypatch):
+    """weights='imagenet' asks for the file Keras publishes, under Keras's file name; offline
+    the error names the cache path (and nothing is built before the file is found)."""
+    from plexus.applications import weights_files
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    asked = []
+
+    def offline(url, path):
+        asked.append(url)
+        raise OSError("network is unreachable")
+    monkeypatch.setattr(weights_files, "download", offline)
+    for include_top in (True, False):
+        with pytest.raises(OSError) as info:
+            getattr(applications, name)(weights="imagenet", include_top=include_top)
+        cached = os.path.join(str(tmp_path), ".keras", "models", asked[-1].rsplit("/", 1)[1])
+        assert cached in str(info.value)
+    assert tuple(asked) == _keras_urls()[name]
