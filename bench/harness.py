@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,9 +32,15 @@ def missing_modules(contender):
 class Worker:
     """A contender's process; `ask(cmd)` sends one command and returns its JSON answer."""
 
-    def __init__(self, contender, log_dir=None):
+    def __init__(self, contender, log_dir=None, threads=None):
         self.name = contender
         env = {**os.environ, **CONTENDERS[contender][0], "PYTHONPATH": ROOT}
+        if threads:  # the same intra-op thread count for torch, oneDNN/MKL and XLA
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            if threads == 1:
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                                    " --xla_cpu_multi_thread_eigen=false"
+                                    " intra_op_parallelism_threads=1").strip()
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         log = open(os.path.join(log_dir, f"{contender}.log"), "w") if log_dir else \
             subprocess.DEVNULL
@@ -90,13 +97,22 @@ def best_and_median(answers, key):
 
 def import_overhead(repeats=5):
     """Seconds `import plexus` adds to `import torch`, each measured in a fresh process;
-    returns (median torch import, median plexus-after-torch import)."""
+    returns (median torch import, median plexus-after-torch import).
+
+    Bytecode is cached (in a folder of its own) as after `pip install`, and a first run
+    warms that cache, so the numbers do not include compiling plexus's sources.
+    """
     code = ("import time; t0 = time.perf_counter(); import torch; t1 = time.perf_counter(); "
             "import plexus; t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+    env = {**os.environ, "PYTHONPATH": ROOT,
+           "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "plexus-bench-pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     torch_s, plexus_s = [], []
-    for _ in range(repeats):
+    for i in range(repeats + 1):
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, check=True)
+                             cwd=ROOT, env=env, check=True)
+        if i == 0:
+            continue  # the cache-warming run
         a, b = map(float, res.stdout.split())
         torch_s.append(a)
         plexus_s.append(b)

@@ -105,12 +105,14 @@ def main(argv=None):
     ap.add_argument("--contenders", nargs="*", default=ORDER, choices=ORDER)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="intra-op threads for every contender (default: each library's own)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-predict", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.quick:
-        args.rounds, args.warmup = min(args.rounds, 2), 1
+        args.warmup = 1
 
     results, notes = {"machine": H.machine()}, []
     log_dir = tempfile.mkdtemp(prefix="plexus-bench-")
@@ -120,7 +122,7 @@ def main(argv=None):
         if missing:
             notes.append(f"{name} skipped: {', '.join(missing)} not installed")
             continue
-        workers.append(H.Worker(name, log_dir))
+        workers.append(H.Worker(name, log_dir, args.threads))
     names = [w.name for w in workers]
     try:
         for wl in args.workloads:

@@ -61,6 +61,9 @@ class KerasLike:
                 times.append(time.perf_counter())
 
             def on_epoch_end(self, epoch, logs=None):
+                # The epoch is over when its numbers are: JAX dispatches asynchronously.
+                for v in (logs or {}).values():
+                    float(np.asarray(v))
                 times.append(time.perf_counter())
 
         self.timer = Timer()

@@ -115,19 +115,21 @@ class Posts:
     """Embedding(50000, 256), five Conv1D, three outputs (age, income, gender) with per-output
     losses and loss weights (seed 000, 7.1.3); sequences of 500 words."""
 
-    @staticmethod
-    def data(n, rng):
-        posts = rng.integers(1, 50000, size=(n, 500)).astype("int32")
+    vocabulary = 50000  # the tests shrink it
+
+    @classmethod
+    def data(cls, n, rng):
+        posts = rng.integers(1, cls.vocabulary, size=(n, 500)).astype("int32")
         age = rng.random((n, 1)).astype("float32") * 50
         income = np.eye(10, dtype="float32")[rng.integers(0, 10, size=n)]
         gender = rng.integers(0, 2, size=(n, 1)).astype("float32")
         return [posts], [age, income, gender]
 
-    @staticmethod
-    def build(K):
+    @classmethod
+    def build(cls, K):
         L = K.layers
         posts_input = K.Input(shape=(None,), dtype="int32", name="posts")
-        x = L.Embedding(50000, 256)(posts_input)
+        x = L.Embedding(cls.vocabulary, 256)(posts_input)
         x = L.Conv1D(128, 5, activation="relu")(x)
         x = L.MaxPooling1D(5)(x)
         x = L.Conv1D(256, 5, activation="relu")(x)
@@ -146,16 +148,17 @@ class Posts:
                       loss_weights=[0.25, 1.0, 10.0])
         return model
 
-    @staticmethod
-    def torch_twin():
-        import torch
+    @classmethod
+    def torch_twin(cls):
+        import torch  # noqa: F401
         from torch import nn
         F = nn.functional
+        vocabulary = cls.vocabulary
 
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.emb = nn.Embedding(50000, 256)
+                self.emb = nn.Embedding(vocabulary, 256)
                 self.convs = nn.ModuleList([nn.Conv1d(a, b, 5) for a, b in
                                             ((256, 128), (128, 256), (256, 256), (256, 256),
                                              (256, 256))])

@@ -1,0 +1,47 @@
+"""The benchmark's workloads still build and train (one small epoch each), so bench/ cannot rot.
+
+No timing here: speed is measured by `python bench/run.py`, never asserted in tests.
+"""
+import numpy as np
+import pytest
+
+from bench.harness import best_and_median, interleaved
+from bench.worker import HandWritten, KerasLike
+from bench.workloads import WORKLOADS
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_workload_trains_in_plexus_and_torch(name):
+    wl_small = type(name, (WORKLOADS[name],), {"batch_size": 2, "vocabulary": 500})
+    x, y = wl_small.data(4, np.random.default_rng(0))
+    p, t = KerasLike("plexus"), HandWritten("torch")
+    p.setup(wl_small, x, y)
+    t.setup(wl_small, x, y)
+    for runner in (p, t):
+        out = runner.epoch()
+        assert out["epoch_s"] > 0 and out["call_s"] >= out["epoch_s"]
+    # Both sides compute outputs of the same shapes from the same inputs.
+    xb = [a[:3] for a in x]
+    ours = p.predictor(xb[0] if len(xb) == 1 else xb)()
+    theirs = t.predictor(xb)()
+    ours = ours if isinstance(ours, list) else [ours]
+    theirs = theirs if isinstance(theirs, list) else [theirs]
+    assert [o.shape for o in ours] == [o.shape for o in theirs]
+    assert all(np.isfinite(o).all() for o in ours)
+
+
+class _FakeWorker:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def ask(self, **cmd):
+        self.log.append(self.name)
+        return {"epoch_s": len(self.log)}
+
+
+def test_interleaved_rounds_rotate_and_summarize():
+    log = []
+    workers = [_FakeWorker(n, log) for n in "abc"]
+    out = interleaved(workers, 3, cmd="epoch")
+    assert log == list("abc" "bca" "cab")
+    assert best_and_median(out["a"], "epoch_s") == (1, 6)
