@@ -267,3 +267,52 @@ def test_summary_expand_nested_shows_inner_layers():
     assert "dense_1 (Dense)" not in "\n".join(plain)
     assert "dense_1 (Dense)" in "\n".join(nested)
     assert "Total params: 3,488" in "\n".join(nested)
+
+
+def test_bad_graphs_get_messages_that_say_how_to_fix_them():
+    a = Input(shape=(4,), name="a")
+    x = layers.Dense(3, name="same")(a)
+    y = layers.Dense(3, name="same")(x)
+    with pytest.raises(ValueError, match="two different layers named 'same'.*distinct `name=`"):
+        Model(a, y)
+    with pytest.raises(ValueError, match="not by `plexus.Input`"):
+        Model(x, layers.Dense(1)(x))
+    with pytest.raises(TypeError, match="must be a symbolic tensor"):
+        Model(a, np.zeros((1, 3)))
+    with pytest.raises(TypeError, match="must be a symbolic tensor"):
+        Model([a, "b"], x)
+
+
+def test_wrong_input_structures_and_shapes_are_refused_with_expected_names():
+    a = Input(shape=(4,), name="a")
+    b = Input(shape=(2,), name="b")
+    model = Model([a, b], layers.concatenate([a, b]))
+    with pytest.raises(ValueError, match=r"missing 'b'.*\['a', 'b'\]"):
+        model({"a": np.ones((1, 4))})
+    with pytest.raises(ValueError, match="expects 2 input"):
+        model([np.ones((1, 4))])
+    with pytest.raises(ValueError, match="expects 2 inputs"):
+        model(np.ones((1, 4)))
+    with pytest.raises(ValueError, match=r"Input 'a'.*\(None, 4\).*\(1, 5\)"):
+        model([np.ones((1, 5)), np.ones((1, 2))])
+    with pytest.raises(ValueError, match="get_layer"):
+        model.get_layer(index=10)
+    with pytest.raises(ValueError, match="No layer named 'zzz'.*'a', 'b'"):
+        model.get_layer("zzz")
+
+
+def test_layer_argument_errors_name_the_problem():
+    with pytest.raises(ValueError, match="positive integer"):
+        layers.Dense(0)
+    with pytest.raises(ValueError, match="Unknown activation 'relux'.*'relu'"):
+        layers.Dense(2, activation="relux")
+    with pytest.raises(TypeError, match="unexpected keyword argument.*unitz"):
+        layers.Dense(2, unitz=3)
+    with pytest.raises(ValueError, match="Input needs a shape"):
+        Input()
+    with pytest.raises(ValueError, match=r"cannot reshape.*\(None, 6\).*\(4,\)"):
+        layers.Reshape((4,))(Input(shape=(6,)))
+    dense = layers.Dense(2, name="head")
+    dense(Input(shape=(3,)))
+    with pytest.raises(ValueError, match=r"'head'.*last dimension 3.*\(None, 5\)"):
+        dense(Input(shape=(5,)))
