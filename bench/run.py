@@ -42,24 +42,31 @@ def run_workload(workers, name, args, results):
             print(f"  {w.name}: setup failed: {ans['error']}", file=sys.stderr)
         else:
             ready.append(w)
-    warm = H.interleaved(ready, args.warmup, cmd="epoch")
+    if not args.quick:  # the first epoch, so that what it allocates shows
+        mem = results.setdefault("memory", {})[name] = {}
+        for w in ready:
+            mem[w.name] = w.ask(cmd="memory").get("peak_mib")
+    repeat = getattr(wl, "repeat", 1)
+    warm = H.interleaved(ready, args.warmup, cmd="epoch", repeat=repeat)
     ready = [w for w in ready if all("error" not in a for a in warm[w.name])]
-    epochs = H.interleaved(ready, args.rounds, cmd="epoch")
+    rounds = min(args.rounds, getattr(wl, "max_rounds", args.rounds))
+    epochs = H.interleaved(ready, rounds, cmd="epoch", repeat=repeat)
     res = results.setdefault("fit", {})[name] = {}
     for w in ready:
         best, med = H.best_and_median(epochs[w.name], "epoch_s")
         cbest, _ = H.best_and_median(epochs[w.name], "call_s")
         res[w.name] = {"best": best, "median": med, "call_best": cbest,
                        "rounds": epochs[w.name]}
-    if not args.quick:
-        mem = results.setdefault("memory", {})[name] = {}
-        for w in ready:
-            mem[w.name] = w.ask(cmd="memory").get("peak_mib")
     if name in PREDICT_WORKLOADS and not args.no_predict:
         pred = results.setdefault("predict", {})[name] = {}
         for batch in (1, 256):
             ans = H.interleaved(ready, 3 if not args.quick else 1, cmd="predict", batch=batch,
-                                direct=True, reps=20 if batch == 1 else 5, budget_s=0.15)
+                                reps=20 if batch == 1 else 5, budget_s=0.15)
+            direct = [w for w in ready if w.name == "plexus"]
+            for w, a in H.interleaved(direct, 3 if not args.quick else 1, cmd="predict",
+                                      batch=batch, direct=True, reps=20 if batch == 1 else 5,
+                                      budget_s=0.15).items():
+                ans[w] = [{**x, "call_s": y.get("call_s")} for x, y in zip(ans[w], a)]
             pred[batch] = {w: {"predict_s": H.best_and_median(a, "predict_s")[0],
                                "call_s": H.best_and_median(a, "call_s")[0]}
                            for w, a in ans.items()}
@@ -84,6 +91,35 @@ def fit_table(results, names):
     return "\n".join(lines)
 
 
+def targets(results):
+    """Lines saying which of the issue's targets this run meets (on best-of-rounds times)."""
+    out = []
+    for wl, res in results.get("fit", {}).items():
+        p = res.get("plexus", {}).get("best")
+        if p is None:
+            continue
+        checks = []
+        for other, limit, word in (("keras-jax", 1.0, "<"), ("keras-torch", 1.0, "<"),
+                                   ("torch", 1.10, "<=")):
+            o = res.get(other, {}).get("best")
+            if o is None:
+                continue
+            ok = p / o < limit if word == "<" else p / o <= limit
+            checks.append(f"{'met' if ok else 'NOT met'}: {p / o:.2f}x {other} ({word} {limit})")
+        out.append(f"- fit {wl}: " + "; ".join(checks))
+    for wl, per_batch in results.get("predict", {}).items():
+        res = per_batch.get(1, {})
+        p, t = res.get("plexus", {}).get("predict_s"), res.get("torch", {}).get("predict_s")
+        if p and t:
+            out.append(f"- predict {wl} batch 1: {'met' if p / t <= 1.2 else 'NOT met'}: "
+                       f"{p / t:.2f}x PyTorch (<= 1.2)")
+    if "import" in results:
+        extra = results["import"][1]
+        out.append(f"- import plexus: {'met' if extra < 0.3 else 'NOT met'}: +{extra:.3f} s "
+                   "(< 0.3 s)")
+    return "\n".join(out)
+
+
 def predict_table(results, names):
     lines = ["| workload, batch | " + " | ".join(f"{n} predict" for n in names) +
              " | plexus model(x) | plexus predict / PyTorch |", "|---" * (len(names) + 3) + "|"]
@@ -104,7 +140,7 @@ def main(argv=None):
     ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--contenders", nargs="*", default=ORDER, choices=ORDER)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None,
                     help="intra-op threads for every contender (default: each library's own)")
     ap.add_argument("--quick", action="store_true")
@@ -139,15 +175,17 @@ def main(argv=None):
     results["import"] = H.import_overhead(3 if args.quick else 5)
 
     print(f"Machine: {results['machine']}\n")
-    print("Fit: seconds per epoch, best of "
-          f"{args.rounds} interleaved rounds; ratios best (median)\n")
+    print("Fit: seconds per epoch (from the epoch-begin to the epoch-end callback), best of "
+          f"{args.rounds} interleaved rounds (3 for the two heavy workloads) after "
+          f"{args.warmup} warm-up; ratios of bests (of medians)\n")
     print(fit_table(results, names))
     if results.get("predict"):
         print("\nPredict latency: milliseconds per call (median), `predict(x)` on NumPy; "
               "PyTorch: the module called under no_grad on torch.from_numpy(x)\n")
         print(predict_table(results, names))
     if results.get("memory"):
-        print("\nPeak memory in fit: MiB above the resident size before one epoch\n")
+        print("\nPeak memory in fit: MiB the process's peak resident size rose above its size "
+              "after building the model, during the first epoch (JAX compiles in it)\n")
         print("| workload | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
         for wl, mem in results["memory"].items():
             print(f"| {wl} | " + " | ".join(fmt(mem.get(n), 1) if mem.get(n) is not None
@@ -157,6 +195,8 @@ def main(argv=None):
             f"{n} {v:.2f}" for n, v in results["build"].items()))
     t, p = results["import"]
     print(f"\nimport torch {t:.2f} s; import plexus after it adds {p:.3f} s (median of runs)")
+    print("\nTargets (issue 6), from this run:\n")
+    print(targets(results))
     for n in notes:
         print(f"\nNote: {n}")
     print(f"\n(worker logs: {log_dir})", file=sys.stderr)
