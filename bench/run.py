@@ -174,7 +174,8 @@ def main(argv=None):
             w.close()
     results["import"] = H.import_overhead(3 if args.quick else 5)
 
-    print(f"Machine: {results['machine']}\n")
+    threads = f"{args.threads} (--threads)" if args.threads else "each library's default"
+    print(f"Machine: {results['machine']}; intra-op threads in the workers: {threads}\n")
     print("Fit: seconds per epoch (from the epoch-begin to the epoch-end callback), best of "
           f"{args.rounds} interleaved rounds (3 for the two heavy workloads) after "
           f"{args.warmup} warm-up; ratios of bests (of medians)\n")

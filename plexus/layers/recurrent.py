@@ -133,7 +133,9 @@ class RNN(Layer):
             inputs, initial_state = inputs[0], (list(inputs[1:]) or initial_state)
         cell = self.cell
         x = inputs
-        dtype = next((p.dtype for p in cell.parameters()), torch.float32)
+        kernel = cell._parameters.get("kernel") if isinstance(cell, Layer) else None
+        dtype = kernel.dtype if kernel is not None else next(
+            (p.dtype for p in cell.parameters()), torch.float32)  # walking modules is slower
         if x.dtype != dtype:
             x = x.to(dtype)
         if isinstance(mask, (list, tuple)):
