@@ -3,6 +3,7 @@ and loading weights."""
 import os
 
 from plexus import activations, layers
+from plexus.applications import imagenet_utils
 from plexus.applications.weights_files import BASE_URL, get_file
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.input_layer import InputLayer
@@ -120,3 +121,25 @@ def finish(input_tensor, img_input, x, name, path):
     if path is not None:
         model.load_weights(path)
     return model
+
+
+def prepare(weights, include_top, classes, label, classifier_activation, pooling, input_tensor,
+            input_shape, default_size, min_size, files, subdir):
+    """Check the arguments, then make the image input and resolve the weights file.
+
+    Returns:
+        `(img_input, path)`: the tensor the network starts from and the weights file to load
+        once it is built (None for random weights).
+    """
+    check_arguments(weights, include_top, classes, label, classifier_activation, pooling)
+    input_shape = imagenet_utils.obtain_input_shape(
+        input_shape, default_size=default_size, min_size=min_size, require_flatten=include_top,
+        weights=weights)
+    img_input = image_input(input_tensor, input_shape, label)
+    return img_input, weights_path(weights, include_top, files, subdir, label)
+
+
+def tf_kernel_files(arch, top_hash, notop_hash):
+    """`(top_file, top_hash, notop_file, notop_hash)` of the published `{arch}` weights."""
+    return (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top_hash,
+            f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop_hash)

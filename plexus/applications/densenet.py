@@ -47,15 +47,9 @@ def build_densenet(arch, include_top, weights, input_tensor, input_shape, poolin
                    classifier_activation, name):
     """A DenseNet of depth `arch` with the arguments of the public constructors."""
     label = name or arch
-    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
-                            pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
-    img_input = builder.image_input(input_tensor, input_shape, label)
-    top, notop = _HASHES[arch]
-    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
-             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
-    path = builder.weights_path(weights, include_top, files, "densenet", label)
+    img_input, path = builder.prepare(
+        weights, include_top, classes, label, classifier_activation, pooling, input_tensor,
+        input_shape, 224, 32, builder.tf_kernel_files(arch, *_HASHES[arch]), "densenet")
     x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)))(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = _bn_relu(x, "conv1")

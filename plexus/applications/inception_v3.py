@@ -107,12 +107,9 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     Returns:
         A `plexus.Model`.
     """
-    builder.check_arguments(weights, include_top, classes, "InceptionV3",
-                            classifier_activation, pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=299, min_size=75, require_flatten=include_top, weights=weights)
-    img_input = builder.image_input(input_tensor, input_shape, "InceptionV3")
-    path = builder.weights_path(weights, include_top, _FILES, "inception_v3", "InceptionV3")
+    img_input, path = builder.prepare(
+        weights, include_top, classes, "InceptionV3", classifier_activation, pooling,
+        input_tensor, input_shape, 299, 75, _FILES, "inception_v3")
     x = conv2d_bn(img_input, 32, 3, 3, strides=(2, 2), padding="valid")
     x = conv2d_bn(x, 32, 3, 3, padding="valid")
     x = conv2d_bn(x, 64, 3, 3)

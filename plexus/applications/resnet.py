@@ -42,15 +42,9 @@ def build_resnet(stack_fn, preact, arch, include_top, weights, input_tensor, inp
                  pooling, classes, classifier_activation, name):
     """Stem, residual stacks (`stack_fn`) and top of a ResNet (`preact`: the V2 variant)."""
     label = name or arch
-    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
-                            pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
-    img_input = builder.image_input(input_tensor, input_shape, label)
-    top, notop = _HASHES[arch]
-    files = (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top,
-             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop)
-    path = builder.weights_path(weights, include_top, files, "resnet", label)
+    img_input, path = builder.prepare(
+        weights, include_top, classes, label, classifier_activation, pooling, input_tensor,
+        input_shape, 224, 32, builder.tf_kernel_files(arch, *_HASHES[arch]), "resnet")
     x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=True, name="conv1_conv")(x)
     if not preact:

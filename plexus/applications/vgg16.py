@@ -22,12 +22,9 @@ def build_vgg(arch, include_top, weights, input_tensor, input_shape, pooling, cl
               classifier_activation, name):
     """VGG16 or VGG19 (`arch`), with the arguments of the public constructors."""
     label = arch.upper()
-    builder.check_arguments(weights, include_top, classes, label, classifier_activation,
-                            pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=224, min_size=32, require_flatten=include_top, weights=weights)
-    img_input = builder.image_input(input_tensor, input_shape, label)
-    path = builder.weights_path(weights, include_top, _FILES[arch], arch, label)
+    img_input, path = builder.prepare(
+        weights, include_top, classes, label, classifier_activation, pooling, input_tensor,
+        input_shape, 224, 32, _FILES[arch], arch)
     x = img_input
     for block, (n_convs, filters) in enumerate(zip(_BLOCKS[arch], (64, 128, 256, 512, 512)), 1):
         for i in range(1, n_convs + 1):

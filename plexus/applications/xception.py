@@ -72,12 +72,9 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
         >>> left, right = Input(shape=(250, 250, 3)), Input(shape=(250, 250, 3))
         >>> merged = layers.concatenate([base(left), base(right)], axis=-1)
     """
-    builder.check_arguments(weights, include_top, classes, "Xception",
-                            classifier_activation, pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=299, min_size=71, require_flatten=include_top, weights=weights)
-    img_input = builder.image_input(input_tensor, input_shape, "Xception")
-    path = builder.weights_path(weights, include_top, _FILES, "xception", "Xception")
+    img_input, path = builder.prepare(
+        weights, include_top, classes, "Xception", classifier_activation, pooling,
+        input_tensor, input_shape, 299, 71, _FILES, "xception")
     x = layers.Conv2D(32, (3, 3), strides=(2, 2), use_bias=False, name="block1_conv1")(img_input)
     x = layers.BatchNormalization(axis=-1, name="block1_conv1_bn")(x)
     x = layers.Activation("relu", name="block1_conv1_act")(x)
