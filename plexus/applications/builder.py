@@ -143,3 +143,38 @@ def tf_kernel_files(arch, top_hash, notop_hash):
     """`(top_file, top_hash, notop_file, notop_hash)` of the published `{arch}` weights."""
     return (f"{arch}_weights_tf_dim_ordering_tf_kernels.h5", top_hash,
             f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop_hash)
+
+
+def args_doc(min_size, default_size, top="the global pooling and the `predictions` layer",
+             shape_note="", example=""):
+    """The `Args` and `Returns` sections shared by the applications' constructor docstrings.
+
+    Args:
+        min_size: the smallest `rows` / `cols` accepted.
+        default_size: the image size with the top.
+        top: what `include_top` adds.
+        shape_note: a sentence appended to the `input_shape` entry (with its leading space).
+        example: an `Example` section appended after `Returns`.
+    """
+    at_least = f"{min_size}x{min_size}"
+    return f"""
+    Args:
+        include_top: whether to include {top}.
+        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
+            or the path to a weights file.
+        input_tensor: a symbolic tensor to use as the image input.
+        input_shape: `(rows, cols, 3)`, at least {at_least}; only without the top (with it the
+            shape is `({default_size}, {default_size}, 3)`).{shape_note}
+        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
+        classes: number of classes of the top (1000 for ImageNet weights).
+        classifier_activation: activation of the `predictions` layer (None for logits).
+        name: the model's name.
+
+    Returns:
+        A `plexus.Model`.
+{example}"""
+
+
+def add_args_doc(fn, *args, **kwargs):
+    """Append `args_doc(*args, **kwargs)` to the docstring of the constructor `fn`."""
+    fn.__doc__ = fn.__doc__.rstrip() + "\n" + args_doc(*args, **kwargs)

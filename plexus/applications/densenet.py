@@ -71,22 +71,7 @@ _DOC = """ network, with ImageNet weights by default.
 
     Layer names, order and parameter counts match the Keras application of the same name.
     Preprocess images with `plexus.applications.densenet.preprocess_input`.
-
-    Args:
-        include_top: whether to include the global pooling and the `predictions` layer.
-        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
-            or the path to a weights file.
-        input_tensor: a symbolic tensor to use as the image input.
-        input_shape: `(rows, cols, 3)`, at least 32x32; only without the top (with it the
-            shape is `(224, 224, 3)`).
-        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
-        classes: number of classes of the top (1000 for ImageNet weights).
-        classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
-
-    Returns:
-        A `plexus.Model`.
-"""
+""" + builder.args_doc(32, 224)
 
 
 def DenseNet121(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,

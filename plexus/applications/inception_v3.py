@@ -91,21 +91,6 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     Layer names (default names such as `conv2d_5` included, counted from a fresh
     `clear_session()`), order and parameter counts match `keras.applications.InceptionV3`.
     Preprocess images with `plexus.applications.inception_v3.preprocess_input` (scales to -1..1).
-
-    Args:
-        include_top: whether to include the global pooling and the `predictions` layer.
-        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
-            or the path to a weights file.
-        input_tensor: a symbolic tensor to use as the image input.
-        input_shape: `(rows, cols, 3)`, at least 75x75; only without the top (with it the
-            shape is `(299, 299, 3)`).
-        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
-        classes: number of classes of the top (1000 for ImageNet weights).
-        classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
-
-    Returns:
-        A `plexus.Model`.
     """
     img_input, path = builder.prepare(
         weights, include_top, classes, "InceptionV3", classifier_activation, pooling,
@@ -127,6 +112,9 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
         x = _block_8(x, i)
     x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation)
     return builder.finish(input_tensor, img_input, x, name, path)
+
+
+builder.add_args_doc(InceptionV3, 75, 299)
 
 
 def preprocess_input(x, data_format=None):

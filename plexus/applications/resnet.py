@@ -20,22 +20,7 @@ _EPS = 1.001e-5
 _ARGS_DOC = """
     Layer names, order and parameter counts match the Keras application of the same name, so
     Keras weight files load into it.
-
-    Args:
-        include_top: whether to include the global pooling and the `predictions` layer.
-        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
-            or the path to a weights file.
-        input_tensor: a symbolic tensor to use as the image input.
-        input_shape: `(rows, cols, 3)`, at least 32x32; only without the top (with it the
-            shape is `(224, 224, 3)`).
-        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
-        classes: number of classes of the top (1000 for ImageNet weights).
-        classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
-
-    Returns:
-        A `plexus.Model`.
-"""
+""" + builder.args_doc(32, 224)
 
 
 def build_resnet(stack_fn, preact, arch, include_top, weights, input_tensor, input_shape,

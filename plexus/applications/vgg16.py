@@ -48,29 +48,18 @@ def VGG16(include_top=True, weights="imagenet", input_tensor=None, input_shape=N
     Layer names, order and parameter counts match `keras.applications.VGG16`, so Keras weight
     files load into it. Use `plexus.applications.vgg16.preprocess_input` on images first
     (RGB to BGR, minus the ImageNet channel means).
+    """
+    return build_vgg("vgg16", include_top, weights, input_tensor, input_shape, pooling, classes,
+                     classifier_activation, name)
 
-    Args:
-        include_top: whether to include the three fully connected layers at the top.
-        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
-            or the path to a weights file.
-        input_tensor: a symbolic tensor to use as the image input.
-        input_shape: `(rows, cols, 3)`, at least 32x32; only without the top (with it the
-            shape is `(224, 224, 3)`).
-        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
-        classes: number of classes of the top (1000 for ImageNet weights).
-        classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
 
-    Returns:
-        A `plexus.Model`.
-
+builder.add_args_doc(VGG16, 32, 224, top="the three fully connected layers at the top",
+                     example="""
     Example:
         >>> model = VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
         >>> model.output_shape
         (None, 2, 2, 512)
-    """
-    return build_vgg("vgg16", include_top, weights, input_tensor, input_shape, pooling, classes,
-                     classifier_activation, name)
+""")
 
 
 def preprocess_input(x, data_format=None):

@@ -51,26 +51,6 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
     Layer names (default names such as `conv2d_1` included, counted from a fresh
     `clear_session()`), order and parameter counts match `keras.applications.Xception`.
     Preprocess images with `plexus.applications.xception.preprocess_input` (scales to -1..1).
-
-    Args:
-        include_top: whether to include the global pooling and the `predictions` layer.
-        weights: None (random), 'imagenet' (looked for in `~/.keras/models`, else downloaded)
-            or the path to a weights file.
-        input_tensor: a symbolic tensor to use as the image input.
-        input_shape: `(rows, cols, 3)`, at least 71x71; only without the top (with it the
-            shape is `(299, 299, 3)`). Without it and without the top, any image size works.
-        pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
-        classes: number of classes of the top (1000 for ImageNet weights).
-        classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
-
-    Returns:
-        A `plexus.Model`.
-
-    Example (one vision model applied to two images, weights shared):
-        >>> base = Xception(weights=None, include_top=False)
-        >>> left, right = Input(shape=(250, 250, 3)), Input(shape=(250, 250, 3))
-        >>> merged = layers.concatenate([base(left), base(right)], axis=-1)
     """
     img_input, path = builder.prepare(
         weights, include_top, classes, "Xception", classifier_activation, pooling,
@@ -93,6 +73,16 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
     x = layers.Activation("relu", name="block14_sepconv2_act")(x)
     x = builder.classifier_top(x, include_top, pooling, classes, classifier_activation)
     return builder.finish(input_tensor, img_input, x, name, path)
+
+
+builder.add_args_doc(Xception, 71, 299,
+                     shape_note=" Without it and without the top, any image size works.",
+                     example="""
+    Example (one vision model applied to two images, weights shared):
+        >>> base = Xception(weights=None, include_top=False)
+        >>> left, right = Input(shape=(250, 250, 3)), Input(shape=(250, 250, 3))
+        >>> merged = layers.concatenate([base(left), base(right)], axis=-1)
+""")
 
 
 def preprocess_input(x, data_format=None):
