@@ -58,6 +58,40 @@ def _broadcast(v, rank, axes):
     return v.reshape(shape)
 
 
+def _set_affine_args(layer, beta_initializer, gamma_initializer, beta_regularizer,
+                     gamma_regularizer, beta_constraint, gamma_constraint):
+    """Store the initializers, regularizers and constraints of `beta` and `gamma` on `layer`."""
+    layer.beta_initializer = initializers.get(beta_initializer)
+    layer.gamma_initializer = initializers.get(gamma_initializer)
+    layer.beta_regularizer = regularizers.get(beta_regularizer)
+    layer.gamma_regularizer = regularizers.get(gamma_regularizer)
+    layer.beta_constraint = constraints.get(beta_constraint)
+    layer.gamma_constraint = constraints.get(gamma_constraint)
+
+
+def _add_affine_weights(layer, shape, scale, center):
+    """Create `layer.gamma` (if `scale`) then `layer.beta` (if `center`) of `shape`; None else."""
+    layer.gamma = layer.beta = None
+    if scale:
+        layer.gamma = layer.add_weight(shape=shape, initializer=layer.gamma_initializer,
+                                       regularizer=layer.gamma_regularizer,
+                                       constraint=layer.gamma_constraint, name="gamma")
+    if center:
+        layer.beta = layer.add_weight(shape=shape, initializer=layer.beta_initializer,
+                                      regularizer=layer.beta_regularizer,
+                                      constraint=layer.beta_constraint, name="beta")
+
+
+def _affine_config(layer):
+    """The config entries of `beta` and `gamma`'s initializers, regularizers and constraints."""
+    return {"beta_initializer": initializers.serialize(layer.beta_initializer),
+            "gamma_initializer": initializers.serialize(layer.gamma_initializer),
+            "beta_regularizer": _ser(layer.beta_regularizer),
+            "gamma_regularizer": _ser(layer.gamma_regularizer),
+            "beta_constraint": _ser(layer.beta_constraint),
+            "gamma_constraint": _ser(layer.gamma_constraint)}
+
+
 class BatchNormalization(Layer):
     """Normalizes each channel with batch statistics in training, moving statistics otherwise.
 
@@ -111,14 +145,10 @@ class BatchNormalization(Layer):
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
         self.renorm, self.renorm_clipping = False, renorm_clipping
         self.renorm_momentum, self.synchronized = renorm_momentum, False
         self.supports_masking = True
@@ -126,15 +156,7 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         (axis,) = _check_axes(self, [self.axis], input_shape)
         shape = _known_dims(self, [axis], input_shape)
-        self.gamma = self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer,
-                                         constraint=self.gamma_constraint, name="gamma")
-        if self.center:
-            self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer,
-                                        constraint=self.beta_constraint, name="beta")
+        _add_affine_weights(self, shape, self.scale, self.center)
         self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
                                            trainable=False, name="moving_mean")
         self.moving_variance = self.add_weight(shape=shape,
@@ -258,12 +280,8 @@ class LayerNormalization(Layer):
         self.axis = axis
         self.epsilon = float(epsilon)
         self.center, self.scale, self.rms_scaling = bool(center), bool(scale), bool(rms_scaling)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint)
         self.supports_masking = True
 
     def _axes(self):
@@ -274,15 +292,8 @@ class LayerNormalization(Layer):
         order = sorted(range(len(axes)), key=lambda i: axes[i])
         self.axis = sorted(self._axes(), key=lambda a: a % len(input_shape))
         shape = _known_dims(self, [axes[i] for i in order], input_shape)
-        self.gamma = self.beta = None
-        if self.scale or self.rms_scaling:
-            self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer,
-                                         constraint=self.gamma_constraint, name="gamma")
-        if self.center and not self.rms_scaling:
-            self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer,
-                                        constraint=self.beta_constraint, name="beta")
+        _add_affine_weights(self, shape, self.scale or self.rms_scaling,
+                            self.center and not self.rms_scaling)
         self.built = True
 
     def call(self, inputs):
@@ -310,12 +321,7 @@ class LayerNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale, "rms_scaling": self.rms_scaling,
-                "beta_initializer": initializers.serialize(self.beta_initializer),
-                "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": _ser(self.beta_regularizer),
-                "gamma_regularizer": _ser(self.gamma_regularizer),
-                "beta_constraint": _ser(self.beta_constraint),
-                "gamma_constraint": _ser(self.gamma_constraint)}
+                **_affine_config(self)}
 
 
 class GroupNormalization(Layer):
@@ -345,12 +351,8 @@ class GroupNormalization(Layer):
                 f"or -1 for instance normalization; received groups={groups!r}.")
         self.groups, self.axis, self.epsilon = groups, axis, float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -363,15 +365,7 @@ class GroupNormalization(Layer):
                 f"Layer {self.name!r} (GroupNormalization): the {dim} channels of an input of "
                 f"shape {tuple(input_shape)} do not divide into groups={self.groups}. Choose a "
                 f"number of groups that divides {dim}.")
-        self.gamma = self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(shape=(dim,), initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer,
-                                         constraint=self.gamma_constraint, name="gamma")
-        if self.center:
-            self.beta = self.add_weight(shape=(dim,), initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer,
-                                        constraint=self.beta_constraint, name="beta")
+        _add_affine_weights(self, (dim,), self.scale, self.center)
         self.built = True
 
     def call(self, inputs):
@@ -388,12 +382,7 @@ class GroupNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "axis": self.axis,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-                "beta_initializer": initializers.serialize(self.beta_initializer),
-                "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": _ser(self.beta_regularizer),
-                "gamma_regularizer": _ser(self.gamma_regularizer),
-                "beta_constraint": _ser(self.beta_constraint),
-                "gamma_constraint": _ser(self.gamma_constraint)}
+                **_affine_config(self)}
 
 
 class UnitNormalization(Layer):
