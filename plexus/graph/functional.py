@@ -87,7 +87,7 @@ class _Slot:
 class Step:
     """One node, compiled for running: which value slots feed it and which it fills."""
 
-    __slots__ = ("layer", "node", "single", "template", "kwargs", "out_slots", "pass_training",
+    __slots__ = ("layer", "node", "single", "template", "out_slots", "pass_training",
                  "mask_in", "makes_mask", "free", "arg_masks")
 
     def __init__(self, node, slot_of):
@@ -98,7 +98,6 @@ class Step:
         kwargs = tree.map_structure(mark, node.kwargs)
         self.single = (len(args) == 1 and isinstance(args[0], _Slot) and not kwargs)
         self.template = (args, kwargs)
-        self.kwargs = kwargs
         self.out_slots = [slot_of[id(t)] for t in node.output_tensors]
         self.pass_training = "training" not in node.kwargs and call_accepts(self.layer, "training")
         in_masked = any(t.has_mask for t in node.input_tensors)

@@ -16,6 +16,8 @@ def standardize_dtype(dtype):
     if dtype is None:
         return "float32"
     if isinstance(dtype, torch.dtype):
+        if dtype not in _NAMES:
+            raise ValueError(f"Unsupported dtype {dtype}. Use one of: {', '.join(_DTYPES)}.")
         return _NAMES[dtype]
     name = getattr(dtype, "name", None) or str(dtype)
     name = {"float": "float32", "int": "int64", "double": "float64", "half": "float16"}.get(name, name)

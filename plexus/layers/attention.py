@@ -4,9 +4,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from plexus import constraints, initializers, regularizers
+from plexus import initializers
 from plexus.graph.tensor import KerasTensor
-from plexus.layers.core import _ser
+from plexus.layers.core import _ser, resolve_weight_args
 from plexus.layers.layer import Layer
 from plexus.layers.merging import Merge
 
@@ -108,13 +108,12 @@ class MultiHeadAttention(Layer):
             attention_axes = (attention_axes,)
         self.attention_axes = tuple(attention_axes) if attention_axes is not None else None
         self.flash_attention = flash_attention
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        resolve_weight_args(self, kernel_initializer=kernel_initializer,
+                            bias_initializer=bias_initializer,
+                            kernel_regularizer=kernel_regularizer,
+                            bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.supports_masking = True
 
     # ------------------------------------------------------------------ building

@@ -48,13 +48,12 @@ class Dense(Layer):
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        resolve_weight_args(self, kernel_initializer=kernel_initializer,
+                            bias_initializer=bias_initializer,
+                            kernel_regularizer=kernel_regularizer,
+                            bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -108,6 +107,17 @@ def _ser(obj):
                 "class_name": type(obj).__name__, "config": obj.get_config(),
                 "registered_name": None}
     return getattr(obj, "__name__", None)
+
+_RESOLVERS = {"initializer": initializers.get, "regularizer": regularizers.get,
+              "constraint": constraints.get}
+
+
+def resolve_weight_args(layer, **args):
+    """Store `<weight>_initializer`, `<weight>_regularizer`, `<weight>_constraint` and
+    `activity_regularizer` arguments on `layer`, each resolved from a name, a config or an
+    object."""
+    for key, value in args.items():
+        setattr(layer, key, _RESOLVERS[key.rsplit("_", 1)[-1]](value))
 
 
 class Activation(Layer):

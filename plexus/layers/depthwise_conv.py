@@ -6,7 +6,6 @@ channels. Kernels are stored in torch's layouts; `get_weights()` gives Keras's: 
 kernel `(*kernel_size, in_channels, depth_multiplier)`, the pointwise kernel
 `(1, ..., 1, in_channels * depth_multiplier, filters)`.
 """
-import torch.nn.functional as F
 
 from plexus import constraints, initializers, regularizers
 from plexus.layers import conv_utils as cu

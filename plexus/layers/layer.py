@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from plexus import backend, initializers
+from plexus import backend, constraints, initializers, regularizers
 from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
@@ -154,7 +154,6 @@ class Layer(nn.Module):
         param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable
                              and "float" in dtype)
         self.register_parameter(attr, param)
-        from plexus import constraints, regularizers  # noqa: avoid import cycle at load time
         self._weight_table.append(Weight(attr, name, shape, to_keras, to_torch, bool(trainable),
                                          regularizers.get(regularizer), constraints.get(constraint)))
         return param

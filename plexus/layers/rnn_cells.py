@@ -12,8 +12,8 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from plexus import activations, constraints, initializers, regularizers
-from plexus.layers.core import _ser
+from plexus import activations, initializers
+from plexus.layers.core import _ser, resolve_weight_args
 from plexus.layers.layer import Layer
 
 
@@ -50,15 +50,14 @@ class DropoutCell(Layer):
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        resolve_weight_args(self, kernel_initializer=kernel_initializer,
+                            recurrent_initializer=recurrent_initializer,
+                            bias_initializer=bias_initializer,
+                            kernel_regularizer=kernel_regularizer,
+                            recurrent_regularizer=recurrent_regularizer,
+                            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                            recurrent_constraint=recurrent_constraint,
+                            bias_constraint=bias_constraint)
         self.dropout = min(1.0, max(0.0, float(dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
         self.seed = seed

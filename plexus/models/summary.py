@@ -1,6 +1,4 @@
 """`model.summary()`: the layer table Keras prints."""
-from plexus.graph import tree
-from plexus.layers.input_layer import InputLayer
 
 _BREAKS = ("),", "],", "},", "',")
 

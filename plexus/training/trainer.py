@@ -4,7 +4,6 @@ A training step: forward in training mode, weighted per-output losses plus weigh
 backward, optimizer update, weight constraints, then the running metrics (on the device; nothing
 here waits for the device unless a callback or the progress display reads a number).
 """
-import numpy as np
 import torch
 
 from plexus.graph import functional, tree
