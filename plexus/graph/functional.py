@@ -164,14 +164,12 @@ def _fill(template, vals):
 
 
 def run_steps(steps, n_slots, input_values, output_slots, training=None, input_masks=None):
-    """Run compiled steps on real tensors; returns the output values in order."""
+    """Run compiled steps (a `StepList` from `compile_steps`) on real tensors; returns the
+    output values in order."""
     vals = [None] * n_slots
     vals[:len(input_values)] = input_values
     masks = None
-    uses_masks = getattr(steps, "uses_masks", None)
-    if uses_masks is None:
-        uses_masks = any(s.mask_in or s.makes_mask for s in steps)
-    if input_masks is not None or uses_masks:
+    if input_masks is not None or steps.uses_masks:
         masks = [None] * n_slots
         if input_masks is not None:
             masks[:len(input_masks)] = input_masks
