@@ -9,6 +9,7 @@ import math
 import numpy as np
 import torch
 
+from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
 
 
@@ -181,11 +182,13 @@ def num_samples(tensors, what):
 
 
 class ArrayData:
-    """Tensors already on the device, served as batches of `batch_size`."""
+    """Tensors already on the device, served as batches of `batch_size`. `xs` is a list of
+    tensors (a functional model's inputs) or of nested structures of them (a subclassed
+    model's own input structure)."""
 
     def __init__(self, xs, ys, sw, batch_size, shuffle=False, steps=None):
         self.xs, self.ys, self.sw = xs, ys, sw
-        named = [(f"input {i}", t) for i, t in enumerate(xs)]
+        named = [(f"input {i}", t) for i, t in enumerate(tree.flatten(xs))]
         named += [(f"target {i}", t) for i, t in enumerate(ys or [])]
         if isinstance(sw, list):
             named += [(f"sample_weight {i}", t) for i, t in enumerate(sw)]
@@ -200,14 +203,15 @@ class ArrayData:
     def _take(self, t, idx):
         if t is None:
             return None
-        if isinstance(t, list):
-            return [self._take(v, idx) for v in t]
-        return t[idx] if isinstance(idx, slice) else t.index_select(0, idx)
+        if isinstance(idx, slice):
+            return tree.map_structure(lambda v: None if v is None else v[idx], t)
+        return tree.map_structure(lambda v: None if v is None else v.index_select(0, idx), t)
 
     def batches(self):
         order = None
         if self.shuffle and self.shuffle != "batch":
-            order = torch.randperm(self.n).to(self.xs[0].device if self.xs else "cpu")
+            first = tree.flatten(self.xs)
+            order = torch.randperm(self.n).to(first[0].device if first else "cpu")
         bs = self.batch_size
         for step in range(self.steps):
             start, stop = step * bs, min((step + 1) * bs, self.n)
@@ -225,9 +229,8 @@ class ArrayData:
                 f"validation_split={validation_split} leaves no samples for "
                 f"{'training' if at == 0 else 'validation'} with {self.n} samples."
             )
-        cut = lambda t, s: None if t is None else ([cut(v, s) for v in t]  # noqa: E731
-                                                  if isinstance(t, list) else t[s])
         head, tail = slice(0, at), slice(at, self.n)
+        cut = self._take
         return (ArrayData(cut(self.xs, head), cut(self.ys, head), cut(self.sw, head),
                           self.batch_size, self.shuffle),
                 ArrayData(cut(self.xs, tail), cut(self.ys, tail), cut(self.sw, tail),

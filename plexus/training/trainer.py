@@ -114,6 +114,9 @@ def _loss_fn(model, st, regs, xs, ys, sw):
 
 def _prepare_training(model, st, xs):
     """Build what the steps need once per fit: parameters, penalties, optimizer state."""
+    if not model.built:  # a subclassed model creates its weights on the first batch it sees
+        with torch.no_grad():
+            forward(model, xs, training=False)
     params = list(model.trainable_weights)
     key = tuple(id(p) for p in params)
     if st.cache.get("params_key") != key:
@@ -235,15 +238,8 @@ def make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weig
                 "sample_weight as a dict keyed by output name."
             )
         sw = D.class_weight_to_sample_weight(ys[0], class_weight).to(device)
-    flat_x = xs if getattr(model, "_is_graph", False) else [
-        t for t in tree.flatten(xs[0])]
-    data = D.ArrayData(flat_x if getattr(model, "_is_graph", False) else xs, ys, sw,
-                       batch_size if batch_size is not None else 32, shuffle, steps)
-    if not getattr(model, "_is_graph", False):
-        data.n = D.num_samples([(f"input {i}", t) for i, t in enumerate(flat_x)]
-                               + [(f"target {i}", t) for i, t in enumerate(ys or [])],
-                               "inputs and targets")
-    return data
+    return D.ArrayData(xs, ys, sw, batch_size if batch_size is not None else 32, shuffle,
+                       steps)
 
 
 def _needs_targets(st):

@@ -188,6 +188,37 @@ def test_subclassed_and_deferred_sequential_models_train():
         assert len(m.evaluate(X, y, verbose=0)) == 2
 
 
+def test_subclassed_model_with_list_inputs_trains_from_its_first_fit():
+    class TwoInputs(plexus.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = plexus.layers.Dense(1)
+
+        def call(self, inputs):
+            a, b = inputs
+            return self.dense(torch.cat([a, b], dim=-1))
+
+    rng = np.random.default_rng(1)
+    xa, xb = rng.random((12, 2)).astype("float32"), rng.random((12, 3)).astype("float32")
+    y = (xa.sum(1, keepdims=True) - xb.sum(1, keepdims=True)).astype("float32")
+    m = TwoInputs()
+    m.compile("sgd", "mse")
+    h = m.fit([xa, xb], y, epochs=3, batch_size=4, validation_split=0.25, verbose=0)
+    assert h.history["loss"][2] < h.history["loss"][0]
+    assert np.any(m.get_weights()[1] != 0)  # the bias moved in the very first fit
+
+    def batches():
+        for i in range(0, 12, 4):
+            yield [xa[i:i + 4], xb[i:i + 4]], y[i:i + 4]
+
+    g = TwoInputs()
+    g.compile("sgd", "mse")
+    g.fit(batches(), epochs=1, verbose=0)
+    assert np.any(g.get_weights()[1] != 0)
+    with pytest.raises(ValueError, match="same number of samples"):
+        m.fit([xa, xb[:11]], y, verbose=0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_runs_on_the_device_of_the_parameters():
     pm, km = mlp_pair(in_dim=5)
