@@ -253,6 +253,8 @@ class Embedding(Layer):
             output shape.
     """
 
+    _accepts_int_inputs = True  # ids stay integers: the model does not cast them to float
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, lora_rank=None, input_length=None, activity_regularizer=None,

@@ -119,8 +119,8 @@ class Model(Layer):
         dtype = torch_dtype(tensor.dtype)
         consumers = [n.layer for layer in self._graph_layers for n in layer._inbound_nodes
                      if any(t is tensor for t in n.input_tensors)]
-        int_ok = bool(consumers) and all(getattr(l, "_accepts_int_inputs", False) or
-                                         type(l).__name__ == "Embedding" for l in consumers)
+        int_ok = bool(consumers) and all(getattr(l, "_accepts_int_inputs", False)
+                                         for l in consumers)
         return dtype, int_ok
 
     # ------------------------------------------------------------------ public graph API
