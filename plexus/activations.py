@@ -23,8 +23,28 @@ def relu6(x):
     return F.relu6(x)
 
 
+def _keep_logits(out, kind, axis, logits):
+    """Remember the logits a sigmoid or softmax output came from, so the cross-entropy losses
+    can work from them (fewer operations, and exact where the probabilities saturate), as
+    Keras's TensorFlow backend does. Only for outputs that take part in a gradient."""
+    if logits.requires_grad:
+        out._plexus_logits = (kind, axis, logits)
+    return out
+
+
+def logits_of(y_pred, kind, axis=-1):
+    """The logits `y_pred` was computed from by `kind` ("softmax" on `axis`, or "sigmoid"),
+    or None."""
+    rec = getattr(y_pred, "_plexus_logits", None)
+    if rec is None or rec[0] != kind:
+        return None
+    if kind == "softmax" and rec[1] % y_pred.dim() != axis % y_pred.dim():
+        return None
+    return rec[2]
+
+
 def sigmoid(x):
-    return torch.sigmoid(x)
+    return _keep_logits(torch.sigmoid(x), "sigmoid", None, x)
 
 
 def hard_sigmoid(x):
@@ -36,7 +56,7 @@ def tanh(x):
 
 
 def softmax(x, axis=-1):
-    return torch.softmax(x, dim=axis)
+    return _keep_logits(torch.softmax(x, dim=axis), "softmax", axis, x)
 
 
 def log_softmax(x, axis=-1):

@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from plexus import activations
+
 EPSILON = 1e-7  # probability clipping for cross-entropies, as in Keras (backend.epsilon())
 
 
@@ -159,8 +161,9 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
             f"binary_crossentropy: targets of shape {tuple(y_true.shape)} do not match "
             f"predictions of shape {tuple(y_pred.shape)}. Give one target per prediction."
         )
-    if from_logits:
-        values = F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    logits = y_pred if from_logits else activations.logits_of(y_pred, "sigmoid")
+    if logits is not None:
+        values = F.binary_cross_entropy_with_logits(logits, y_true, reduction="none")
     else:
         values = F.binary_cross_entropy(torch.clamp(y_pred, EPSILON, 1.0 - EPSILON), y_true,
                                         reduction="none")
@@ -184,8 +187,9 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
         )
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_true.shape[-1]
-    if from_logits:
-        log_prob = F.log_softmax(y_pred, dim=axis)
+    logits = y_pred if from_logits else activations.logits_of(y_pred, "softmax", axis)
+    if logits is not None:
+        log_prob = F.log_softmax(logits, dim=axis)
     else:
         probs = y_pred / torch.sum(y_pred, dim=axis, keepdim=True)
         log_prob = torch.log(torch.clamp(probs, EPSILON, 1.0 - EPSILON))
@@ -212,6 +216,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if ignore_class is not None:
         valid = y_true != ignore_class
         y_true = torch.where(valid, y_true, torch.zeros_like(y_true))
+    logits = None if from_logits else activations.logits_of(y_pred, "softmax", axis)
+    if logits is not None:
+        y_pred, from_logits = logits, True
     if y_pred.dim() > 1 and axis % y_pred.dim() != 1:
         y_pred = y_pred.movedim(axis, 1)
     if from_logits:
@@ -237,6 +244,8 @@ def reduce_weighted(values, sample_weight=None, reduction="sum_over_batch_size")
         values = values * sample_weight
     if reduction in (None, "none") or values.dim() == 0:
         return values
+    if sample_weight is None and reduction in ("sum_over_batch_size", "mean") and values.numel():
+        return torch.mean(values)
     total = torch.sum(values)
     if reduction == "sum":
         return total

@@ -7,12 +7,18 @@ Every optimizer takes the Keras keyword arguments: `learning_rate` (a float or a
 schedule), `weight_decay` (decoupled: `w -= w * weight_decay * lr` before the update),
 `clipnorm` (per-gradient norm), `clipvalue`, `global_clipnorm`. Gradients are clipped, weights
 decayed, the update applied, then `iterations` counts one more step.
+
+The small weights of a model are packed into flat buffers when an optimizer is built
+(`plexus.training.packing`), so that an update runs each rule once per buffer instead of once
+per weight; `_update` receives either those buffers (`idx=None`) or the weights that have a
+gradient this step with their indexes (when some have none, or with per-weight `clipnorm`).
 """
 import math
 
 import torch
 
 from plexus.training import schedules as S
+from plexus.training.packing import Packing, SlotList
 from plexus.training.losses import unknown_name_error
 
 
@@ -56,6 +62,7 @@ class Optimizer:
         self.iterations = 0
         self.built = False
         self._vars = []
+        self._packing = None
 
     # ------------------------------------------------------------------ learning rate
     @property
@@ -74,13 +81,35 @@ class Optimizer:
     def build(self, var_list):
         """Create the optimizer's state (moments, accumulators) for `var_list`."""
         self._vars = list(var_list)
+        self._packing = Packing(self._vars) if self._packable else None
         self._build_slots(self._vars)
+        if any(not isinstance(getattr(self, name, None) or SlotList(), SlotList)
+               for name in self._slot_names()):
+            self._packing = None  # slots made by hand: update weight by weight
         self.built = True
+
+    _packable = True  # whether `_update` handles packed buffers (`idx=None`)
+
+    def _repack(self):
+        """Pack again after some weight's storage was rebound elsewhere (moved to another
+        device, packed by another optimizer): the weights keep their current values, the
+        slots theirs."""
+        old = {name: getattr(self, name) for name in self._slot_names()
+               if getattr(self, name, None)}
+        self._packing = Packing(self._vars)
+        with torch.no_grad():
+            for name, slots in old.items():
+                new = self._zeros(self._vars)
+                for n, o in zip(new, slots):
+                    n.copy_(o)
+                setattr(self, name, new)
 
     def _build_slots(self, params):
         pass
 
     def _zeros(self, params, fill=0.0):
+        if self._packing is not None and len(params) == len(self._vars):
+            return self._packing.slot(params, fill)
         return [torch.full_like(p, fill, memory_format=torch.preserve_format).detach()
                 for p in params]
 
@@ -108,12 +137,21 @@ class Optimizer:
     @torch.no_grad()
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
-        pairs = [(i, p) for i, p in enumerate(self._vars) if p.grad is not None]
-        if not pairs:
-            return
-        idx = [i for i, _ in pairs]
-        params = [p for _, p in pairs]
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in self._vars]
+        pk = self._packing
+        if (pk is not None and pk.active and self.clipnorm is None
+                and not any(g is None for g in grads)):
+            if not pk.intact():
+                self._repack()
+                pk = self._packing
+            grads = pk.gather(grads)
+            params, idx = pk.params(self._vars), None
+        else:
+            idx = [i for i, g in enumerate(grads) if g is not None]
+            if not idx:
+                return
+            params = [self._vars[i] for i in idx]
+            grads = [grads[i] for i in idx]
         self._clip(grads)
         lr = self.learning_rate
         if self.weight_decay:
@@ -138,7 +176,11 @@ class Optimizer:
         raise NotImplementedError
 
     def _slots(self, name, idx):
+        """Slot `name` for the weights being updated: the packed buffers when `idx` is None,
+        else the tensors of the weights at `idx`."""
         slots = getattr(self, name)
+        if idx is None:
+            return slots.packed
         return [slots[i] for i in idx]
 
     # ------------------------------------------------------------------ state and config
