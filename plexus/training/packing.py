@@ -44,8 +44,11 @@ class Packing:
     """Which of `params` share a flat buffer, and where each one lives in it."""
 
     def __init__(self, params):
-        by_key = {}
+        by_key, seen = {}, set()
         for i, p in enumerate(params):
+            if id(p) in seen:  # listed twice: one view can hold it, the repeat stays loose
+                continue
+            seen.add(id(p))
             if (p.is_floating_point() and 0 < p.numel() <= PACK_MAX_NUMEL and _dense(p)
                     and not p.is_sparse):
                 by_key.setdefault((p.device, p.dtype), []).append(i)
@@ -111,5 +114,6 @@ class Packing:
         """Copy the packed weights' gradients into the flat gradient buffers; returns the
         gradients the update runs on (flat buffers first, then the unpacked weights')."""
         for views, idx in zip(self.grad_views, self.groups):
-            torch._foreach_copy_(views, [grads[i] for i in idx])
+            torch._foreach_copy_(views, [grads[i].to_dense() if grads[i].is_sparse else grads[i]
+                                         for i in idx])
         return self.flat_grads + [grads[i] for i in self.loose]
