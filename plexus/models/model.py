@@ -337,7 +337,11 @@ class Model(Layer):
                 dict keyed by output name. `"accuracy"`/`"acc"` picks binary, categorical or
                 sparse accuracy from the shapes of targets and predictions.
             weighted_metrics: metrics that also receive `sample_weight`.
-            jit_compile: run forward and loss through `torch.compile`.
+            jit_compile: `True` compiles forward, losses and gradients into one
+                `torch.compile` graph (the optimizer update stays eager). Compiling takes
+                seconds on the first batch (and once more for a differently sized last batch);
+                after that a step of a small model is several times faster. `"auto"`, like
+                `False`, runs eagerly, as Keras does on the torch backend.
         """
         from plexus.training import trainer
         trainer.compile(self, optimizer, loss, loss_weights, metrics, weighted_metrics,

@@ -126,9 +126,40 @@ def _prepare_training(model, st, xs):
         if not st.optimizer.built or len(st.optimizer._vars) != len(params) or any(
                 a is not b for a, b in zip(st.optimizer._vars, params)):
             st.optimizer.build(params)
-    if st.jit_compile and "jit" not in st.cache:
-        st.cache["jit"] = torch.compile(lambda xs, ys, sw: _loss_fn(model, st, st.cache["regs"],
-                                                                     xs, ys, sw))
+    if st.jit_compile and st.cache.get("jit_key") != key:
+        st.cache["jit"] = _compiled_gradients(model, st, st.cache["params"])
+        st.cache["jit_key"] = key
+
+
+def _compiled_gradients(model, st, params):
+    """`jit_compile=True`: forward, losses and gradients as one `torch.compile`d function.
+
+    Where torch's compiler can trace `torch.autograd.grad` (`trace_autograd_ops`), the
+    backward pass joins the forward one in a single graph: no autograd bookkeeping per
+    operation, fused kernels. The optimizer update stays outside (it is a handful of kernels on
+    packed weights). Older torch compiles forward and losses only and runs `backward()`."""
+    regs = st.cache["regs"]
+    config = torch._dynamo.config
+    if not hasattr(config, "trace_autograd_ops"):
+        compiled = torch.compile(lambda xs, ys, sw: _loss_fn(model, st, regs, xs, ys, sw))
+        return lambda xs, ys, sw: (*compiled(xs, ys, sw), None)
+
+    def gradients(xs, ys, sw):
+        total, values, preds = _loss_fn(model, st, regs, xs, ys, sw)
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        return (total.detach(), [None if v is None else v.detach() for v in values],
+                [p.detach() for p in preds], grads)
+
+    compiled = torch.compile(gradients)
+
+    def run(xs, ys, sw):
+        before = config.trace_autograd_ops  # (only read when a call traces; cheap to set)
+        config.trace_autograd_ops = True
+        try:
+            return compiled(xs, ys, sw)
+        finally:
+            config.trace_autograd_ops = before
+    return run
 
 
 def train_step(model, st, xs, ys, sw, check_finite=False):
@@ -136,17 +167,22 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
     update was skipped because `check_finite` asked for it)."""
     cache = st.cache
     fn = cache.get("jit")
+    grads = None
     if fn is not None:
-        total, values, preds = fn(xs, ys, sw)
+        total, values, preds, grads = fn(xs, ys, sw)
     else:
         total, values, preds = _loss_fn(model, st, cache["regs"], xs, ys, sw)
     batch = _batch_size(xs)
     if check_finite and not bool(torch.isfinite(total)):
         st.loss_tracker.update_state(total.detach(), sample_weight=batch)
         return False
-    for p in cache["params"]:
-        p.grad = None
-    total.backward()
+    if grads is not None:
+        for p, g in zip(cache["params"], grads):
+            p.grad = g
+    else:
+        for p in cache["params"]:
+            p.grad = None
+        total.backward()
     st.optimizer.step()
     if cache["cons"]:
         with torch.no_grad():
