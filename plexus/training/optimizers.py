@@ -22,6 +22,9 @@ from plexus.training.packing import Packing, SlotList
 from plexus.training.losses import unknown_name_error
 
 
+_FOREACH = {torch.add: torch._foreach_add, torch.sqrt: torch._foreach_sqrt}
+
+
 def _resolve_lr(lr):
     if isinstance(lr, (S.LearningRateSchedule,)) or callable(lr):
         return lr
@@ -175,6 +178,22 @@ class Optimizer:
     def _update(self, idx, params, grads, lr):
         raise NotImplementedError
 
+    def _into(self, idx, name, fn, tensors, *args):
+        """`fn(t, *args)` for each of `tensors`. On the packed path (`idx` None) the results go
+        into work buffers kept from one update to the next: a temporary as large as a big
+        weight, allocated anew at every step, costs a page fault per 4 KiB on every step."""
+        if idx is not None:
+            return _FOREACH[fn](tensors, *args)
+        work = self.__dict__.setdefault("_work", {})
+        bufs = work.get(name)
+        if bufs is None or len(bufs) != len(tensors) or any(
+                b.shape != t.shape or b.dtype != t.dtype or b.device != t.device
+                for b, t in zip(bufs, tensors)):
+            bufs = work[name] = [torch.empty_like(t) for t in tensors]
+        for b, t in zip(bufs, tensors):
+            fn(t, *args, out=b)
+        return bufs
+
     def _slots(self, name, idx):
         """Slot `name` for the weights being updated: the packed buffers when `idx` is None,
         else the tensors of the weights at `idx`."""
@@ -282,7 +301,7 @@ class RMSprop(Optimizer):
         vel = self._slots("velocities", idx)
         torch._foreach_mul_(vel, rho)
         torch._foreach_addcmul_(vel, grads, grads, value=1 - rho)
-        denom = torch._foreach_add(vel, self.epsilon)
+        denom = self._into(idx, "denom", torch.add, vel, self.epsilon)
         if self.centered:
             avg = self._slots("average_gradients", idx)
             torch._foreach_mul_(avg, rho)
@@ -336,7 +355,7 @@ class _Adam(Optimizer):
             v_hat = self._slots("velocity_hats", idx)
             torch._foreach_maximum_(v_hat, v)
             v = v_hat
-        denom = torch._foreach_sqrt(v)
+        denom = self._into(idx, "denom", torch.sqrt, v)
         torch._foreach_add_(denom, self.epsilon)
         torch._foreach_addcdiv_(params, m, denom, value=-alpha)
 
@@ -380,7 +399,7 @@ class Adagrad(Optimizer):
     def _update(self, idx, params, grads, lr):
         acc = self._slots("accumulators", idx)
         torch._foreach_addcmul_(acc, grads, grads)
-        denom = torch._foreach_add(acc, self.epsilon)
+        denom = self._into(idx, "denom", torch.add, acc, self.epsilon)
         torch._foreach_sqrt_(denom)
         torch._foreach_addcdiv_(params, grads, denom, value=-lr)
 
