@@ -18,6 +18,7 @@ ROOT = os.path.dirname(HERE)
 # contender -> (environment, modules it needs)
 CONTENDERS = {
     "plexus": ({}, ["torch"]),
+    "plexus-jit": ({}, ["torch"]),
     "keras-jax": ({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, ["keras", "jax"]),
     "keras-torch": ({"KERAS_BACKEND": "torch"}, ["keras", "torch"]),
     "torch": ({}, ["torch"]),

@@ -19,7 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import harness as H  # noqa: E402
 from bench.workloads import WORKLOADS  # noqa: E402
 
-ORDER = ["plexus", "keras-jax", "keras-torch", "torch"]
+ORDER = ["plexus", "plexus-jit", "keras-jax", "keras-torch", "torch"]
+OURS = ("plexus", "plexus-jit")  # plexus-jit: the same code with compile(..., jit_compile=True)
+OTHERS = (("keras-jax", "Keras-JAX"), ("keras-torch", "Keras-torch"), ("torch", "PyTorch"))
 PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn")
 
 
@@ -42,10 +44,12 @@ def run_workload(workers, name, args, results):
             print(f"  {w.name}: setup failed: {ans['error']}", file=sys.stderr)
         else:
             ready.append(w)
-    if not args.quick:  # the first epoch, so that what it allocates shows
-        mem = results.setdefault("memory", {})[name] = {}
-        for w in ready:
-            mem[w.name] = w.ask(cmd="memory").get("peak_mib")
+    # the first epoch, so that what it allocates shows (and how long compiling takes)
+    mem = results.setdefault("memory", {})[name] = {}
+    first = results.setdefault("first_epoch", {})[name] = {}
+    for w in ready:
+        ans = w.ask(cmd="memory")
+        mem[w.name], first[w.name] = ans.get("peak_mib"), ans.get("first_epoch_s")
     repeat = getattr(wl, "repeat", 1)
     warm = H.interleaved(ready, args.warmup, cmd="epoch", repeat=repeat)
     ready = [w for w in ready if all("error" not in a for a in warm[w.name])]
@@ -57,6 +61,7 @@ def run_workload(workers, name, args, results):
         cbest, _ = H.best_and_median(epochs[w.name], "call_s")
         res[w.name] = {"best": best, "median": med, "call_best": cbest,
                        "rounds": epochs[w.name]}
+    ready = [w for w in ready if w.name != "plexus-jit"]  # predict does not use jit_compile
     if name in PREDICT_WORKLOADS and not args.no_predict:
         pred = results.setdefault("predict", {})[name] = {}
         for batch in (1, 256):
@@ -75,18 +80,21 @@ def run_workload(workers, name, args, results):
 
 
 def fit_table(results, names):
-    lines = ["| workload (samples, batch) | " + " | ".join(names) +
-             " | plexus / Keras-JAX | plexus / Keras-torch | plexus / PyTorch |",
-             "|---" * (len(names) + 4) + "|"]
+    ours = [o for o in OURS if o in names]
+    others = [(n, label) for n, label in OTHERS if n in names]
+    heads = [f"{o} / {label}" for o in ours for _, label in others]
+    lines = ["| workload (samples, batch) | " + " | ".join(names + heads) + " |",
+             "|---" * (len(names) + len(heads) + 1) + "|"]
     for wl, res in results.get("fit", {}).items():
         w = WORKLOADS[wl]
         row = [f"{wl} ({w.samples}, {w.batch_size})"]
         row += [fmt(res.get(n, {}).get("best")) for n in names]
-        p = res.get("plexus", {})
-        for other in ("keras-jax", "keras-torch", "torch"):
-            o = res.get(other, {})
-            row.append(f"{ratio(p.get('best'), o.get('best'))} "
-                       f"({ratio(p.get('median'), o.get('median'))})")
+        for o in ours:
+            p = res.get(o, {})
+            for other, _ in others:
+                q = res.get(other, {})
+                row.append(f"{ratio(p.get('best'), q.get('best'))} "
+                           f"({ratio(p.get('median'), q.get('median'))})")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -95,18 +103,20 @@ def targets(results):
     """Lines saying which of the issue's targets this run meets (on best-of-rounds times)."""
     out = []
     for wl, res in results.get("fit", {}).items():
-        p = res.get("plexus", {}).get("best")
-        if p is None:
-            continue
-        checks = []
-        for other, limit, word in (("keras-jax", 1.0, "<"), ("keras-torch", 1.0, "<"),
-                                   ("torch", 1.10, "<=")):
-            o = res.get(other, {}).get("best")
-            if o is None:
+        for ours in OURS:
+            p = res.get(ours, {}).get("best")
+            if p is None:
                 continue
-            ok = p / o < limit if word == "<" else p / o <= limit
-            checks.append(f"{'met' if ok else 'NOT met'}: {p / o:.2f}x {other} ({word} {limit})")
-        out.append(f"- fit {wl}: " + "; ".join(checks))
+            checks = []
+            for other, limit, word in (("keras-jax", 1.0, "<"), ("keras-torch", 1.0, "<"),
+                                       ("torch", 1.10, "<=")):
+                o = res.get(other, {}).get("best")
+                if o is None:
+                    continue
+                ok = p / o < limit if word == "<" else p / o <= limit
+                checks.append(f"{'met' if ok else 'NOT met'}: {p / o:.2f}x {other} "
+                              f"({word} {limit})")
+            out.append(f"- fit {wl}, {ours}: " + "; ".join(checks))
     for wl, per_batch in results.get("predict", {}).items():
         res = per_batch.get(1, {})
         p, t = res.get("plexus", {}).get("predict_s"), res.get("torch", {}).get("predict_s")
@@ -165,7 +175,7 @@ def main(argv=None):
             run_workload(workers, wl, args, results)
         if not args.quick:
             results["build"] = {}
-            for w in workers:
+            for w in (w for w in workers if w.name != "plexus-jit"):
                 ans = w.ask(cmd="build", what="inception_v3")
                 if "build_s" in ans:
                     results["build"][w.name] = ans["build_s"]
@@ -190,6 +200,13 @@ def main(argv=None):
         print("| workload | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
         for wl, mem in results["memory"].items():
             print(f"| {wl} | " + " | ".join(fmt(mem.get(n), 1) if mem.get(n) is not None
+                                             else "—" for n in names) + " |")
+    if results.get("first_epoch"):
+        print("\nFirst epoch, seconds (compiling included: XLA for Keras-JAX, torch.compile for "
+              "plexus-jit)\n")
+        print("| workload | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+        for wl, first in results["first_epoch"].items():
+            print(f"| {wl} | " + " | ".join(fmt(first.get(n)) if first.get(n) is not None
                                              else "—" for n in names) + " |")
     if results.get("build"):
         print("\nInceptionV3(weights=None) build time, seconds: " + ", ".join(

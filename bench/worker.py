@@ -1,6 +1,9 @@
 """One contender of the benchmark in its own process, driven by `bench/harness.py`.
 
-    python bench/worker.py <contender>      contender: plexus | keras-jax | keras-torch | torch
+    python bench/worker.py <contender>
+        contender: plexus | plexus-jit | keras-jax | keras-torch | torch
+
+`plexus-jit` runs the same model code as `plexus` with `compile(..., jit_compile=True)`.
 
 Reads one JSON command per line on stdin and answers one JSON line on the protocol stream (the
 original stdout; anything the libraries print goes to stderr). Commands: setup, epoch, predict,
@@ -39,8 +42,10 @@ class KerasLike:
 
     def __init__(self, contender):
         self.contender = contender
-        if contender == "plexus":
+        if contender.startswith("plexus"):
             import plexus as K
+            if contender == "plexus-jit":
+                _force_jit(K)
         else:
             import keras as K
         self.K = K
@@ -83,7 +88,7 @@ class KerasLike:
     def caller(self, xb):
         """`model(x)` on NumPy data: the direct call, without predict's batching."""
         model = self.model
-        if self.contender in ("plexus", "keras-torch"):
+        if self.contender in ("plexus", "plexus-jit", "keras-torch"):
             import torch
 
             def call():
@@ -93,6 +98,16 @@ class KerasLike:
                     else out.cpu().numpy()
             return call
         return lambda: np.asarray(model(xb, training=False))
+
+
+def _force_jit(K):
+    """The workloads' own `model.compile(...)` calls, with `jit_compile=True` added."""
+    compile_ = K.Model.compile
+
+    def compile_jit(self, *args, **kwargs):
+        kwargs["jit_compile"] = True
+        return compile_(self, *args, **kwargs)
+    K.Model.compile = compile_jit
 
 
 class HandWritten:
@@ -165,7 +180,7 @@ def _timeit(fn, min_reps, budget_s):
 def build_application(contender, name):
     if contender == "torch":
         return {"skip": "no hand-written twin"}
-    if contender == "plexus":
+    if contender.startswith("plexus"):
         from plexus import applications as A
     else:
         from keras import applications as A
@@ -224,8 +239,9 @@ def handle(runner, contender, cmd):
         base = _status("VmRSS")
         if not _reset_peak():
             return {"skip": "cannot reset the peak RSS here"}
+        t0 = time.perf_counter()
         runner.epoch()
-        return {"peak_mib": _status("VmHWM") - base}
+        return {"peak_mib": _status("VmHWM") - base, "first_epoch_s": time.perf_counter() - t0}
     if op == "build":
         return build_application(contender, cmd["what"])
     if op == "quit":

@@ -52,6 +52,10 @@ class RNN(Layer):
     `return_state`, a list `[output, state_1, ...]` of which each state is `(batch, units)`.
     """
 
+    # torch.compile cannot trace the fused kernels (they break the graph) and would unroll a
+    # cell loop over every step: `jit_compile=True` trains models with these layers eagerly
+    _jit_compiles = False
+
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False,
                  activity_regularizer=None, **kwargs):

@@ -13,7 +13,20 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from plexus.graph import tree
 
-_FUSED = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
+
+
+def _opaque(kernel):
+    """`kernel` as one call that `torch.compile` leaves alone (a graph break): traced, the
+    recurrence would be unrolled over every time step, minutes of compiling for 100 steps."""
+    disabled = torch.compiler.disable(kernel)
+
+    def call(*args):
+        return disabled(*args) if torch.compiler.is_compiling() else kernel(*args)
+    return call
+
+
+_FUSED = {"lstm": _opaque(_VF.lstm), "gru": _opaque(_VF.gru),
+          "rnn_tanh": _opaque(_VF.rnn_tanh), "rnn_relu": _opaque(_VF.rnn_relu)}
 
 
 def _kernel_train_flag():

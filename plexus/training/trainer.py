@@ -4,6 +4,8 @@ A training step: forward in training mode, weighted per-output losses plus weigh
 backward, optimizer update, weight constraints, then the running metrics (on the device; nothing
 here waits for the device unless a callback or the progress display reads a number).
 """
+import warnings
+
 import torch
 
 from plexus.graph import functional, tree
@@ -138,6 +140,15 @@ def _compiled_gradients(model, st, params):
     backward pass joins the forward one in a single graph: no autograd bookkeeping per
     operation, fused kernels. The optimizer update stays outside (it is a handful of kernels on
     packed weights). Older torch compiles forward and losses only and runs `backward()`."""
+    slow = sorted({type(m).__name__ for m in model.modules()
+                   if not getattr(m, "_jit_compiles", True)})
+    if slow:
+        warnings.warn(
+            f"jit_compile=True: model {model.name!r} has {', '.join(slow)} layers, which "
+            "torch.compile cannot compile into one graph (recurrent kernels break it, and "
+            "compiled fragments train slower than eager ones). It trains eagerly.",
+            stacklevel=4)
+        return None
     regs = st.cache["regs"]
     config = torch._dynamo.config
     if not hasattr(config, "trace_autograd_ops"):

@@ -194,6 +194,18 @@ def test_jit_compile_two_outputs_matches_keras_and_compiles_the_gradients():
                    for g, p in zip(grads, pm.trainable_weights))
 
 
+def test_jit_compile_with_recurrent_layers_warns_and_trains_eagerly():
+    inp = plexus.Input((4, 3))
+    m = plexus.Model(inp, plexus.layers.Dense(1)(plexus.layers.LSTM(2)(inp)))
+    m.compile("adam", "mse", jit_compile=True)
+    before = m.get_weights()
+    x = rng.normal(size=(8, 4, 3)).astype("float32")
+    with pytest.warns(UserWarning, match="LSTM layers.*trains eagerly"):
+        m.fit(x, x[:, 0, :1], batch_size=4, epochs=1, verbose=0)
+    assert m._compile_state.cache["jit"] is None
+    assert all(not np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+
+
 def test_subclassed_and_deferred_sequential_models_train():
     class Small(plexus.Model):
         def __init__(self):
