@@ -45,3 +45,14 @@ def test_interleaved_rounds_rotate_and_summarize():
     out = interleaved(workers, 3, cmd="epoch")
     assert log == list("abc" "bca" "cab")
     assert best_and_median(out["a"], "epoch_s") == (1, 6)
+
+
+def test_import_plexus_does_not_load_the_compiler():
+    """`import plexus` stays light: torch._dynamo (about 1.5 s to import) loads only when
+    something compiles."""
+    import subprocess
+    import sys
+    code = "import sys, plexus; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

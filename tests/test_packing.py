@@ -328,10 +328,6 @@ def test_rebinding_to_another_dtype(monkeypatch):
         np.testing.assert_allclose(p.detach().numpy(), 0.8, rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="known bug (plexus/training/optimizers.py): when no packed weight is "
-                          "rebound, nothing rebuilds the slots of loose weights whose dtype "
-                          "changed, and the update mixes float32 slots with float64 weights")
 def test_loose_weights_rebound_to_another_dtype(monkeypatch):
     monkeypatch.setattr(packing, "PACK_MAX_NUMEL", 0)
     ws = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2, 2))]

@@ -17,11 +17,17 @@ from plexus.graph import tree
 
 def _opaque(kernel):
     """`kernel` as one call that `torch.compile` leaves alone (a graph break): traced, the
-    recurrence would be unrolled over every time step, minutes of compiling for 100 steps."""
-    disabled = torch.compiler.disable(kernel)
+    recurrence would be unrolled over every time step, minutes of compiling for 100 steps.
+    (The wrapper is made on first use under the compiler: making it imports torch._dynamo,
+    which would add a second and a half to `import plexus`.)"""
+    disabled = []
 
     def call(*args):
-        return disabled(*args) if torch.compiler.is_compiling() else kernel(*args)
+        if not torch.compiler.is_compiling():
+            return kernel(*args)
+        if not disabled:
+            disabled.append(torch.compiler.disable(kernel))
+        return disabled[0](*args)
     return call
 
 

@@ -142,11 +142,11 @@ class Optimizer:
         """One update of the built variables from their `.grad` (clip, decay, update)."""
         grads = [p.grad for p in self._vars]
         pk = self._packing
+        if pk is not None and not pk.intact():
+            self._repack()
+            pk = self._packing
         if (pk is not None and pk.active and self.clipnorm is None
                 and not any(g is None for g in grads)):
-            if not pk.intact():
-                self._repack()
-                pk = self._packing
             grads = pk.gather(grads)
             params, idx = pk.params(self._vars), None
         else:

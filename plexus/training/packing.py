@@ -90,10 +90,13 @@ class Packing:
         views = self._views(self.flat_grads)
         self.grad_views = [[views[i] for i in idx] for idx in self.groups]
         self._ptrs = [(params[i], params[i].data_ptr()) for idx in self.groups for i in idx]
+        self._loose = [(params[i], params[i].dtype, params[i].device) for i in self.loose]
 
     def intact(self):
-        """Whether every packed weight still lives in its view (nobody rebound its storage)."""
-        return all(p.data_ptr() == ptr for p, ptr in self._ptrs)
+        """Whether every packed weight still lives in its view (nobody rebound its storage)
+        and every loose one keeps the dtype and device its slots were made for."""
+        return (all(p.data_ptr() == ptr for p, ptr in self._ptrs)
+                and all(p.dtype == dt and p.device == dev for p, dt, dev in self._loose))
 
     # ------------------------------------------------------------------ what updates use
     def slot(self, params, fill=0.0):

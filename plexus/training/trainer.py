@@ -150,6 +150,7 @@ def _compiled_gradients(model, st, params):
             stacklevel=4)
         return None
     regs = st.cache["regs"]
+    _model_call()  # (filled now: filling it while tracing would cost a recompile)
     config = torch._dynamo.config
     if not hasattr(config, "trace_autograd_ops"):
         compiled = torch.compile(lambda xs, ys, sw: _loss_fn(model, st, regs, xs, ys, sw))

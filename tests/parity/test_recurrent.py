@@ -313,3 +313,18 @@ def test_stacked_cells_match_keras(masked):
         plexus.Input((6, 4)))
     assert sym[0].shape == (None, 3) and [t.shape for t in sym[1]] == [(None, 5), (None, 5)]
     assert sym[2].shape == (None, 3)
+
+
+def test_fused_kernel_under_torch_compile_is_one_opaque_call():
+    """Compiled, an LSTM keeps its fused kernel (a graph break) instead of being unrolled
+    step by step, and gives the eager numbers."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("torch.compile unavailable")
+    layer = plexus.layers.LSTM(4, return_sequences=True)
+    x = torch.randn(2, 30, 3)
+    ref = layer(x)
+    from torch._dynamo.utils import counters
+    counters.clear()
+    out = torch.compile(lambda t: layer(t) * 2)(x)
+    torch.testing.assert_close(out, ref * 2)
+    assert sum(counters["graph_break"].values()) >= 1  # the kernel ran outside the graph
