@@ -135,7 +135,7 @@ class RNN(Layer):
         training = self.training if training is None else bool(training)
         if isinstance(inputs, (list, tuple)):
             inputs, initial_state = inputs[0], (list(inputs[1:]) or initial_state)
-        cell = self.cell
+        cell = self._modules["cell"]  # (not `self.cell`: two __getattr__ fallbacks per call)
         x = inputs
         kernel = cell._parameters.get("kernel") if isinstance(cell, Layer) else None
         dtype = kernel.dtype if kernel is not None else next(
@@ -168,7 +168,9 @@ class RNN(Layer):
                 i += n
             return x, last, finals
         if isinstance(cell, DropoutCell):
-            dp, rec = cell.dropout_masks(x[:, 0], states[0], training)
+            dp = rec = None
+            if training and (cell.dropout or cell.recurrent_dropout):
+                dp, rec = cell.dropout_masks(x[:, 0], states[0], training)
             if dp is not None:
                 x = x * dp[:, None]
             mode = cell.fused_mode() if rec is None else None
