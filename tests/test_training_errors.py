@@ -127,3 +127,38 @@ def test_add_loss_only_model_trains_and_no_loss_at_all_is_explained():
     m2.compile("sgd", loss=None)
     with pytest.raises(ValueError, match="no loss"):
         m2.fit(np.ones((8, 2), "float32"), np.zeros((8, 2), "float32"), verbose=0)
+
+
+def test_frozen_model_warns_and_trains_nothing_like_keras():
+    """The classic GAN recipe: the discriminator is frozen after its own compile. As in Keras 3
+    its train_on_batch then computes the loss, warns and updates nothing, while the combined
+    model trains the generator."""
+    L = plexus.layers
+    d_in = plexus.Input((4,))
+    d = plexus.Model(d_in, L.Dense(1, activation="sigmoid")(L.Dense(8, activation="relu")(d_in)))
+    d.compile("adam", "binary_crossentropy")
+    d.trainable = False
+    z = plexus.Input((2,))
+    g = plexus.Model(z, L.Dense(4)(z))
+    gan = plexus.Model(z, d(g(z)))
+    gan.compile("adam", "binary_crossentropy")
+    x = np.random.rand(8, 4).astype("float32")
+    y = np.ones((8, 1), "float32")
+    d_before, g_before = d.get_weights(), g.get_weights()
+    with pytest.warns(UserWarning, match="no trainable weights"):
+        loss = d.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    gan.train_on_batch(np.random.rand(8, 2).astype("float32"), y)
+    assert all(np.array_equal(a, b) for a, b in zip(d_before, d.get_weights()))
+    assert all(not np.array_equal(a, b) for a, b in zip(g_before, g.get_weights()))
+
+
+def test_loss_independent_of_the_trainable_weights_is_a_clear_error():
+    inp = plexus.Input((3,))
+    frozen = plexus.layers.Dense(1, trainable=False, name="frozen")(inp)
+    free = plexus.layers.Dense(1, name="free")(inp)
+    m = plexus.Model(inp, [frozen, free])
+    m.compile("sgd", loss=["mse", None])
+    x = np.ones((4, 3), "float32")
+    with pytest.raises(ValueError, match="does not depend on any trainable weight"):
+        m.fit(x, [np.ones((4, 1), "float32"), np.ones((4, 1), "float32")], verbose=0)

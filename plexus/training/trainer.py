@@ -178,7 +178,8 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
     """One optimizer step on a batch. Returns False when the loss was not finite (and the
     update was skipped because `check_finite` asked for it)."""
     cache = st.cache
-    fn = cache.get("jit")
+    params = cache["params"]
+    fn = cache.get("jit") if params else None
     grads = None
     if fn is not None:
         total, values, preds, grads = fn(xs, ys, sw)
@@ -188,14 +189,24 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
     if check_finite and not bool(torch.isfinite(total)):
         st.loss_tracker.update_state(total.detach(), sample_weight=batch)
         return False
-    if grads is not None:
-        for p, g in zip(cache["params"], grads):
+    if not params:
+        # e.g. `model.trainable = False` after compile: the loss is computed, nothing trains
+        warnings.warn(f"Model {model.name!r} has no trainable weights: this step updates "
+                      "nothing.", stacklevel=4)
+    elif grads is not None:
+        for p, g in zip(params, grads):
             p.grad = g
+        st.optimizer.step()
     else:
-        for p in cache["params"]:
+        if not total.requires_grad:
+            raise ValueError(
+                f"Model {model.name!r}: the loss does not depend on any trainable weight, so "
+                "there is nothing to train. Check that the outputs given losses come from "
+                "layers with trainable weights.")
+        for p in params:
             p.grad = None
         total.backward()
-    st.optimizer.step()
+        st.optimizer.step()
     if cache["cons"]:
         with torch.no_grad():
             for p, con, to_keras, to_torch in cache["cons"]:
