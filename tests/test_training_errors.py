@@ -153,12 +153,13 @@ def test_frozen_model_warns_and_trains_nothing_like_keras():
     assert all(not np.array_equal(a, b) for a, b in zip(g_before, g.get_weights()))
 
 
-def test_loss_independent_of_the_trainable_weights_is_a_clear_error():
+@pytest.mark.parametrize("jit", [False, True])
+def test_loss_independent_of_the_trainable_weights_is_a_clear_error(jit):
     inp = plexus.Input((3,))
     frozen = plexus.layers.Dense(1, trainable=False, name="frozen")(inp)
     free = plexus.layers.Dense(1, name="free")(inp)
     m = plexus.Model(inp, [frozen, free])
-    m.compile("sgd", loss=["mse", None])
+    m.compile("sgd", loss=["mse", None], jit_compile=jit)
     x = np.ones((4, 3), "float32")
     with pytest.raises(ValueError, match="does not depend on any trainable weight"):
         m.fit(x, [np.ones((4, 1), "float32"), np.ones((4, 1), "float32")], verbose=0)

@@ -158,6 +158,8 @@ def _compiled_gradients(model, st, params):
 
     def gradients(xs, ys, sw):
         total, values, preds = _loss_fn(model, st, regs, xs, ys, sw)
+        if not total.requires_grad:
+            raise _untrainable_loss(model)
         grads = torch.autograd.grad(total, params, allow_unused=True)
         return (total.detach(), [None if v is None else v.detach() for v in values],
                 [p.detach() for p in preds], grads)
@@ -172,6 +174,13 @@ def _compiled_gradients(model, st, params):
         finally:
             config.trace_autograd_ops = before
     return run
+
+
+def _untrainable_loss(model):
+    return ValueError(
+        f"Model {model.name!r}: the loss does not depend on any trainable weight, so there is "
+        "nothing to train. Check that the outputs given losses come from layers with trainable "
+        "weights.")
 
 
 def train_step(model, st, xs, ys, sw, check_finite=False):
@@ -199,10 +208,7 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
         st.optimizer.step()
     else:
         if not total.requires_grad:
-            raise ValueError(
-                f"Model {model.name!r}: the loss does not depend on any trainable weight, so "
-                "there is nothing to train. Check that the outputs given losses come from "
-                "layers with trainable weights.")
+            raise _untrainable_loss(model)
         for p in params:
             p.grad = None
         total.backward()
