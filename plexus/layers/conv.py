@@ -8,9 +8,9 @@ makes them channels-first for torch (for 2D and 3D that view is already in torch
 """
 import torch.nn.functional as F
 
-from plexus import activations, constraints, initializers, regularizers
+from plexus import activations
 from plexus.layers import conv_utils as cu
-from plexus.layers.core import _ser
+from plexus.layers.core import resolve_weight_args, weight_args_config
 from plexus.layers.layer import Layer
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -49,10 +49,10 @@ class BaseConv(Layer):
             )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.bias_constraint = constraints.get(bias_constraint)
+        resolve_weight_args(self, bias_initializer=bias_initializer,
+                            bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer,
+                            bias_constraint=bias_constraint)
 
     # ------------------------------------------------------------------ shapes
     def _channels(self, input_shape):
@@ -157,10 +157,8 @@ class BaseConv(Layer):
                 "strides": self.strides, "padding": self.padding,
                 "data_format": self.data_format, "dilation_rate": self.dilation_rate,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "bias_regularizer": _ser(self.bias_regularizer),
-                "activity_regularizer": _ser(self.activity_regularizer),
-                "bias_constraint": _ser(self.bias_constraint)}
+                **weight_args_config(self, "bias_initializer", "bias_regularizer",
+                                     "activity_regularizer", "bias_constraint")}
 
 
 class Conv(BaseConv):
@@ -203,9 +201,9 @@ class Conv(BaseConv):
             raise ValueError(
                 f"{cls}: `filters` ({filters}) must be divisible by `groups` ({groups}).")
         self.filters, self.groups = filters, groups
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
+        resolve_weight_args(self, kernel_initializer=kernel_initializer,
+                            kernel_regularizer=kernel_regularizer,
+                            kernel_constraint=kernel_constraint)
 
     def _check_channels(self, channels, input_shape):
         if channels % self.groups:
@@ -247,9 +245,8 @@ class Conv(BaseConv):
     def get_config(self):
         config = super().get_config()
         config.update({"filters": self.filters, "groups": self.groups,
-                       "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                       "kernel_regularizer": _ser(self.kernel_regularizer),
-                       "kernel_constraint": _ser(self.kernel_constraint)})
+                       **weight_args_config(self, "kernel_initializer", "kernel_regularizer",
+                                            "kernel_constraint")})
         return config
 
 

@@ -8,10 +8,9 @@ torch's `(in_channels, filters, *kernel_size)`; `get_weights()` gives Keras's
 """
 import torch.nn.functional as F
 
-from plexus import constraints, initializers, regularizers
 from plexus.layers import conv_utils as cu
 from plexus.layers.conv import BaseConv
-from plexus.layers.core import _ser
+from plexus.layers.core import resolve_weight_args, weight_args_config
 
 _CONV_T_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -77,9 +76,9 @@ class ConvTranspose(BaseConv):
                     f"stride; received output_padding={self.output_padding}, "
                     f"strides={self.strides}."
                 )
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
+        resolve_weight_args(self, kernel_initializer=kernel_initializer,
+                            kernel_regularizer=kernel_regularizer,
+                            kernel_constraint=kernel_constraint)
 
     def _output_paddings(self):
         return self.output_padding or (None,) * self.rank
@@ -123,9 +122,8 @@ class ConvTranspose(BaseConv):
     def get_config(self):
         config = super().get_config()
         config.update({"filters": self.filters, "output_padding": self.output_padding,
-                       "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                       "kernel_regularizer": _ser(self.kernel_regularizer),
-                       "kernel_constraint": _ser(self.kernel_constraint)})
+                       **weight_args_config(self, "kernel_initializer", "kernel_regularizer",
+                                            "kernel_constraint")})
         return config
 
 

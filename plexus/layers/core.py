@@ -89,13 +89,10 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": _ser(self.kernel_regularizer),
-                "bias_regularizer": _ser(self.bias_regularizer),
-                "activity_regularizer": _ser(self.activity_regularizer),
-                "kernel_constraint": _ser(self.kernel_constraint),
-                "bias_constraint": _ser(self.bias_constraint)}
+                **weight_args_config(self, "kernel_initializer", "bias_initializer",
+                                     "kernel_regularizer", "bias_regularizer",
+                                     "activity_regularizer", "kernel_constraint",
+                                     "bias_constraint")}
 
 
 def _ser(obj):
@@ -118,6 +115,13 @@ def resolve_weight_args(layer, **args):
     object."""
     for key, value in args.items():
         setattr(layer, key, _RESOLVERS[key.rsplit("_", 1)[-1]](value))
+
+
+def weight_args_config(layer, *names):
+    """The config entries of the weight arguments `resolve_weight_args` stored, in the order
+    given: initializers serialized, regularizers and constraints serialized or None."""
+    return {key: initializers.serialize(getattr(layer, key)) if key.endswith("_initializer")
+            else _ser(getattr(layer, key)) for key in names}
 
 
 class Activation(Layer):
