@@ -239,3 +239,23 @@ def test_closed_form_step_matches_keras(tmp_path):
     np.testing.assert_allclose(h1, h2, rtol=1e-4)
     for a, b in zip(model.get_weights(), k_model.get_weights()):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
+def test_flatten_first_the_beginner_tutorial_model():
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 6, 5)).astype("float32")
+    y = rng.integers(0, 10, size=40)
+
+    def build():
+        return plexus.Sequential([plexus.Input(shape=(6, 5)), L.Flatten(),
+                                  L.Dense(8, activation="relu"), L.Dropout(0.2), L.Dense(10)])
+    _train_both(build, dict(optimizer="adam",
+                            loss=plexus.losses.SparseCategoricalCrossentropy(from_logits=True),
+                            metrics=["accuracy"]), x, y)
+
+    def middle():  # a Flatten between Dense layers passes the gradient through
+        inp = plexus.Input(shape=(12,))
+        h = L.Flatten()(L.Dense(9, activation="tanh")(inp))
+        return plexus.Model(inp, L.Dense(10, activation="softmax")(h))
+    x, y = _data()
+    _train_both(middle, dict(optimizer="rmsprop", loss="categorical_crossentropy"), x, y)

@@ -3,7 +3,7 @@
 A small MLP step on a CPU costs kernel launches, not arithmetic, and autograd adds its own
 bookkeeping to each: a node per operation, an engine that walks them, gradient buffers made and
 accumulated one by one. For a model that is a plain chain of `Dense` (and `Activation`,
-`Dropout`) layers trained on one of the common losses, the gradients have a closed form that
+`Dropout`, `Flatten`) layers trained on one of the common losses, the gradients have a closed form that
 needs fewer kernels than autograd runs, so `train_step` computes them directly:
 
     forward:   h_i = act_i(h_{i-1} @ W_i + b_i)              (kept for the backward pass)
@@ -50,7 +50,7 @@ class _Op:
 def plan(model, st, params):
     """A `Chain` that trains `model` without autograd, or None when the model does not
     qualify."""
-    from plexus.layers.core import Activation, Dense, Dropout
+    from plexus.layers.core import Activation, Dense, Dropout, Flatten
     from plexus.training.trainer import _model_call
     if not getattr(model, "_is_graph", False) or type(model).call is not _model_call():
         return None
@@ -90,6 +90,9 @@ def plan(model, st, params):
             op.kind, op.act = "act", layer.activation
         elif type(layer) is Dropout and layer.noise_shape is None:
             op.kind, op.rate = "dropout", float(layer.rate)
+        elif type(layer) is Flatten and (layer.data_format == "channels_last"
+                                         or len(step.node.input_tensors[0].shape) <= 2):
+            op.kind = "flatten"
         else:
             return None
         if op.act is A.softmax:
@@ -117,7 +120,8 @@ def plan(model, st, params):
         op.apply_fwd = None if skip else op.fwd
         op.apply_bwd = None if skip else op.bwd
     weight = st.loss.weights[0]
-    return Chain(ops, loss, 1.0 if weight is None else weight, params, st.optimizer)
+    return Chain(ops, loss, 1.0 if weight is None else weight, params, st.optimizer,
+                 len(model.inputs[0].shape))
 
 
 def _hooked(module):
@@ -165,8 +169,9 @@ def _softmax_backward(g, p):
 class Chain:
     """Forward, loss and gradients of a chain of layers, computed without autograd."""
 
-    def __init__(self, ops, loss, weight, params, optimizer):
+    def __init__(self, ops, loss, weight, params, optimizer, in_rank=2):
         self.ops, self.loss, self.weight, self.params = ops, loss, weight, params
+        self.in_rank = in_rank
         self.optimizer = optimizer
         self._bufs = (None, None)
 
@@ -185,7 +190,7 @@ class Chain:
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""
         h = xs[0]
-        if h.dim() != 2 or h.dtype != torch.float32:
+        if h.dim() != self.in_rank or h.dtype != torch.float32:
             return None
         out = self._check_targets(ys[0], h.shape[0])
         if out is None:
@@ -202,6 +207,8 @@ class Chain:
                 if op.apply_fwd is not None:
                     h = op.apply_fwd(h) if op.apply_fwd is _softmax_last else \
                         op.apply_fwd(h.clone())
+            elif op.kind == "flatten":
+                h = h.reshape(h.shape[0], -1)
             elif op.rate:
                 x = torch.empty_like(x).bernoulli_(1 - op.rate).div_(1 - op.rate)  # the mask
                 h = h * x
@@ -282,5 +289,7 @@ class Chain:
                 g = torch.mm(g, op.kernel.t())
             elif op.kind == "dropout" and op.rate:
                 g = g * x
+            elif op.kind == "flatten":
+                g = g.reshape(x.shape)
 
 _ACTIVATIONS[A.relu] = (torch.relu_, _threshold)
