@@ -17,6 +17,7 @@ weights, forward hooks, other losses or dtypes) trains through autograd as befor
 ways give the same numbers (tests/test_backprop.py checks them against each other).
 """
 import torch
+import torch.nn.functional as F
 
 from plexus import activations as A
 from plexus.training import losses as L
@@ -232,7 +233,8 @@ class Chain:
             y = y.unsqueeze(-1)
         if y.dim() != 2 or y.shape[0] != n or (units is not None and y.shape[1] != units):
             return None
-        y = y.to(torch.float32)
+        if y.dtype != torch.float32:
+            y = y.to(torch.float32)
         if smoothing:
             k = y.shape[-1] if kind == "categorical" else 2
             y = y * (1.0 - smoothing) + smoothing / k
@@ -286,7 +288,7 @@ class Chain:
             if not op.need_input_grad:
                 break  # no layer before this one trains
             if op.kind == "dense":
-                g = torch.mm(g, op.kernel.t())
+                g = F.linear(g, op.kernel)  # g @ kernel^T
             elif op.kind == "dropout" and op.rate:
                 g = g * x
             elif op.kind == "flatten":
