@@ -27,7 +27,8 @@ def _arrays(opt):
         store = {}
         opt.save_own_variables(store)
         return [np.asarray(store[k]) for k in sorted(store, key=int)]
-    out = [np.asarray(getattr(opt, "iterations", 0), dtype=np.int64)]
+    # the steps taken (with gradient accumulation, more than the updates applied)
+    out = [np.asarray(getattr(opt, "_iterations", getattr(opt, "iterations", 0)), dtype=np.int64)]
     lr = getattr(opt, "_learning_rate", getattr(opt, "learning_rate", None))
     if isinstance(lr, (int, float)):
         out.append(np.asarray(lr, dtype=np.float32))
@@ -95,7 +96,10 @@ def read(model, f, label):
     with torch.no_grad():
         for slot, value in zip(slots, arrays[head:]):
             slot.copy_(torch.as_tensor(value, dtype=slot.dtype))
-    opt.iterations = int(arrays[0])
+    if hasattr(opt, "_iterations"):
+        opt._iterations = int(arrays[0])
+    else:
+        opt.iterations = int(arrays[0])
     if head == 2 and np.float32(arrays[1]) != np.float32(opt._learning_rate):
         opt.learning_rate = float(arrays[1])  # (the file holds float32: keep an equal rate)
     inner = getattr(opt, "_torch", None)

@@ -59,6 +59,8 @@ def plan(model, st, params):
         return None
     if not params or len(st.loss.losses) != 1 or _hooked(model) or _global_hooks():
         return None
+    if getattr(st.optimizer, "loss_scale_factor", None) is not None:
+        return None  # the update expects gradients of the scaled loss
     steps = model._steps
     if steps.uses_masks or not steps:
         return None

@@ -5,8 +5,10 @@ step count per tensor; writing the rules out keeps Keras's numbers and one `iter
 
 Every optimizer takes the Keras keyword arguments: `learning_rate` (a float or a
 schedule), `weight_decay` (decoupled: `w -= w * weight_decay * lr` before the update),
-`clipnorm` (per-gradient norm), `clipvalue`, `global_clipnorm`. Gradients are clipped, weights
-decayed, the update applied, then `iterations` counts one more step.
+`clipnorm` (per-gradient norm), `clipvalue`, `global_clipnorm`, `gradient_accumulation_steps`
+(update every n-th step with the mean of the last n gradients), `loss_scale_factor` (the loss is
+multiplied by it before the gradients are taken, which are divided by it). Gradients are
+clipped, weights decayed, the update applied, then the step count goes up by one.
 
 The small weights of a model are packed into flat buffers when an optimizer is built
 (`plexus.training.packing`), so that an update runs each rule once per buffer instead of once
@@ -14,6 +16,7 @@ per weight; `_update` receives either those buffers (`idx=None`) or the weights 
 gradient this step with their indexes (when some have none, or with per-weight `clipnorm`).
 """
 import math
+import warnings
 
 import torch
 
@@ -58,21 +61,43 @@ class Optimizer:
             raise ValueError("Pass at most one of `clipnorm` and `global_clipnorm`.")
         if use_ema:
             raise NotImplementedError("use_ema is not supported by plexus optimizers yet.")
+        if gradient_accumulation_steps and (
+                not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 2):
+            raise ValueError("gradient_accumulation_steps must be an integer >= 2 (or None); "
+                             f"received {gradient_accumulation_steps!r}.")
+        if loss_scale_factor is not None and not loss_scale_factor > 0:
+            raise ValueError(f"loss_scale_factor must be a positive number (or None); received "
+                             f"{loss_scale_factor!r}.")
+        self.gradient_accumulation_steps = gradient_accumulation_steps or None
+        self.loss_scale_factor = loss_scale_factor
         self.name = name or type(self).__name__.lower()
         self._learning_rate = _resolve_lr(learning_rate)
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self.iterations = 0
+        self._iterations = 0  # every step, also those that only accumulate gradients
         self.built = False
         self._vars = []
         self._packing = None
 
-    # ------------------------------------------------------------------ learning rate
+    # ------------------------------------------------------------------ steps and rate
+    @property
+    def iterations(self):
+        """How many updates were applied: the steps taken, divided by
+        `gradient_accumulation_steps` when gradients accumulate."""
+        n = self.gradient_accumulation_steps
+        return self._iterations // n if n else self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        n = self.gradient_accumulation_steps
+        self._iterations = int(value) * (n or 1)
+
     @property
     def learning_rate(self):
-        """The rate the next update uses (a schedule is evaluated at `iterations`)."""
+        """The rate the next update uses (a schedule is evaluated at the number of steps
+        taken, accumulating ones included)."""
         lr = self._learning_rate
-        return float(lr(self.iterations)) if callable(lr) else lr
+        return float(lr(self._iterations)) if callable(lr) else lr
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -86,8 +111,10 @@ class Optimizer:
         self._vars = list(var_list)
         self._packing = Packing(self._vars) if self._packable else None
         self._build_slots(self._vars)
+        if self.gradient_accumulation_steps:
+            self._accumulated_gradients = self._zeros(self._vars)
         if any(not isinstance(getattr(self, name, None) or SlotList(), SlotList)
-               for name in self._slot_names()):
+               for name in self._all_slot_names()):
             self._packing = None  # slots made by hand: update weight by weight
         self.built = True
 
@@ -97,7 +124,7 @@ class Optimizer:
         """Pack again after some weight's storage was rebound elsewhere (moved to another
         device, packed by another optimizer): the weights keep their current values, the
         slots theirs."""
-        old = {name: getattr(self, name) for name in self._slot_names()
+        old = {name: getattr(self, name) for name in self._all_slot_names()
                if getattr(self, name, None)}
         self._packing = Packing(self._vars)
         with torch.no_grad():
@@ -155,12 +182,36 @@ class Optimizer:
                 return
             params = [self._vars[i] for i in idx]
             grads = [grads[i] for i in idx]
+        if self.loss_scale_factor is not None:
+            torch._foreach_div_(grads, float(self.loss_scale_factor))
+        if self.gradient_accumulation_steps and not self._accumulate(idx, grads):
+            self._iterations += 1
+            return
         self._clip(grads)
         lr = self.learning_rate
         if self.weight_decay:
             torch._foreach_mul_(params, 1.0 - self.weight_decay * lr)
         self._update(idx, params, grads, lr)
-        self.iterations += 1
+        self._iterations += 1
+
+    def _accumulate(self, idx, grads):
+        """Add `grads` to the accumulated gradients. On every n-th step, turn `grads` into the
+        mean of the last n gradients (in place), reset the sums and return True."""
+        acc = self._slots("_accumulated_gradients", idx)
+        n = self.gradient_accumulation_steps
+        if (self._iterations + 1) % n:
+            torch._foreach_add_(acc, grads)
+            return False
+        if grads is not acc:  # (a packed gather buffer, or the weights' own gradients)
+            grads[:] = torch._foreach_add(grads, acc)
+        torch._foreach_div_(grads, float(n))
+        torch._foreach_zero_(acc)
+        return True
+
+    def scale_loss(self, loss):
+        """The loss a training step takes gradients of: `loss * loss_scale_factor` when one is
+        set (the update divides the gradients by it again)."""
+        return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
 
     def _clip(self, grads):
         if self.clipvalue is not None:
@@ -210,7 +261,8 @@ class Optimizer:
         """The optimizer's state tensors in Keras's order (without `iterations` and the
         learning rate): slots created together are interleaved per weight
         (`m_0, v_0, m_1, v_1`), groups follow one another."""
-        out = []
+        out = list(getattr(self, "_accumulated_gradients", None) or []) \
+            if self.gradient_accumulation_steps else []
         for group in self._slot_groups():
             lists = [getattr(self, name, []) for name in group]
             for per_weight in zip(*lists):
@@ -223,6 +275,10 @@ class Optimizer:
     def _slot_names(self):
         return ()
 
+    def _all_slot_names(self):
+        acc = ("_accumulated_gradients",) if self.gradient_accumulation_steps else ()
+        return acc + self._slot_names()
+
     def _extra_variables(self):
         return []
 
@@ -232,15 +288,22 @@ class Optimizer:
             lr = S.serialize(lr)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                "clipvalue": self.clipvalue}
+                "clipvalue": self.clipvalue, "use_ema": False, "ema_momentum": 0.99,
+                "ema_overwrite_frequency": None,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = S.deserialize(config["learning_rate"], custom_objects)
-        for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                  "gradient_accumulation_steps", "is_legacy_optimizer"):
+        if config.pop("use_ema", False):
+            warnings.warn(
+                f"{cls.__name__}: the saved optimizer averaged weights (use_ema=True), which "
+                "plexus optimizers do not implement; it is restored without the average.",
+                stacklevel=2)
+        for k in ("ema_momentum", "ema_overwrite_frequency", "is_legacy_optimizer"):
             config.pop(k, None)
         return cls(**config)
 

@@ -164,7 +164,7 @@ def _compiled_gradients(model, st, params):
         total, values, preds = _loss_fn(model, st, regs, xs, ys, sw)
         if not total.requires_grad:
             raise _untrainable_loss(model)
-        grads = torch.autograd.grad(total, params, allow_unused=True)
+        grads = torch.autograd.grad(st.optimizer.scale_loss(total), params, allow_unused=True)
         return (total.detach(), [None if v is None else v.detach() for v in values],
                 [p.detach() for p in preds], grads)
 
@@ -221,7 +221,7 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
             raise _untrainable_loss(model)
         for p in params:
             p.grad = None
-        total.backward()
+        st.optimizer.scale_loss(total).backward()
         st.optimizer.step()
     if cache["cons"]:
         with torch.no_grad():

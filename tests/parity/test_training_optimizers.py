@@ -110,3 +110,64 @@ def test_optimizer_state_in_keras_order(name, kwargs):
     assert [a.shape for a in ours] == [b.shape for b in theirs]
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+ACCUMULATION = [
+    ("SGD", {"momentum": 0.9, "gradient_accumulation_steps": 2}),
+    ("Adam", {"gradient_accumulation_steps": 3}),
+    ("RMSprop", {"gradient_accumulation_steps": 2, "clipnorm": 0.5}),
+    ("SGD", {"gradient_accumulation_steps": 2, "learning_rate": plexus.optimizers.schedules
+             .ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)}),
+    ("Adam", {"loss_scale_factor": 128.0}),
+    ("SGD", {"loss_scale_factor": 4.0, "gradient_accumulation_steps": 2}),
+]
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+@pytest.mark.parametrize("name,kwargs", ACCUMULATION,
+                         ids=[f"{n}-{'-'.join(k)}" for n, k in ACCUMULATION])
+def test_gradient_accumulation_and_loss_scale_factor_match_keras(name, kwargs, closed_form,
+                                                                 monkeypatch):
+    from plexus.training import backprop
+    if not closed_form:
+        monkeypatch.setattr(backprop, "plan", lambda *a: None)
+    pm, km = mlp_pair()
+    x, y = data()
+    k_kwargs = dict(kwargs)
+    if not isinstance(k_kwargs.get("learning_rate", 0.0), float):
+        k_kwargs["learning_rate"] = keras.optimizers.schedules.ExponentialDecay(
+            0.1, decay_steps=1, decay_rate=0.5)
+    pm.compile(optimizer=getattr(plexus.optimizers, name)(**kwargs), loss="mse")
+    km.compile(optimizer=getattr(keras.optimizers, name)(**k_kwargs), loss="mse")
+    hp = pm.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    hk = km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert_weights_close(pm, km)
+    np.testing.assert_allclose(hp.history["loss"], hk.history["loss"], rtol=1e-5)
+    assert pm.optimizer.iterations == int(km.optimizer.iterations.numpy())
+    for key in ("gradient_accumulation_steps", "loss_scale_factor"):
+        assert pm.optimizer.get_config()[key] == km.optimizer.get_config()[key]
+
+
+def test_accumulated_state_survives_saving(tmp_path):
+    pm, _ = mlp_pair()
+    x, y = data()
+    pm.compile(optimizer=plexus.optimizers.Adam(gradient_accumulation_steps=2), loss="mse")
+    pm.fit(x[:12], y[:12], batch_size=4, epochs=1, shuffle=False, verbose=0)  # 3 steps: 1 update
+    assert pm.optimizer.iterations == 1 and pm.optimizer._iterations == 3
+    path = tmp_path / "m.keras"
+    pm.save(path)
+    for loaded in (plexus.models.load_model(path), keras.models.load_model(path)):
+        opt = loaded.optimizer
+        assert opt.get_config()["gradient_accumulation_steps"] == 2
+        assert int(np.asarray(opt.iterations)) == 1
+    again = plexus.models.load_model(path)
+    pm.fit(x[12:16], y[12:16], batch_size=4, epochs=1, shuffle=False, verbose=0)
+    again.fit(x[12:16], y[12:16], batch_size=4, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(pm.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [1, 0.5, "2"])
+def test_bad_gradient_accumulation_steps(bad):
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        plexus.optimizers.SGD(gradient_accumulation_steps=bad)
