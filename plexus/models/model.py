@@ -35,6 +35,9 @@ class Model(Layer):
     Keras. Use `torch.compile(model)` for torch's compiler.
     """
 
+    # A model's layers cast their own inputs and weights (mixed precision); the model does not.
+    _autocast = _autocast_weights = False
+
     _name_prefix = "functional"
 
     def __init__(self, *args, **kwargs):

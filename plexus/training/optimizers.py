@@ -117,6 +117,11 @@ class Optimizer:
                 for p in params]
 
     # ------------------------------------------------------------------ applying
+    def scale_loss(self, loss):
+        """The loss a training step backpropagates: `loss` itself (`LossScaleOptimizer`
+        multiplies it by its loss scale)."""
+        return loss
+
     def apply_gradients(self, grads_and_vars):
         """Apply `[(gradient, variable), ...]`; returns the iteration count."""
         pairs = list(grads_and_vars)

@@ -13,6 +13,7 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training.compile import CompileState, _resolve_loss, _check_metric_name
+from plexus.training.loss_scale import LossScaleOptimizer
 
 
 # ---------------------------------------------------------------------- compile
@@ -21,6 +22,9 @@ def compile(model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=No
             jit_compile=False, auto_scale_loss=True):
     """Configure `model` for training (see `Model.compile`)."""
     opt = O.get(optimizer)
+    if auto_scale_loss and model.dtype_policy.name == "mixed_float16" and not isinstance(
+            opt, LossScaleOptimizer):  # float16 gradients underflow without loss scaling
+        opt = LossScaleOptimizer(opt, name="loss_scale_optimizer")
     for ident in tree.flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
         if ident is not None:
             _resolve_loss(ident)  # unknown names fail here, not at the first batch
@@ -160,7 +164,7 @@ def _compiled_gradients(model, st, params):
         total, values, preds = _loss_fn(model, st, regs, xs, ys, sw)
         if not total.requires_grad:
             raise _untrainable_loss(model)
-        grads = torch.autograd.grad(total, params, allow_unused=True)
+        grads = torch.autograd.grad(st.optimizer.scale_loss(total), params, allow_unused=True)
         return (total.detach(), [None if v is None else v.detach() for v in values],
                 [p.detach() for p in preds], grads)
 
@@ -211,7 +215,7 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
             raise _untrainable_loss(model)
         for p in params:
             p.grad = None
-        total.backward()
+        st.optimizer.scale_loss(total).backward()
         st.optimizer.step()
     if cache["cons"]:
         with torch.no_grad():
