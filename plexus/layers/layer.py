@@ -16,6 +16,9 @@ from plexus.mixed_precision import policy as _policy
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 _FORWARD_DEPTH = [0]  # nesting of running forward passes; 0 means none is running
 _LOSS_HOLDERS = weakref.WeakSet()  # layers holding activity / add_loss losses from a forward
+# Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
+# skips the dtype checks of mixed precision: float32 layers given float32 data cast nothing.
+_CASTS_IN_USE = [False]
 
 
 class Weight:
@@ -130,6 +133,8 @@ class Layer(nn.Module):
         d["_cast_inputs_to"] = compute if (floating and self._autocast) else None
         d["_mixed"] = floating and self._autocast_weights and policy.is_mixed
         d["_output_cast"] = compute if (floating and self._cast_outputs) else None
+        if floating and compute is not torch.float32:
+            _CASTS_IN_USE[0] = True
 
     @property
     def dtype(self):
@@ -343,10 +348,9 @@ class Layer(nn.Module):
         # `.data` is the WeakSet's own set: testing it skips WeakSet.__len__, a Python call.
         if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS.data:
             self._clear_losses()  # an outermost call starts a fresh set of losses
-        cast = self._cast_inputs_to
-        if cast is not None and (args or kwargs):
-            args, kwargs = _cast_floating(args, kwargs, cast)
-        shadowed = _shadow_weights(self) if self._mixed else None
+        shadowed = None
+        if _CASTS_IN_USE[0]:  # some layer computes in a dtype other than float32
+            args, kwargs, shadowed = _enter_policy(self, args, kwargs)
         _FORWARD_DEPTH[0] += 1
         try:
             outputs = self.call(*args, **kwargs)
@@ -354,7 +358,7 @@ class Layer(nn.Module):
             _FORWARD_DEPTH[0] -= 1
             if shadowed:
                 _unshadow(shadowed)
-        if self._output_cast is not None:
+        if _CASTS_IN_USE[0] and self._output_cast is not None:
             outputs = tree.map_structure(lambda t: _cast_one(t, self._output_cast), outputs)
         if getattr(self, "activity_regularizer", None) is not None:
             self._record_activity_loss(outputs)
@@ -640,6 +644,15 @@ def _cast_floating(args, kwargs, dtype):
         kwargs = {k: tree.map_structure(lambda t: _cast_one(t, dtype), v)
                   for k, v in kwargs.items()}
     return args, kwargs
+
+
+def _enter_policy(layer, args, kwargs):
+    """Cast a call's floating inputs to the layer's compute dtype and, for a mixed policy,
+    shadow its weights with compute-dtype copies. Returns `(args, kwargs, shadowed)`."""
+    cast = layer._cast_inputs_to
+    if cast is not None and (args or kwargs):
+        args, kwargs = _cast_floating(args, kwargs, cast)
+    return args, kwargs, (_shadow_weights(layer) if layer._mixed else None)
 
 
 def _shadow_weights(layer):
