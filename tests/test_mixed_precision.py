@@ -145,6 +145,7 @@ def test_gradients_reach_float32_weights_and_int_ids_stay_ints():
 
 # ------------------------------------------------------------------ training
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.filterwarnings("ignore:Training with float16")
 def test_fit_lowers_the_loss_and_keeps_float32_weights(policy):
     mp.set_global_policy(policy)
     inp = plexus.Input((4,))
@@ -225,7 +226,8 @@ def test_inf_gradient_in_fit_skips_the_step():
     model.compile("sgd", "mse")
     before = model.get_weights()
     x = np.array([[6e4, 6e4]], "float32")  # float16 overflows: inf in the forward pass
-    model.fit(x, np.zeros((1, 1), "float32"), epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="use mixed_bfloat16"):  # float16 is slow on CPUs
+        model.fit(x, np.zeros((1, 1), "float32"), epochs=1, verbose=0)
     assert model.optimizer.loss_scale == 2.0 ** 14 and model.optimizer.iterations == 0
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -267,3 +269,26 @@ def test_plexus_round_trip_keeps_policies(tmp_path):
     assert [l.compute_dtype for l in back.layers[1:]] == [l.compute_dtype for l in model.layers[1:]]
     x = np.ones((2, 4), "float32")
     np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.filterwarnings("ignore:Training with float16")
+def test_loss_scale_state_crosses_files_both_ways(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    mp.set_global_policy("mixed_float16")
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    km = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
+                           keras.layers.Dense(1, dtype="float32")])
+    km.compile("adam", "mse")
+    km.fit(x, y, epochs=2, verbose=0)
+    km.save(tmp_path / "k.keras")
+    pm = plexus.saving.load_model(tmp_path / "k.keras")
+    assert isinstance(pm.optimizer, mp.LossScaleOptimizer)
+    assert pm.optimizer.loss_scale == float(to_numpy(km.optimizer.dynamic_scale))
+    assert pm.optimizer.iterations == int(to_numpy(km.optimizer.iterations))
+    pm.fit(x, y, epochs=1, verbose=0)
+    pm.save(tmp_path / "p.keras")
+    back = keras.saving.load_model(tmp_path / "p.keras")
+    assert float(to_numpy(back.optimizer.dynamic_scale)) == pm.optimizer.loss_scale
+    assert int(to_numpy(back.optimizer.iterations)) == pm.optimizer.iterations
+    for a, b in zip(back.optimizer.inner_optimizer.variables[2:], pm.optimizer.variables):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-6)

@@ -7,4 +7,4 @@
 from plexus.mixed_precision.policy import (  # noqa: F401
     DTypePolicy, FloatDTypePolicy, Policy, dtype_policy, global_policy, set_dtype_policy,
     set_global_policy)
-from plexus.training.loss_scale import LossScaleOptimizer  # noqa: F401
+from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer  # noqa: F401

@@ -13,7 +13,7 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training.compile import CompileState, _resolve_loss, _check_metric_name
-from plexus.training.loss_scale import LossScaleOptimizer
+from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer
 
 
 # ---------------------------------------------------------------------- compile
