@@ -292,3 +292,18 @@ def test_loss_scale_state_crosses_files_both_ways(tmp_path):
     assert int(to_numpy(back.optimizer.iterations)) == pm.optimizer.iterations
     for a, b in zip(back.optimizer.inner_optimizer.variables[2:], pm.optimizer.variables):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_predict_returns_the_compute_dtype_like_keras(policy):
+    models = []
+    for lib in (plexus, keras):
+        lib.mixed_precision.set_global_policy(policy)
+        inp = lib.Input((4,))
+        models.append(lib.Model(inp, lib.layers.Dense(2)(lib.layers.Rescaling(0.5)(inp))))
+    pm, km = models
+    km.set_weights(pm.get_weights())
+    x = np.arange(8, dtype="float32").reshape(2, 4)
+    yp, yk = pm.predict(x, verbose=0), km.predict(x, verbose=0)
+    assert yp.dtype == yk.dtype and str(yp.dtype) == policy.split("_")[1]
+    assert_close(yp.astype("float32"), yk.astype("float32"), **_TOL[policy])

@@ -474,11 +474,24 @@ def _predict_one_batch(model, x, batch_size):
     return _pack_predictions(model, [out])
 
 
+def _numpy(t):
+    """A tensor as a NumPy array; bfloat16 (which NumPy lacks) as ml_dtypes' bfloat16 when
+    that package is installed (as Keras returns it), else as float32."""
+    t = t.detach().cpu()
+    if t.dtype != torch.bfloat16:
+        return t.numpy()
+    try:
+        import ml_dtypes
+    except ImportError:
+        return t.float().numpy()
+    return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+
+
 def _pack_predictions(model, chunks):
     if not chunks:
         raise ValueError("predict received no data (zero samples).")
-    outs = [(chunks[0][i] if len(chunks) == 1 else torch.cat([c[i] for c in chunks]))
-            .cpu().numpy() for i in range(len(chunks[0]))]
+    outs = [_numpy(chunks[0][i] if len(chunks) == 1 else torch.cat([c[i] for c in chunks]))
+            for i in range(len(chunks[0]))]
     if getattr(model, "_is_graph", False):
         packed = tree.pack_like(model._outputs_struct, outs)
         if isinstance(packed, (list, tuple)) and len(packed) == 1:
