@@ -307,3 +307,29 @@ def test_predict_returns_the_compute_dtype_like_keras(policy):
     yp, yk = pm.predict(x, verbose=0), km.predict(x, verbose=0)
     assert yp.dtype == yk.dtype and str(yp.dtype) == policy.split("_")[1]
     assert_close(yp.astype("float32"), yk.astype("float32"), **_TOL[policy])
+
+
+@pytest.mark.filterwarnings("ignore:Training with float16")
+def test_loss_scale_optimizer_on_a_float32_model_trains_like_its_inner_optimizer():
+    # Scaling by a power of two and unscaling is exact: every training path (including any
+    # fast path that computes gradients without autograd) must scale the loss it
+    # backpropagates, or the wrapped optimizer's updates come out 2**15 times too small.
+    models = []
+    for opt in (plexus.optimizers.SGD(0.1), mp.LossScaleOptimizer(plexus.optimizers.SGD(0.1))):
+        plexus.clear_session()
+        inp = plexus.Input((4,))
+        out = L.Dense(3, activation="softmax")(L.Dense(5, activation="relu")(inp))
+        model = plexus.Model(inp, out)
+        model.set_weights([np.full(w.shape, 0.1 * (i + 1), "float32") + np.arange(
+            w.size, dtype="float32").reshape(w.shape) * 0.01
+            for i, w in enumerate(model.get_weights())])
+        model.compile(opt, "categorical_crossentropy")
+        models.append(model)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = plexus.utils.to_categorical(rng.integers(0, 3, 16), 3)
+    for model in models:
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert models[1].optimizer.iterations == 4
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
