@@ -72,6 +72,10 @@ def test_dtype_argument_forms():
         keras.dtype_policies.serialize(keras.DTypePolicy("mixed_float16"))
     layer.dtype_policy = "bfloat16"
     assert layer.compute_dtype == layer.dtype == "bfloat16"
+    x = np.ones((1, 3), "float32")  # autocast=False: neither inputs nor weights are cast
+    plain = L.Dense(2, dtype="mixed_bfloat16", autocast=False)
+    kplain = keras.layers.Dense(2, dtype="mixed_bfloat16", autocast=False)
+    assert plain(x).dtype == torch.float32 and str(kplain(x).dtype).endswith("float32")
 
 
 # ------------------------------------------------------------------ layers and graphs
@@ -194,6 +198,7 @@ def _apply_both(grads_seq, **kw):
     return out
 
 
+@pytest.mark.filterwarnings("ignore:Training with float16")
 def test_loss_scale_skips_non_finite_steps_halves_and_grows_like_keras():
     grads = [np.array([8.0, 16.0], "float32"), np.array([np.inf, 1.0], "float32"),
              np.array([4.0, np.nan], "float32"), np.array([2.0, 2.0], "float32"),

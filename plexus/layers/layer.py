@@ -82,7 +82,7 @@ class Layer(nn.Module):
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None,
                  activity_regularizer=None, **kwargs):
-        kwargs.pop("autocast", None)
+        autocast = kwargs.pop("autocast", True)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) "
@@ -93,6 +93,8 @@ class Layer(nn.Module):
         self.name = name or backend.unique_name(prefix)
         if not isinstance(self.name, str):
             raise TypeError(f"A layer name must be a string; received {self.name!r}.")
+        if not autocast:  # inputs and weights keep their dtypes under any policy
+            self.__dict__.update(_autocast=False, _autocast_weights=False)
         self.dtype_policy = dtype
         self._trainable = bool(trainable)
         self.built = False
