@@ -338,3 +338,16 @@ def test_loss_scale_optimizer_on_a_float32_model_trains_like_its_inner_optimizer
     assert models[1].optimizer.iterations == 4
     for a, b in zip(*(m.get_weights() for m in models)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_batchnorm_training_keeps_float32_statistics_like_keras(policy):
+    pl = L.BatchNormalization(momentum=0.5, dtype=policy)
+    kl = keras.layers.BatchNormalization(momentum=0.5, dtype=policy)
+    x = np.random.default_rng(2).normal(2.0, 3.0, size=(6, 3)).astype("float32")
+    yp, yk = pl(x, training=True), kl(x, training=True)
+    assert yp.dtype == getattr(torch, pl.compute_dtype)
+    assert_close(yp.float(), yk.float(), **_TOL[policy])
+    assert all(w.dtype == torch.float32 for w in pl.weights)
+    for a, b in zip(pl.get_weights(), kl.get_weights()):  # moving statistics in float32
+        np.testing.assert_allclose(a, to_numpy(b), rtol=1e-2, atol=1e-2)
