@@ -163,3 +163,14 @@ def test_loss_independent_of_the_trainable_weights_is_a_clear_error(jit):
     x = np.ones((4, 3), "float32")
     with pytest.raises(ValueError, match="does not depend on any trainable weight"):
         m.fit(x, [np.ones((4, 1), "float32"), np.ones((4, 1), "float32")], verbose=0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plexus.layers.Dense(4, lora_rank=2),
+    lambda: plexus.layers.Embedding(10, 4, lora_rank=2),
+    lambda: plexus.layers.Conv2D(4, 3, lora_rank=2),
+])
+def test_lora_rank_is_refused_not_ignored(make):
+    with pytest.raises(ValueError, match="lora_rank=2 asks for LoRA"):
+        make()
+    plexus.layers.Dense(4, lora_rank=None)  # the default (and what files record) is fine

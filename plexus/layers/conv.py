@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from plexus import activations
 from plexus.layers import conv_utils as cu
-from plexus.layers.core import resolve_weight_args, weight_args_config
+from plexus.layers.core import reject_lora, resolve_weight_args, weight_args_config
 from plexus.layers.layer import Layer
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -193,6 +193,7 @@ class Conv(BaseConv):
                          activity_regularizer=activity_regularizer,
                          bias_constraint=bias_constraint, **kwargs)
         cls = type(self).__name__
+        reject_lora(cls, lora_rank)
         if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
             raise ValueError(f"{cls}: `filters` must be a positive integer; received {filters!r}.")
         if not isinstance(groups, int) or groups <= 0:

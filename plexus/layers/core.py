@@ -10,6 +10,16 @@ from plexus.graph.tensor import KerasTensor
 from plexus.layers.layer import Layer
 
 
+def reject_lora(cls_name, lora_rank):
+    """LoRA adapters are not implemented: a `lora_rank` other than None is an error, not a
+    silently ignored argument."""
+    if lora_rank is not None:
+        raise ValueError(
+            f"{cls_name}: lora_rank={lora_rank!r} asks for LoRA adapters, which plexus does not "
+            "implement. Remove lora_rank (train the full kernel, or freeze the layer with "
+            "trainable=False).")
+
+
 def _last_dim(layer, input_shape):
     dim = input_shape[-1] if input_shape else None
     if dim is None:
@@ -43,6 +53,7 @@ class Dense(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, **kwargs):
         super().__init__(**kwargs)
+        reject_lora("Dense", lora_rank)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense units must be a positive integer; received {units!r}.")
         self.units = units
@@ -266,6 +277,7 @@ class Embedding(Layer):
                  weights=None, lora_rank=None, input_length=None, activity_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
+        reject_lora("Embedding", lora_rank)
         if not isinstance(input_dim, int) or input_dim <= 0:
             raise ValueError(f"Embedding input_dim must be a positive integer; received {input_dim!r}.")
         if not isinstance(output_dim, int) or output_dim <= 0:

@@ -1,7 +1,8 @@
 """Turning what users pass to `fit`/`evaluate`/`predict` into batches of tensors.
 
 Arrays (NumPy, torch, lists, dicts by name) become tensors on the model's device once per call;
-batches are then slices (or index selections when shuffling) of those tensors. Generators,
+batches are then slices of those tensors (when shuffling, slices of a shuffled copy of a few
+megabytes of samples at a time). Generators,
 iterables and `torch.utils.data.DataLoader`s are read batch by batch.
 """
 import math
@@ -181,6 +182,9 @@ def num_samples(tensors, what):
     return next(iter(sizes.values()), 0)
 
 
+SHUFFLE_CHUNK_BYTES = 1 << 22
+
+
 class ArrayData:
     """Tensors already on the device, served as batches of `batch_size`. `xs` is a list of
     tensors (a functional model's inputs) or of nested structures of them (a subclassed
@@ -199,6 +203,8 @@ class ArrayData:
         self.shuffle = shuffle
         n_batches = math.ceil(self.n / self.batch_size) if self.n else 0
         self.steps = n_batches if steps is None else min(int(steps), n_batches)
+        self.row_bytes = sum(t[:1].numel() * t.element_size() for _, t in named
+                             if isinstance(t, torch.Tensor))
 
     def _take(self, t, idx):
         if t is None:
@@ -208,15 +214,26 @@ class ArrayData:
         return tree.map_structure(lambda v: None if v is None else v.index_select(0, idx), t)
 
     def batches(self):
-        order = None
-        if self.shuffle and self.shuffle != "batch":
-            first = tree.flatten(self.xs)
-            order = torch.randperm(self.n).to(first[0].device if first else "cpu")
-        bs = self.batch_size
-        for step in range(self.steps):
-            start, stop = step * bs, min((step + 1) * bs, self.n)
-            idx = slice(start, stop) if order is None else order[start:stop]
-            yield (self._take(self.xs, idx), self._take(self.ys, idx), self._take(self.sw, idx))
+        bs, n = self.batch_size, self.n
+        if not self.shuffle or self.shuffle == "batch":
+            for step in range(self.steps):
+                idx = slice(step * bs, min((step + 1) * bs, n))
+                yield (self._take(self.xs, idx), self._take(self.ys, idx),
+                       self._take(self.sw, idx))
+            return
+        first = tree.flatten(self.xs)
+        order = torch.randperm(n).to(first[0].device if first else "cpu")
+        # Shuffled samples are gathered a chunk of batches at a time (one index_select per
+        # tensor per chunk, not per batch); each batch is then a slice of the chunk.
+        per_chunk = max(1, min(self.steps, SHUFFLE_CHUNK_BYTES // max(1, bs * self.row_bytes)))
+        for c0 in range(0, self.steps, per_chunk):
+            c1 = min(self.steps, c0 + per_chunk)
+            idx = order[c0 * bs:min(c1 * bs, n)]
+            xs, ys, sw = (self._take(self.xs, idx), self._take(self.ys, idx),
+                          self._take(self.sw, idx))
+            for step in range(c1 - c0):
+                part = slice(step * bs, (step + 1) * bs)
+                yield self._take(xs, part), self._take(ys, part), self._take(sw, part)
 
     def split(self, validation_split):
         """(train, validation) by taking the last fraction of samples, before any shuffling."""

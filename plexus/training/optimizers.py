@@ -190,11 +190,13 @@ class Optimizer:
         if idx is not None:
             return _FOREACH[fn](tensors, *args)
         work = self.__dict__.setdefault("_work", {})
-        bufs = work.get(name)
-        if bufs is None or len(bufs) != len(tensors) or any(
-                b.shape != t.shape or b.dtype != t.dtype or b.device != t.device
-                for b, t in zip(bufs, tensors)):
-            bufs = work[name] = [torch.empty_like(t) for t in tensors]
+        src, bufs = work.get(name, (None, None))
+        if src is not tensors:  # (the packed lists stay the same objects until a repack)
+            if bufs is None or len(bufs) != len(tensors) or any(
+                    b.shape != t.shape or b.dtype != t.dtype or b.device != t.device
+                    for b, t in zip(bufs, tensors)):
+                bufs = [torch.empty_like(t) for t in tensors]
+            work[name] = (tensors, bufs)
         for b, t in zip(bufs, tensors):
             fn(t, *args, out=b)
         return bufs

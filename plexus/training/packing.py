@@ -89,6 +89,7 @@ class Packing:
         self.flat_grads = self._flat(0.0)
         views = self._views(self.flat_grads)
         self.grad_views = [[views[i] for i in idx] for idx in self.groups]
+        self._grad_of = views
         self._ptrs = [(params[i], params[i].data_ptr()) for idx in self.groups for i in idx]
         self._loose = [(params[i], params[i].dtype, params[i].device) for i in self.loose]
 
@@ -113,10 +114,17 @@ class Packing:
     def params(self, params):
         return self.flat_params + [params[i] for i in self.loose]
 
+    def grad_view(self, i):
+        """The view of the flat gradient buffer that weight `i`'s gradient is copied into (a
+        gradient computed straight into it is not copied), or None for an unpacked weight."""
+        return self._grad_of.get(i)
+
     def gather(self, grads):
         """Copy the packed weights' gradients into the flat gradient buffers; returns the
         gradients the update runs on (flat buffers first, then the unpacked weights')."""
         for views, idx in zip(self.grad_views, self.groups):
+            if all(grads[i] is v for i, v in zip(idx, views)):
+                continue  # written in place already
             torch._foreach_copy_(views, [grads[i].to_dense() if grads[i].is_sparse else grads[i]
                                          for i in idx])
         return self.flat_grads + [grads[i] for i in self.loose]

@@ -9,6 +9,7 @@ import warnings
 import torch
 
 from plexus.graph import functional, tree
+from plexus.training import backprop
 from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
@@ -132,6 +133,9 @@ def _prepare_training(model, st, xs):
         if not st.optimizer.built or len(st.optimizer._vars) != len(params) or any(
                 a is not b for a, b in zip(st.optimizer._vars, params)):
             st.optimizer.build(params)
+    if st.cache.get("backprop_key") != key:
+        st.cache["backprop"] = backprop.plan(model, st, st.cache["params"])
+        st.cache["backprop_key"] = key
     if st.jit_compile and st.cache.get("jit_key") != key:
         st.cache["jit"] = _compiled_gradients(model, st, st.cache["params"])
         st.cache["jit_key"] = key
@@ -194,7 +198,11 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
     params = cache["params"]
     fn = cache.get("jit") if params else None
     grads = None
-    if fn is not None:
+    chain = cache.get("backprop") if sw is None and ys is not None else None
+    done = chain(xs, ys) if chain is not None else None
+    if done is not None:  # gradients computed in closed form, already in each `.grad`
+        total, values, preds = done
+    elif fn is not None:
         total, values, preds, grads = fn(xs, ys, sw)
     else:
         total, values, preds = _loss_fn(model, st, cache["regs"], xs, ys, sw)
@@ -206,6 +214,8 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
         # e.g. `model.trainable = False` after compile: the loss is computed, nothing trains
         warnings.warn(f"Model {model.name!r} has no trainable weights: this step updates "
                       "nothing.", stacklevel=4)
+    elif done is not None:
+        st.optimizer.step()
     elif grads is not None:
         for p, g in zip(params, grads):
             p.grad = g
