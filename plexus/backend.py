@@ -19,8 +19,11 @@ def unique_name(prefix):
 
 
 def clear_session():
-    """Reset the default-name counters (`dense`, `dense_1`, ... start again)."""
+    """Reset the default-name counters (`dense`, `dense_1`, ... start again) and the global
+    dtype policy (back to `"float32"`)."""
     _name_counts.clear()
+    from plexus.mixed_precision import policy  # noqa: (imported late: it needs plexus.graph)
+    policy._reset()
 
 
 def floatx():

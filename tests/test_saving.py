@@ -327,14 +327,14 @@ def test_layers_serialize_deserialize_and_tensor_constants():
     _same(_out(clone, x), _out(model, x))
 
 
-def test_mixed_precision_policy_loads_as_float32():
+def test_mixed_precision_policy_loads_as_the_policy():
     config = {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
               "config": {"name": "d", "units": 2, "dtype": {
                   "module": "keras", "class_name": "DTypePolicy",
                   "config": {"name": "mixed_float16"}, "registered_name": None}}}
-    with pytest.warns(UserWarning, match="mixed_float16"):
-        layer = plexus.layers.deserialize(config)
-    assert layer.dtype == "float32"
+    layer = plexus.layers.deserialize(config)
+    assert layer.dtype_policy.name == "mixed_float16"
+    assert (layer.dtype, layer.compute_dtype) == ("float32", "float16")
 
 
 def test_anonymous_lambda_is_saved_by_reference(tmp_path):

@@ -40,7 +40,7 @@ class _Projection(Layer):
     (the EinsumDense projections inside MultiHeadAttention; weights in Keras's layout)."""
 
     def __init__(self, in_dims, out_dims, use_bias, owner, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dtype=owner.dtype_policy, **kwargs)
         self.in_dims, self.out_dims = tuple(in_dims), tuple(out_dims)
         self.use_bias = use_bias
         self._owner = {"layer": owner}  # not a submodule: avoids a cycle in the module tree

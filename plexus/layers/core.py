@@ -269,6 +269,8 @@ class Embedding(Layer):
     """
 
     _accepts_int_inputs = True  # ids stay integers: the model does not cast them to float
+    _autocast = _autocast_weights = False  # mixed precision: look up float32 rows, cast them
+    _cast_outputs = True
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,

@@ -38,7 +38,9 @@ class InputLayer(Layer):
                     f"Input shape {tuple(batch_shape)} is invalid: sizes must be non-negative "
                     "integers or None."
                 )
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        kwargs.pop("dtype_policy", None)
+        super().__init__(name=name, **kwargs)  # the layer's policy is the global one
+        self._input_dtype = standardize_dtype(dtype)
         self.batch_shape = tuple(batch_shape)
         self.sparse = False
         self.optional = optional
@@ -46,6 +48,11 @@ class InputLayer(Layer):
         tensor = KerasTensor(self.batch_shape, standardize_dtype(dtype), name=self.name)
         Node(self, (), {}, tensor)
         self._input_tensor = tensor
+
+    @property
+    def dtype(self):
+        """The dtype of the data this input takes (`"float32"` unless given)."""
+        return self._input_dtype
 
     def count_params(self):
         return 0

@@ -11,10 +11,14 @@ from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
+from plexus.mixed_precision import policy as _policy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 _FORWARD_DEPTH = [0]  # nesting of running forward passes; 0 means none is running
 _LOSS_HOLDERS = weakref.WeakSet()  # layers holding activity / add_loss losses from a forward
+# Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
+# skips the dtype checks of mixed precision: float32 layers given float32 data cast nothing.
+_CASTS_IN_USE = [False]
 
 
 class Weight:
@@ -63,7 +67,9 @@ class Layer(nn.Module):
         name: the layer's name; unique within a model. Defaults to the snake-case class name,
             numbered (`dense`, `dense_1`, ...).
         trainable: whether `fit` updates the layer's weights.
-        dtype: the dtype of the layer's weights and computations (default `"float32"`).
+        dtype: a dtype policy or its name: `"float32"` (the default, unless
+            `plexus.mixed_precision.set_global_policy` set another), `"mixed_bfloat16"` (float32
+            weights, bfloat16 computations), ... Floating inputs are cast to the compute dtype.
         input_shape: for the first layer of a `Sequential` model, the shape of one sample.
     """
 
@@ -76,20 +82,20 @@ class Layer(nn.Module):
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None,
                  activity_regularizer=None, **kwargs):
-        kwargs.pop("autocast", None)
+        autocast = kwargs.pop("autocast", True)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) "
                 f"{', '.join(sorted(kwargs))}. Check the spelling against the layer's docstring."
             )
         super().__init__()
-        if isinstance(dtype, dict):  # a serialized dtype policy
-            dtype = dtype.get("config", {}).get("name", "float32")
         prefix = type(self).__dict__.get("_name_prefix") or backend.to_snake_case(type(self).__name__)
         self.name = name or backend.unique_name(prefix)
         if not isinstance(self.name, str):
             raise TypeError(f"A layer name must be a string; received {self.name!r}.")
-        self.dtype = standardize_dtype(dtype)
+        if not autocast:  # inputs and weights keep their dtypes under any policy
+            self.__dict__.update(_autocast=False, _autocast_weights=False)
+        self.dtype_policy = dtype
         self._trainable = bool(trainable)
         self.built = False
         self.supports_masking = False
@@ -105,10 +111,53 @@ class Layer(nn.Module):
             batch_input_shape = (batch_size,) + tuple(input_shape)
         self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape else None
 
-    # ------------------------------------------------------------------ weights
+    # ------------------------------------------------------------------ dtypes
+    # Whether floating inputs are cast to the compute dtype on entry, and whether weights are
+    # cast to it for the computation. Normalization layers and Embedding turn these off and
+    # compute in float32 (`_cast_outputs`: their outputs are then cast to the compute dtype).
+    _autocast = True
+    _autocast_weights = True
+    _cast_outputs = False
+
+    @property
+    def dtype_policy(self):
+        """The layer's `DTypePolicy` (see `plexus.mixed_precision`)."""
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        policy = _policy.get(value)
+        d = self.__dict__
+        d["_dtype_policy"] = policy
+        compute = torch_dtype(policy.compute_dtype)
+        floating = compute.is_floating_point
+        d["_compute_torch_dtype"] = compute
+        d["_cast_inputs_to"] = compute if (floating and self._autocast) else None
+        d["_mixed"] = floating and self._autocast_weights and policy.is_mixed
+        d["_output_cast"] = compute if (floating and self._cast_outputs) else None
+        if floating and compute is not torch.float32:
+            _CASTS_IN_USE[0] = True
+
+    @property
+    def dtype(self):
+        """The dtype of the layer's weights (the policy's variable dtype)."""
+        return self._dtype_policy.variable_dtype
+
+    @dtype.setter
+    def dtype(self, value):
+        self.dtype_policy = value
+
     @property
     def compute_dtype(self):
-        return self.dtype
+        """The dtype the layer computes in and outputs."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        """The dtype of the layer's weights."""
+        return self._dtype_policy.variable_dtype
+
+    # ------------------------------------------------------------------ weights
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
                    regularizer=None, constraint=None, name=None, layout=None, **kwargs):
@@ -301,11 +350,18 @@ class Layer(nn.Module):
         # `.data` is the WeakSet's own set: testing it skips WeakSet.__len__, a Python call.
         if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS.data:
             self._clear_losses()  # an outermost call starts a fresh set of losses
+        shadowed = None
+        if _CASTS_IN_USE[0]:  # some layer computes in a dtype other than float32
+            args, kwargs, shadowed = _enter_policy(self, args, kwargs)
         _FORWARD_DEPTH[0] += 1
         try:
             outputs = self.call(*args, **kwargs)
         finally:
             _FORWARD_DEPTH[0] -= 1
+            if shadowed:
+                _unshadow(shadowed)
+        if _CASTS_IN_USE[0] and self._output_cast is not None:
+            outputs = tree.map_structure(lambda t: _cast_one(t, self._output_cast), outputs)
         if getattr(self, "activity_regularizer", None) is not None:
             self._record_activity_loss(outputs)
         return outputs
@@ -384,7 +440,10 @@ class Layer(nn.Module):
                     "come from `plexus.Input` or from another layer."
                 )
         self._maybe_build(tree.map_structure(lambda t: t.shape, inputs))
-        outputs = self.compute_output_spec(*args, **kwargs)
+        spec_args, spec_kwargs = args, kwargs
+        if self._cast_inputs_to is not None:  # the specs see inputs cast as `forward` casts them
+            spec_args, spec_kwargs = _cast_floating(args, kwargs, self._cast_inputs_to)
+        outputs = self.compute_output_spec(*spec_args, **spec_kwargs)
         outputs = tree.map_structure(
             lambda s: KerasTensor(s.shape, s.dtype, has_mask=False), outputs)
         in_masked = [t.has_mask for t in flat]
@@ -451,8 +510,13 @@ class Layer(nn.Module):
             return torch.zeros(shape, dtype=torch_dtype(t.dtype), device=device)
         f_args = tree.map_structure(fake, (inputs,) + tuple(args))
         f_kwargs = tree.map_structure(fake, kwargs)
-        with torch.no_grad():
-            return self.call(*f_args, **f_kwargs)
+        shadowed = _shadow_weights(self) if self._mixed else None
+        try:
+            with torch.no_grad():
+                return self.call(*f_args, **f_kwargs)
+        finally:
+            if shadowed:
+                _unshadow(shadowed)
 
     # ------------------------------------------------------------------ masks
     def _makes_mask(self):
@@ -520,7 +584,8 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ config
     def get_config(self):
         """The arguments that recreate this layer (without its weights)."""
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": self._dtype_policy.name}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = self._batch_input_shape
         if type(self).get_config is Layer.get_config and type(self).__init__ is not Layer.__init__:
@@ -556,3 +621,65 @@ def _specs_from_shapes(shapes, dtype):
     if isinstance(shapes, dict):
         return {k: _specs_from_shapes(v, dtype) for k, v in shapes.items()}
     return type(shapes)(_specs_from_shapes(s, dtype) for s in shapes)
+
+
+# ------------------------------------------------------------------------ mixed precision
+def _cast_one(t, dtype):
+    """`t` in `dtype` if it is a floating tensor (or symbolic tensor) of another dtype."""
+    if isinstance(t, torch.Tensor):
+        return t.to(dtype) if t.dtype is not dtype and t.is_floating_point() else t
+    if isinstance(t, KerasTensor) and "float" in t.dtype and torch_dtype(t.dtype) is not dtype:
+        cast = KerasTensor(t.shape, dtype, name=t.name, has_mask=t.has_mask)
+        cast.node, cast.index = t.node, t.index
+        return cast
+    return t
+
+
+def _cast_floating(args, kwargs, dtype):
+    """Floating tensors among a call's arguments cast to `dtype`; others untouched."""
+    if len(args) == 1 and not kwargs:
+        x = args[0]
+        if type(x) is torch.Tensor and (x.dtype is dtype or not x.is_floating_point()):
+            return args, kwargs  # the common case, without walking structures
+    args = tree.map_structure(lambda t: _cast_one(t, dtype), args)
+    if kwargs:
+        kwargs = {k: tree.map_structure(lambda t: _cast_one(t, dtype), v)
+                  for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _enter_policy(layer, args, kwargs):
+    """Cast a call's floating inputs to the layer's compute dtype and, for a mixed policy,
+    shadow its weights with compute-dtype copies. Returns `(args, kwargs, shadowed)`."""
+    cast = layer._cast_inputs_to
+    if cast is not None and (args or kwargs):
+        args, kwargs = _cast_floating(args, kwargs, cast)
+    return args, kwargs, (_shadow_weights(layer) if layer._mixed else None)
+
+
+def _shadow_weights(layer):
+    """Put compute-dtype copies of the floating weights of `layer` (and of sublayers it drives
+    directly, such as an RNN's cell) in the instance dicts, where attribute lookup finds them
+    before `nn.Module.__getattr__` reaches the parameters. The copies are differentiable casts,
+    so gradients flow to the variable-dtype weights. Returns what to remove afterwards."""
+    done, stack = [], [layer]
+    while stack:
+        lay = stack.pop()
+        d = lay.__dict__
+        if d.get("_mixed"):
+            dtype = d["_compute_torch_dtype"]
+            for table in (lay._parameters, lay._buffers):  # buffers: e.g. a cell's zero bias
+                for name, p in table.items():
+                    if p is not None and name not in d and p.dtype is not dtype \
+                            and p.is_floating_point():
+                        d[name] = p.to(dtype)
+                        done.append((d, name))
+        for child in lay._modules.values():
+            if isinstance(child, Layer) and not child.__dict__.get("_is_graph"):
+                stack.append(child)
+    return done
+
+
+def _unshadow(done):
+    for d, name in done:
+        d.pop(name, None)

@@ -119,6 +119,10 @@ class BatchNormalization(Layer):
         >>> y = BatchNormalization()(Conv2D(16, 3)(Input(shape=(32, 32, 3))))
     """
 
+    # Mixed precision: statistics in float32, outputs cast to the compute dtype.
+    _autocast_weights = False
+    _cast_outputs = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -267,6 +271,10 @@ class LayerNormalization(Layer):
     Input shape: any. Output shape: same as the input.
     """
 
+    # Mixed precision: inputs not cast, float32 math, outputs cast to the compute dtype.
+    _autocast = _autocast_weights = False
+    _cast_outputs = True
+
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
@@ -340,6 +348,9 @@ class GroupNormalization(Layer):
 
     Input shape: any, with a known channel size. Output shape: same as the input.
     """
+
+    _autocast = _autocast_weights = False  # as LayerNormalization
+    _cast_outputs = True
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,

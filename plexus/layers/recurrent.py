@@ -138,6 +138,8 @@ class RNN(Layer):
         cell = self._modules["cell"]  # (not `self.cell`: two __getattr__ fallbacks per call)
         x = inputs
         kernel = cell._parameters.get("kernel") if isinstance(cell, Layer) else None
+        if kernel is not None and "kernel" in cell.__dict__:
+            kernel = cell.__dict__["kernel"]  # its compute-dtype copy (mixed precision)
         dtype = kernel.dtype if kernel is not None else next(
             (p.dtype for p in cell.parameters()), torch.float32)  # walking modules is slower
         if x.dtype != dtype:

@@ -366,7 +366,7 @@ class Rescaling(Layer):
         return tuple(input_shape)
 
     def call(self, inputs):
-        dtype = torch_dtype(self.dtype)
+        dtype = torch_dtype(self.compute_dtype)
         x = inputs.to(dtype)
         scale = torch.as_tensor(self.scale, dtype=dtype, device=x.device)
         offset = torch.as_tensor(self.offset, dtype=dtype, device=x.device)

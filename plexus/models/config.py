@@ -123,7 +123,7 @@ def sequential_config(model):
     layers += [serialize_layer(layer) for layer in model.layers]
     config = {"name": model.name, "trainable": model.trainable,
               "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                        "config": {"name": model.dtype}, "registered_name": None},
+                        "config": {"name": model.dtype_policy.name}, "registered_name": None},
               "layers": layers}
     if model._input_layer is not None:
         config["build_input_shape"] = list(model._input_layer.batch_shape)

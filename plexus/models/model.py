@@ -35,6 +35,9 @@ class Model(Layer):
     Keras. Use `torch.compile(model)` for torch's compiler.
     """
 
+    # A model's layers cast their own inputs and weights (mixed precision); the model does not.
+    _autocast = _autocast_weights = False
+
     _name_prefix = "functional"
 
     def __init__(self, *args, **kwargs):
@@ -342,6 +345,8 @@ class Model(Layer):
                 seconds on the first batch (and once more for a differently sized last batch);
                 after that a step of a small model is several times faster. `"auto"`, like
                 `False`, runs eagerly, as Keras does on the torch backend.
+            auto_scale_loss: when the model's dtype policy is `"mixed_float16"`, wrap the
+                optimizer in a `plexus.optimizers.LossScaleOptimizer` (dynamic loss scaling).
         """
         from plexus.training import trainer
         trainer.compile(self, optimizer, loss, loss_weights, metrics, weighted_metrics,

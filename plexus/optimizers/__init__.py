@@ -3,3 +3,4 @@ from plexus.optimizers import schedules  # noqa: F401
 from plexus.training.optimizers import (  # noqa: F401
     SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, Optimizer, RMSprop, deserialize, get,
     serialize)
+from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer  # noqa: F401

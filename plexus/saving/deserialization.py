@@ -86,12 +86,12 @@ def _function(value):
 
 
 def _dtype_policy(name):
-    """Mixed-precision policies keep float32 weights; plexus computes them in float32."""
-    if isinstance(name, str) and name.startswith("mixed_"):
-        import warnings
-        warnings.warn(f"dtype policy {name!r}{current_context().where()} is loaded as float32 "
-                      "(weights are float32 under it too).", stacklevel=2)
-        return "float32"
+    """A policy name from a file, checked here so that a bad one names where it was found."""
+    from plexus.mixed_precision.policy import _parse
+    try:
+        _parse(name)
+    except (TypeError, ValueError) as e:
+        raise LoadError(f"{e}{current_context().where()}") from e
     return name
 
 

@@ -53,6 +53,11 @@ def write(model, f):
     group.attrs["name"] = str(getattr(opt, "name", type(opt).__name__.lower()))
     for i, value in enumerate(_arrays(opt)):
         group.create_dataset(str(i), data=value)
+    inner = getattr(opt, "inner_optimizer", None)
+    if inner is not None:  # a LossScaleOptimizer: Keras also reads its inner optimizer's own
+        sub = f.require_group("optimizer/inner_optimizer/vars")
+        for i, value in enumerate(_arrays(inner)):
+            sub.create_dataset(str(i), data=value)
 
 
 def _read_all(group, label):
@@ -74,11 +79,20 @@ def read(model, f, label):
     if opt is None or group is None:
         return
     arrays = _read_all(group, label)
+    params = [p for p in model.weights if p.requires_grad]
     if hasattr(opt, "load_own_variables"):
+        if getattr(opt, "_builds_before_loading", False) and not opt.built:
+            opt.build(params)
         opt.load_own_variables({str(i): a for i, a in enumerate(arrays)})
         return
+    restore(opt, arrays, label, params)
+
+
+def restore(opt, arrays, label, params):
+    """Put `[iterations, learning_rate] + slots` (as `_arrays` lists them) back into `opt`,
+    building it for `params` first when needed."""
     if not getattr(opt, "built", True) and hasattr(opt, "build"):
-        opt.build([p for p in model.weights if p.requires_grad])
+        opt.build(params)
     _prime_torch_state(opt)
     slots = keras_ordered_slots(opt)
     lr = getattr(opt, "_learning_rate", None)

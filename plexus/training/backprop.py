@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from plexus import activations as A
 from plexus.training import losses as L
+from plexus.training.optimizers import Optimizer
 
 _aten = torch.ops.aten
 # activation -> (in-place forward, backward from the activation's output)
@@ -61,6 +62,8 @@ def plan(model, st, params):
         return None
     if getattr(st.optimizer, "loss_scale_factor", None) is not None:
         return None  # the update expects gradients of the scaled loss
+    if type(st.optimizer).scale_loss is not Optimizer.scale_loss:
+        return None  # loss scaling (LossScaleOptimizer): the gradients must come scaled
     steps = model._steps
     if steps.uses_masks or not steps:
         return None
@@ -70,6 +73,7 @@ def plan(model, st, params):
         layer = step.layer
         if (not step.single or len(step.out_slots) != 1 or step.template[0][0].i != slot
                 or id(layer) in seen or _hooked(layer)
+                or getattr(layer, "compute_dtype", "float32") != "float32"
                 or getattr(layer, "activity_regularizer", None) is not None
                 or layer.__dict__.get("_losses")):
             return None

@@ -11,6 +11,19 @@ from plexus.training import losses as L
 from plexus.training import metrics as M
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def as_float32(pred):
+    """A float16/bfloat16 prediction in float32, keeping the logits a softmax or sigmoid
+    output remembers (in float32 too), so cross-entropies still work from them."""
+    out = pred.float()
+    rec = getattr(pred, "_plexus_logits", None)
+    if rec is not None:
+        out._plexus_logits = (rec[0], rec[1], rec[2].float())
+    return out
+
+
 def _per_output(value, names, what, single_ok=True):
     """Spread `value` (one thing, a list, or a dict by output name) over the outputs."""
     n = len(names)
@@ -69,6 +82,8 @@ class CompiledLoss:
             if loss is None:
                 values.append(None)
                 continue
+            if preds[i].dtype in _HALF:  # mixed precision: losses are computed in float32
+                preds = [p if j != i else as_float32(p) for j, p in enumerate(preds)]
             sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
             v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
                 L.reduce_weighted(loss(ys[i], preds[i]), sw)
@@ -156,6 +171,7 @@ class CompiledMetrics:
         self.built = True
 
     def update(self, ys, preds, sample_weight):
+        preds = [as_float32(p) if p.dtype in _HALF else p for p in preds]
         if not self.built:
             self.build(ys, preds)
         for i, m in self.metrics[0]:

@@ -14,6 +14,7 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training.compile import CompileState, _resolve_loss, _check_metric_name
+from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer
 
 
 # ---------------------------------------------------------------------- compile
@@ -22,6 +23,9 @@ def compile(model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=No
             jit_compile=False, auto_scale_loss=True):
     """Configure `model` for training (see `Model.compile`)."""
     opt = O.get(optimizer)
+    if auto_scale_loss and model.dtype_policy.name == "mixed_float16" and not isinstance(
+            opt, LossScaleOptimizer):  # float16 gradients underflow without loss scaling
+        opt = LossScaleOptimizer(opt, name="loss_scale_optimizer")
     for ident in tree.flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
         if ident is not None:
             _resolve_loss(ident)  # unknown names fail here, not at the first batch
@@ -480,11 +484,24 @@ def _predict_one_batch(model, x, batch_size):
     return _pack_predictions(model, [out])
 
 
+def _numpy(t):
+    """A tensor as a NumPy array; bfloat16 (which NumPy lacks) as ml_dtypes' bfloat16 when
+    that package is installed (as Keras returns it), else as float32."""
+    t = t.detach().cpu()
+    if t.dtype != torch.bfloat16:
+        return t.numpy()
+    try:
+        import ml_dtypes
+    except ImportError:
+        return t.float().numpy()
+    return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+
+
 def _pack_predictions(model, chunks):
     if not chunks:
         raise ValueError("predict received no data (zero samples).")
-    outs = [(chunks[0][i] if len(chunks) == 1 else torch.cat([c[i] for c in chunks]))
-            .cpu().numpy() for i in range(len(chunks[0]))]
+    outs = [_numpy(chunks[0][i] if len(chunks) == 1 else torch.cat([c[i] for c in chunks]))
+            for i in range(len(chunks[0]))]
     if getattr(model, "_is_graph", False):
         packed = tree.pack_like(model._outputs_struct, outs)
         if isinstance(packed, (list, tuple)) and len(packed) == 1:
