@@ -56,7 +56,8 @@ def tanh(x):
 
 
 def softmax(x, axis=-1):
-    if not x.requires_grad and x.dim() == 2 and axis in (-1, 1) and x.shape[-1] < 16:
+    if (not x.requires_grad and x.dim() == 2 and axis in (-1, 1) and x.shape[-1] < 16
+            and x.shape[0] >= 32 and x.device.type == "cpu"):
         # torch's CPU kernel over a last axis shorter than 16 is several times slower than over
         # the same memory read as a first axis (not worth it when a gradient flows back: the
         # backward kernel is slower that way)

@@ -45,7 +45,8 @@ def _data(n=40, kind="onehot", units=10, seed=0):
     return x, y
 
 
-def _train_both(build, compile_kwargs, x, y, epochs=2, expect_plan=True, **fit_kwargs):
+def _train_both(build, compile_kwargs, x, y, epochs=2, expect_plan=True, batch_size=16,
+                **fit_kwargs):
     """Train the model `build()` makes, with and without the closed-form step; return both
     histories and final weights."""
     results = []
@@ -59,7 +60,8 @@ def _train_both(build, compile_kwargs, x, y, epochs=2, expect_plan=True, **fit_k
             backprop.plan = lambda *a: None
         try:
             torch.manual_seed(1)
-            hist = model.fit(x, y, batch_size=16, epochs=epochs, shuffle=False, verbose=0,
+            hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False,
+                             verbose=0,
                              **fit_kwargs)
         finally:
             backprop.plan = plan
@@ -91,6 +93,15 @@ def test_categorical_softmax_matches_autograd(kind, opt):
 def test_categorical_variants(loss, out_act):
     x, y = _data(kind="onehot")
     _train_both(lambda: _mlp(out_act=out_act), dict(optimizer="rmsprop", loss=loss), x, y)
+
+
+def test_batches_of_32_and_more_take_the_transposed_softmax():
+    # (a softmax over fewer than 16 classes runs over the transposed view from 32 rows on)
+    for kind, loss in (("soft", "categorical_crossentropy"),
+                       ("ids", "sparse_categorical_crossentropy")):
+        x, y = _data(n=96, kind=kind)
+        _train_both(_mlp, dict(optimizer="rmsprop", loss=loss, metrics=["accuracy"]), x, y,
+                    batch_size=48)
 
 
 @pytest.mark.parametrize("kind", ["ids", "ids_col"])
