@@ -3,8 +3,8 @@
 A small MLP step on a CPU costs kernel launches, not arithmetic, and autograd adds its own
 bookkeeping to each: a node per operation, an engine that walks them, gradient buffers made and
 accumulated one by one. For a model that is a plain chain of `Dense` (and `Activation`,
-`Dropout`, `Flatten`) layers trained on one of the common losses, the gradients have a closed form that
-needs fewer kernels than autograd runs, so `train_step` computes them directly:
+`Dropout`, `Flatten`) layers trained on one of the common losses, the gradients have a closed
+form that needs fewer kernels than autograd runs, so `train_step` computes them directly:
 
     forward:   h_i = act_i(h_{i-1} @ W_i + b_i)              (kept for the backward pass)
     loss:      softmax + cross-entropy as one rule: dL/dz = (p * sum(y) - y) * w / N
@@ -52,7 +52,6 @@ class _Op:
 def plan(model, st, params):
     """A `Chain` that trains `model` without autograd, or None when the model does not
     qualify."""
-    from plexus.layers.core import Activation, Dense, Dropout, Flatten
     from plexus.training.trainer import _model_call
     if not getattr(model, "_is_graph", False) or type(model).call is not _model_call():
         return None
@@ -79,37 +78,9 @@ def plan(model, st, params):
             return None
         seen.add(id(layer))
         slot = step.out_slots[0]
-        op = _Op()
-        op.layer, op.wi, op.bi, op.act, op.rate = layer, None, None, None, 0.0
-        op.kernel = op.bias = None
-        if type(layer) is Dense:
-            if (len(step.node.input_tensors[0].shape) != 2 or layer.kernel.dtype != torch.float32
-                    or getattr(layer, "compute_dtype", "float32") != "float32"):
-                return None
-            op.kind, op.act = "dense", layer.activation
-            op.kernel, op.bias = layer.kernel, layer.bias  # the Parameters (their data may move)
-            op.wi = index.get(id(layer.kernel))
-            op.bi = index.get(id(layer.bias)) if layer.bias is not None else None
-            if layer.kernel.requires_grad != (op.wi is not None) or (
-                    layer.bias is not None and layer.bias.requires_grad != (op.bi is not None)):
-                return None
-        elif type(layer) is Activation:
-            op.kind, op.act = "act", layer.activation
-        elif type(layer) is Dropout and layer.noise_shape is None:
-            op.kind, op.rate = "dropout", float(layer.rate)
-        elif type(layer) is Flatten and (layer.data_format == "channels_last"
-                                         or len(step.node.input_tensors[0].shape) <= 2):
-            op.kind = "flatten"
-        else:
+        op = _op_for(layer, len(step.node.input_tensors[0].shape), index)
+        if op is None:
             return None
-        if op.act is A.softmax:
-            op.fwd, op.bwd = _softmax_last, _softmax_backward
-        elif op.act is not None:
-            if op.act not in _ACTIVATIONS:
-                return None
-            op.fwd, op.bwd = _ACTIVATIONS[op.act]
-        else:
-            op.fwd = op.bwd = None
         ops.append(op)
     if slot != model._output_slots[0]:
         return None
@@ -129,6 +100,42 @@ def plan(model, st, params):
     weight = st.loss.weights[0]
     return Chain(ops, loss, 1.0 if weight is None else weight, params, st.optimizer,
                  len(model.inputs[0].shape))
+
+
+def _op_for(layer, in_rank, index):
+    """The `_Op` for one layer of the chain (`index`: trainable weight id -> position), or
+    None when the layer has no rule here."""
+    from plexus.layers.core import Activation, Dense, Dropout, Flatten
+    op = _Op()
+    op.layer, op.wi, op.bi, op.act, op.rate = layer, None, None, None, 0.0
+    op.kernel = op.bias = None
+    if type(layer) is Dense:
+        if in_rank != 2 or layer.kernel.dtype != torch.float32:
+            return None
+        op.kind, op.act = "dense", layer.activation
+        op.kernel, op.bias = layer.kernel, layer.bias  # the Parameters (their data may move)
+        op.wi = index.get(id(layer.kernel))
+        op.bi = index.get(id(layer.bias)) if layer.bias is not None else None
+        if layer.kernel.requires_grad != (op.wi is not None) or (
+                layer.bias is not None and layer.bias.requires_grad != (op.bi is not None)):
+            return None
+    elif type(layer) is Activation:
+        op.kind, op.act = "act", layer.activation
+    elif type(layer) is Dropout and layer.noise_shape is None:
+        op.kind, op.rate = "dropout", float(layer.rate)
+    elif type(layer) is Flatten and (layer.data_format == "channels_last" or in_rank <= 2):
+        op.kind = "flatten"
+    else:
+        return None
+    if op.act is A.softmax:
+        op.fwd, op.bwd = _softmax_last, _softmax_backward
+    elif op.act is not None:
+        if op.act not in _ACTIVATIONS:
+            return None
+        op.fwd, op.bwd = _ACTIVATIONS[op.act]
+    else:
+        op.fwd = op.bwd = None
+    return op
 
 
 def _hooked(module):
@@ -283,7 +290,8 @@ class Chain:
             if op.kind == "dense":
                 i = op.wi
                 if i is not None:
-                    grad = torch.mm(x.t(), g) if bufs[i] is None else torch.mm(x.t(), g, out=bufs[i])
+                    grad = torch.mm(x.t(), g) if bufs[i] is None \
+                        else torch.mm(x.t(), g, out=bufs[i])
                     if params[i].grad is not grad:
                         params[i].grad = grad
                 i = op.bi
@@ -299,5 +307,6 @@ class Chain:
                 g = g * x
             elif op.kind == "flatten":
                 g = g.reshape(x.shape)
+
 
 _ACTIVATIONS[A.relu] = (torch.relu_, _threshold)
