@@ -2,8 +2,8 @@
 
 Arrays (NumPy, torch, lists, dicts by name) become tensors on the model's device once per call;
 batches are then slices of those tensors (when shuffling, slices of a shuffled copy of a few
-megabytes of samples at a time). Generators,
-iterables and `torch.utils.data.DataLoader`s are read batch by batch.
+megabytes of samples at a time). Generators, iterables and `torch.utils.data.DataLoader`s are
+read batch by batch.
 """
 import math
 
