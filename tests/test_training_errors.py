@@ -174,3 +174,4 @@ def test_lora_rank_is_refused_not_ignored(make):
     with pytest.raises(ValueError, match="lora_rank=2 asks for LoRA"):
         make()
     plexus.layers.Dense(4, lora_rank=None)  # the default (and what files record) is fine
+
