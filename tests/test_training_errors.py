@@ -90,7 +90,6 @@ def test_terminate_on_nan_keeps_last_good_weights():
     x = np.ones((8, 2), "float32")
     y = np.ones((8, 1), "float32")
     y[6] = np.nan  # the second batch of 4 has a NaN target
-    seen = []
     good = []
     cb = plexus.callbacks.LambdaCallback(
         on_train_batch_end=lambda b, logs: good.append(m.get_weights()))
