@@ -270,3 +270,42 @@ def test_flatten_first_the_beginner_tutorial_model():
         return plexus.Model(inp, L.Dense(10, activation="softmax")(h))
     x, y = _data()
     _train_both(middle, dict(optimizer="rmsprop", loss="categorical_crossentropy"), x, y)
+
+
+def _ids(n=48, steps=7, vocab=30, seed=4):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, vocab, size=(n, steps)), rng.integers(0, 2, size=n).astype("float32")
+
+
+@pytest.mark.parametrize("pool,frozen", [("mean", False), ("flatten", False), ("mean", True)])
+def test_text_classifier_embedding_first(pool, frozen):
+    x, y = _ids()
+
+    def build():  # the text-classification tutorials' models
+        inp = plexus.Input(shape=(7,), dtype="int32")
+        h = L.Embedding(30, 6, trainable=not frozen)(inp)
+        h = L.Dropout(0.2)(h)
+        h = L.GlobalAveragePooling1D()(h) if pool == "mean" else L.Flatten()(h)
+        h = L.Dense(5, activation="relu")(h)
+        return plexus.Model(inp, L.Dense(1)(h))
+    _train_both(build, dict(optimizer="adam",
+                            loss=plexus.losses.BinaryCrossentropy(from_logits=True),
+                            metrics=["binary_accuracy"]), x, y)
+
+
+def test_embedding_outside_the_rule():
+    x, y = _ids()
+    for make in (lambda: L.Embedding(30, 6, mask_zero=True),):
+        inp = plexus.Input(shape=(7,), dtype="int32")
+        h = L.GlobalAveragePooling1D()(make()(inp))
+        model = plexus.Model(inp, L.Dense(1, activation="sigmoid")(h))
+        model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        assert model._compile_state.cache.get("backprop") is None  # a mask: autograd
+
+    inp = plexus.Input(shape=(7,), dtype="int32")
+    h = L.GlobalAveragePooling1D()(L.Embedding(30, 6)(inp))
+    model = plexus.Model(inp, L.Dense(1, activation="sigmoid")(h))
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    with pytest.raises(ValueError, match="outside"):  # the layer's own message for a bad id
+        model.fit(np.full((8, 7), 99), y[:8], batch_size=4, epochs=1, verbose=0)

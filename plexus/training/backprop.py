@@ -3,8 +3,9 @@
 A small MLP step on a CPU costs kernel launches, not arithmetic, and autograd adds its own
 bookkeeping to each: a node per operation, an engine that walks them, gradient buffers made and
 accumulated one by one. For a model that is a plain chain of `Dense` (and `Activation`,
-`Dropout`, `Flatten`) layers trained on one of the common losses, the gradients have a closed
-form that needs fewer kernels than autograd runs, so `train_step` computes them directly:
+`Dropout`, `Flatten`, and a first `Embedding` with `GlobalAveragePooling1D`) layers trained on
+one of the common losses, the gradients have a closed form that needs fewer kernels than
+autograd runs, so `train_step` computes them directly:
 
     forward:   h_i = act_i(h_{i-1} @ W_i + b_i)              (kept for the backward pass)
     loss:      softmax + cross-entropy as one rule: dL/dz = (p * sum(y) - y) * w / N
@@ -79,8 +80,8 @@ def plan(model, st, params):
         seen.add(id(layer))
         slot = step.out_slots[0]
         op = _op_for(layer, len(step.node.input_tensors[0].shape), index)
-        if op is None:
-            return None
+        if op is None or (op.kind == "embedding" and ops):
+            return None  # (an Embedding only as the first layer: its input is the model's)
         ops.append(op)
     if slot != model._output_slots[0]:
         return None
@@ -99,13 +100,14 @@ def plan(model, st, params):
         op.apply_bwd = None if skip else op.bwd
     weight = st.loss.weights[0]
     return Chain(ops, loss, 1.0 if weight is None else weight, params, st.optimizer,
-                 len(model.inputs[0].shape))
+                 len(model.inputs[0].shape), ids=ops[0].kind == "embedding")
 
 
 def _op_for(layer, in_rank, index):
     """The `_Op` for one layer of the chain (`index`: trainable weight id -> position), or
     None when the layer has no rule here."""
-    from plexus.layers.core import Activation, Dense, Dropout, Flatten
+    from plexus.layers.core import Activation, Dense, Dropout, Embedding, Flatten
+    from plexus.layers.pooling import GlobalAveragePooling1D
     op = _Op()
     op.layer, op.wi, op.bi, op.act, op.rate = layer, None, None, None, 0.0
     op.kernel = op.bias = None
@@ -125,6 +127,16 @@ def _op_for(layer, in_rank, index):
         op.kind, op.rate = "dropout", float(layer.rate)
     elif type(layer) is Flatten and (layer.data_format == "channels_last" or in_rank <= 2):
         op.kind = "flatten"
+    elif (type(layer) is GlobalAveragePooling1D and layer.data_format == "channels_last"
+          and not layer.keepdims and in_rank == 3):
+        op.kind = "mean"
+    elif type(layer) is Embedding and not layer.mask_zero:
+        if layer.embeddings.dtype != torch.float32:
+            return None
+        op.kind, op.kernel = "embedding", layer.embeddings
+        op.wi = index.get(id(layer.embeddings))
+        if layer.embeddings.requires_grad != (op.wi is not None):
+            return None
     else:
         return None
     if op.act is A.softmax:
@@ -183,9 +195,9 @@ def _softmax_backward(g, p):
 class Chain:
     """Forward, loss and gradients of a chain of layers, computed without autograd."""
 
-    def __init__(self, ops, loss, weight, params, optimizer, in_rank=2):
+    def __init__(self, ops, loss, weight, params, optimizer, in_rank=2, ids=False):
         self.ops, self.loss, self.weight, self.params = ops, loss, weight, params
-        self.in_rank = in_rank
+        self.in_rank, self.ids = in_rank, ids  # ids: the input holds an Embedding's ids
         self.optimizer = optimizer
         self._bufs = (None, None)
 
@@ -204,7 +216,8 @@ class Chain:
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""
         h = xs[0]
-        if h.dim() != self.in_rank or h.dtype != torch.float32:
+        if h.dim() != self.in_rank or (h.is_floating_point() if self.ids
+                                       else h.dtype != torch.float32):
             return None
         out = self._check_targets(ys[0], h.shape[0])
         if out is None:
@@ -223,6 +236,13 @@ class Chain:
                         op.apply_fwd(h.clone())
             elif op.kind == "flatten":
                 h = h.reshape(h.shape[0], -1)
+            elif op.kind == "mean":
+                h = h.mean(1)
+            elif op.kind == "embedding":
+                try:
+                    h = F.embedding(x, op.kernel)
+                except IndexError:
+                    return None  # an id out of range: the layer itself explains it
             elif op.rate:
                 x = torch.empty_like(x).bernoulli_(1 - op.rate).div_(1 - op.rate)  # the mask
                 h = h * x
@@ -287,6 +307,11 @@ class Chain:
         for op, (x, h) in zip(reversed(self.ops), reversed(saved)):
             if op.apply_bwd is not None:
                 g = op.apply_bwd(g, h)
+            if op.kind == "embedding":
+                if op.wi is not None:
+                    params[op.wi].grad = torch.ops.aten.embedding_dense_backward(
+                        g, x, op.kernel.shape[0], -1, False)
+                break  # (always the first layer)
             if op.kind == "dense":
                 i = op.wi
                 if i is not None:
@@ -307,6 +332,8 @@ class Chain:
                 g = g * x
             elif op.kind == "flatten":
                 g = g.reshape(x.shape)
+            elif op.kind == "mean":
+                g = (g / x.shape[1]).unsqueeze(1).expand(x.shape)
 
 
 _ACTIVATIONS[A.relu] = (torch.relu_, _threshold)
