@@ -174,3 +174,13 @@ def test_lora_rank_is_refused_not_ignored(make):
         make()
     plexus.layers.Dense(4, lora_rank=None)  # the default (and what files record) is fine
 
+
+
+@pytest.mark.parametrize("bad", [lambda: 1.0, "l2", plexus.Input(shape=(2,))])
+def test_add_loss_outside_call_is_a_clear_error(bad):
+    i = plexus.Input(shape=(2,))
+    m = plexus.Model(i, plexus.layers.Dense(1)(i))
+    with pytest.raises(ValueError, match="add_loss\\(\\) takes a tensor"):
+        m.add_loss(bad)
+    m.layers[1].add_loss(np.float32(0.5))  # a number is fine
+    assert float(m.layers[1].losses[0]) == 0.5

@@ -370,9 +370,20 @@ class Layer(nn.Module):
     def add_loss(self, loss):
         """Record a scalar loss from inside `call`; it shows in `losses` until the next
         outermost call of a model or layer containing this layer."""
+        values = []
         for value in tree.flatten(loss):
-            self._losses.append(torch.as_tensor(value, dtype=torch.float32)
-                                if not isinstance(value, torch.Tensor) else value)
+            try:
+                if isinstance(value, KerasTensor) or callable(value):
+                    raise TypeError
+                values.append(value if isinstance(value, torch.Tensor)
+                              else torch.as_tensor(value, dtype=torch.float32))
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(
+                    f"Layer {self.name!r}: add_loss() takes a tensor (or a number) computed "
+                    f"inside the layer's call() or build(); received {value!r}. Compute the "
+                    "loss in a layer's call() from its inputs or weights, or pass it to "
+                    "compile(loss=...).") from None
+        self._losses.extend(values)
         _LOSS_HOLDERS.add(self)
 
     def _record_activity_loss(self, outputs):
