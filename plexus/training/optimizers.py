@@ -195,15 +195,14 @@ class Optimizer:
         self._iterations += 1
 
     def _accumulate(self, idx, grads):
-        """Add `grads` to the accumulated gradients. On every n-th step, turn `grads` into the
-        mean of the last n gradients (in place), reset the sums and return True."""
+        """Add `grads` to the accumulated gradients. On every n-th step, replace the items of
+        the list `grads` by the mean of the last n gradients, reset the sums and return True."""
         acc = self._slots("_accumulated_gradients", idx)
         n = self.gradient_accumulation_steps
         if (self._iterations + 1) % n:
             torch._foreach_add_(acc, grads)
             return False
-        if grads is not acc:  # (a packed gather buffer, or the weights' own gradients)
-            grads[:] = torch._foreach_add(grads, acc)
+        grads[:] = torch._foreach_add(grads, acc)  # new tensors: `.grad`s stay as they were
         torch._foreach_div_(grads, float(n))
         torch._foreach_zero_(acc)
         return True
