@@ -173,13 +173,32 @@ def test_frozen_layer_and_large_unpacked_layer():
     np.testing.assert_array_equal(w1[0], fresh.get_weights()[0])  # the frozen kernel stayed
 
 
-def test_sample_weights_and_class_weights_train_through_autograd_alike():
-    x, y = _data()
+@pytest.mark.parametrize("kind,units,out_act,loss", [
+    ("soft", 10, "softmax", "categorical_crossentropy"),
+    ("ids", 10, "softmax", "sparse_categorical_crossentropy"),
+    ("binary", 3, "sigmoid", "binary_crossentropy"),
+    ("real", 4, None, "mse"),
+])
+def test_sample_weights_and_class_weights(kind, units, out_act, loss):
+    x, y = _data(kind=kind, units=units)
     sw = np.linspace(0.1, 2.0, len(x)).astype("float32")
-    _train_both(_mlp, dict(optimizer="rmsprop", loss="categorical_crossentropy"), x, y,
-                sample_weight=sw)
-    _train_both(_mlp, dict(optimizer="rmsprop", loss="categorical_crossentropy"), x, y,
-                class_weight={i: 1.0 + i for i in range(10)})
+    build = lambda: _mlp(out_units=units, out_act=out_act)  # noqa: E731
+    metric = "mae" if kind == "real" else "accuracy"
+    _train_both(build, dict(optimizer="rmsprop", loss=loss, loss_weights=[0.7],
+                            weighted_metrics=[metric]), x, y, sample_weight=sw)
+
+
+
+@pytest.mark.parametrize("kind,units,out_act,loss", [
+    ("ids", 10, "softmax", "sparse_categorical_crossentropy"),
+    ("onehot", 10, "softmax", "categorical_crossentropy"),
+    ("binary_flat", 1, "sigmoid", "binary_crossentropy"),
+])
+def test_class_weights(kind, units, out_act, loss):
+    x, y = _data(kind=kind, units=units)
+    _train_both(lambda: _mlp(out_units=units, out_act=out_act),
+                dict(optimizer="adam", loss=loss, metrics=["accuracy"]), x, y,
+                class_weight={i: 0.3 + i / 4 for i in range(max(units, 2))})
 
 
 def test_validation_and_callbacks_see_the_same_logs():

@@ -13,9 +13,10 @@ autograd runs, so `train_step` computes them directly:
 
 The gradients are written straight into the optimizer's packed gradient buffer when it has one
 (see `packing.py`), so the update does not copy them either. `plan` decides once per `fit`
-whether a model qualifies; anything else (other layers, branches, masks, regularizers, sample
-weights, forward hooks, other losses or dtypes) trains through autograd as before, and both
-ways give the same numbers (tests/test_backprop.py checks them against each other).
+whether a model qualifies; anything else (other layers, branches, masks, regularizers,
+per-time-step sample weights, forward hooks, other losses or dtypes) trains through autograd
+as before, and both ways give the same numbers (tests/test_backprop.py checks them against
+each other).
 """
 import torch
 import torch.nn.functional as F
@@ -212,7 +213,7 @@ class Chain:
         return self._bufs[1]
 
     @torch.no_grad()
-    def __call__(self, xs, ys):
+    def __call__(self, xs, ys, sw=None):
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""
         h = xs[0]
@@ -222,6 +223,14 @@ class Chain:
         out = self._check_targets(ys[0], h.shape[0])
         if out is None:
             return None
+        if isinstance(sw, (list, tuple)):
+            sw = sw[0]
+        if sw is not None:
+            if sw.dim() == 2 and sw.shape[1] == 1:
+                sw = sw[:, 0]
+            if tuple(sw.shape) != (h.shape[0],) or not sw.is_floating_point():
+                return None  # per-time-step weights and the like: autograd
+            sw = sw.to(torch.float32)
         saved = []
         for op in self.ops:
             x = h
@@ -249,7 +258,7 @@ class Chain:
             saved.append((x, h))
         if self.loss[0] != "sparse" and out.shape != h.shape:
             return None  # the autograd path explains the mismatch
-        value, grad, pred = self._loss(h, out)
+        value, grad, pred = self._loss(h, out) if sw is None else self._weighted_loss(h, out, sw)
         self._backward(saved, grad)
         total = value if self.weight == 1.0 else value * self.weight
         return total, [value], [pred]
@@ -300,6 +309,36 @@ class Chain:
         diff = torch.sub(z, y)  # mean squared error on the final output
         value = diff.square().mean()
         return value, diff.mul_(2 * scale), z
+
+    def _weighted_loss(self, z, y, sw):
+        """`_loss` with a weight per sample (`sw`, shape `(batch,)`): the weighted sum of the
+        per-sample losses divided by the batch size, as Keras's `sum_over_batch_size` does."""
+        kind, from_logits, _ = self.loss
+        n = z.shape[0]
+        pred = z
+        if kind in ("categorical", "sparse"):
+            log_p = _softmax_last(z, log=True)
+            p = log_p.exp()
+            if kind == "categorical":
+                per = torch.mul(log_p, y).sum(-1).neg_()
+                grad = torch.addcmul(y, p, y.sum(-1, keepdim=True), value=-1).neg_()
+            else:
+                idx = y.unsqueeze(1)
+                per = log_p.gather(1, idx).squeeze(1).neg_()
+                grad = p.clone().scatter_add_(
+                    1, idx, torch.full((n, 1), -1.0, dtype=z.dtype, device=z.device))
+            pred = z if from_logits else p
+        elif kind == "binary":
+            per = F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(-1)
+            p = torch.sigmoid(z)
+            grad = torch.sub(p, y).div_(z.shape[-1])
+            pred = z if from_logits else p
+        else:
+            diff = torch.sub(z, y)
+            per = diff.square().mean(-1)
+            grad = diff.mul_(2.0 / z.shape[-1])
+        value = torch.dot(per, sw) / n
+        return value, grad.mul_((sw * (self.weight / n)).unsqueeze(1)), pred
 
     def _backward(self, saved, g):
         params = self.params

@@ -198,8 +198,8 @@ def train_step(model, st, xs, ys, sw, check_finite=False):
     params = cache["params"]
     fn = cache.get("jit") if params else None
     grads = None
-    chain = cache.get("backprop") if sw is None and ys is not None else None
-    done = chain(xs, ys) if chain is not None else None
+    chain = cache.get("backprop") if ys is not None else None
+    done = chain(xs, ys, sw) if chain is not None else None
     if done is not None:  # gradients computed in closed form, already in each `.grad`
         total, values, preds = done
     elif fn is not None:
