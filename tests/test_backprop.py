@@ -314,13 +314,12 @@ def test_text_classifier_embedding_first(pool, frozen):
 
 def test_embedding_outside_the_rule():
     x, y = _ids()
-    for make in (lambda: L.Embedding(30, 6, mask_zero=True),):
-        inp = plexus.Input(shape=(7,), dtype="int32")
-        h = L.GlobalAveragePooling1D()(make()(inp))
-        model = plexus.Model(inp, L.Dense(1, activation="sigmoid")(h))
-        model.compile(optimizer="rmsprop", loss="binary_crossentropy")
-        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-        assert model._compile_state.cache.get("backprop") is None  # a mask: autograd
+    inp = plexus.Input(shape=(7,), dtype="int32")
+    h = L.GlobalAveragePooling1D()(L.Embedding(30, 6, mask_zero=True)(inp))
+    model = plexus.Model(inp, L.Dense(1, activation="sigmoid")(h))
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert model._compile_state.cache.get("backprop") is None  # a mask: autograd
 
     inp = plexus.Input(shape=(7,), dtype="int32")
     h = L.GlobalAveragePooling1D()(L.Embedding(30, 6)(inp))
@@ -328,3 +327,15 @@ def test_embedding_outside_the_rule():
     model.compile(optimizer="rmsprop", loss="binary_crossentropy")
     with pytest.raises(ValueError, match="outside"):  # the layer's own message for a bad id
         model.fit(np.full((8, 7), 99), y[:8], batch_size=4, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_class_ids_out_of_range_get_a_clear_error(closed_form, monkeypatch):
+    if not closed_form:
+        monkeypatch.setattr(backprop, "plan", lambda *a: None)
+    model = _mlp()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = _data(kind="ids")
+    y[3] = 12  # ten classes
+    with pytest.raises(ValueError, match="class ids from 0 to 12, but the predictions have 10"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)

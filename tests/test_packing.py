@@ -231,26 +231,30 @@ def test_weights_without_gradient_are_skipped(name, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- rebinding
+def _run_rebinding(monkeypatch, make, limit, steps, rebind, missing=()):
+    """`steps` updates of fresh weights with packing limited to `limit` elements; `rebind(ws)`
+    runs before step 1, and `(step, index)` pairs in `missing` get no gradient."""
+    monkeypatch.setattr(packing, "PACK_MAX_NUMEL", limit)
+    ws = _weights()
+    opt = make()
+    opt.build(ws)
+    grads = _grads(ws, steps)
+    for s in range(steps):
+        if s == 1:
+            rebind(ws)
+        for i, (p, g) in enumerate(zip(ws, grads[s])):
+            p.grad = None if (s, i) in missing else g.clone()
+        opt.step()
+    return ws, opt
+
+
 @pytest.mark.parametrize("name", ["adam", "sgd_momentum", "rmsprop_centered", "adagrad"])
 def test_rebinding_a_packed_weight_repacks(name, monkeypatch):
-    make = OPTIMIZERS[name]
+    def rebind(ws):  # someone gives weight 1 new storage and new values
+        ws[1].data = ws[1].data * 2.0
 
-    def run(limit):
-        monkeypatch.setattr(packing, "PACK_MAX_NUMEL", limit)
-        ws = _weights()
-        opt = make()
-        opt.build(ws)
-        grads = _grads(ws, 3)
-        for s in range(3):
-            if s == 1:  # someone gives weight 1 new storage and new values
-                ws[1].data = ws[1].data * 2.0
-            for p, g in zip(ws, grads[s]):
-                p.grad = g.clone()
-            opt.step()
-        return ws, opt
-
-    ref, ref_opt = run(0)
-    ws, opt = run(SMALL_LIMIT)
+    ref, ref_opt = _run_rebinding(monkeypatch, OPTIMIZERS[name], 0, 3, rebind)
+    ws, opt = _run_rebinding(monkeypatch, OPTIMIZERS[name], SMALL_LIMIT, 3, rebind)
     _assert_same(ws, ref, "weight")
     _assert_same(opt.variables, ref_opt.variables, "slot")
     pk = opt._packing
@@ -264,24 +268,12 @@ def test_rebinding_a_packed_weight_repacks(name, monkeypatch):
 def test_rebinding_with_new_layout_and_missing_gradient(monkeypatch):
     """A weight rebound to another memory layout, then a step where some weight has no
     gradient (weight by weight, no repack yet), then full steps (repack)."""
-    make = OPTIMIZERS["rmsprop_momentum"]
+    def rebind(ws):  # channels_last -> contiguous
+        ws[3].data = ws[3].data.contiguous() + 1.0
 
-    def run(limit):
-        monkeypatch.setattr(packing, "PACK_MAX_NUMEL", limit)
-        ws = _weights()
-        opt = make()
-        opt.build(ws)
-        grads = _grads(ws, 4)
-        for s in range(4):
-            if s == 1:
-                ws[3].data = ws[3].data.contiguous() + 1.0  # channels_last -> contiguous
-            for i, (p, g) in enumerate(zip(ws, grads[s])):
-                p.grad = None if (s, i) in {(1, 0), (2, 4)} else g.clone()
-            opt.step()
-        return ws, opt
-
-    ref, ref_opt = run(0)
-    ws, opt = run(SMALL_LIMIT)
+    args = (OPTIMIZERS["rmsprop_momentum"], 4, rebind, {(1, 0), (2, 4)})
+    ref, ref_opt = _run_rebinding(monkeypatch, args[0], 0, *args[1:])
+    ws, opt = _run_rebinding(monkeypatch, args[0], SMALL_LIMIT, *args[1:])
     _assert_same(ws, ref, "weight")
     _assert_same(opt.variables, ref_opt.variables, "slot")
     assert opt._packing.intact()

@@ -26,10 +26,16 @@ from plexus.training import losses as L
 from plexus.training.optimizers import Optimizer
 
 _aten = torch.ops.aten
+
+
+def _threshold(g, a):
+    return _aten.threshold_backward.default(g, a, 0)
+
+
 # activation -> (in-place forward, backward from the activation's output)
 _ACTIVATIONS = {
     A.linear: (None, None),
-    A.relu: (torch.relu_, None),
+    A.relu: (torch.relu_, _threshold),
     A.sigmoid: (torch.sigmoid_, _aten.sigmoid_backward.default),
     A.tanh: (torch.tanh_, _aten.tanh_backward.default),
 }
@@ -48,7 +54,7 @@ def _softmax_last(z, log=False):
 
 class _Op:
     __slots__ = ("kind", "layer", "act", "fwd", "bwd", "rate", "wi", "bi", "need_input_grad",
-                 "kernel", "bias", "apply_fwd", "apply_bwd")
+                 "kernel", "bias")
 
 
 def plan(model, st, params):
@@ -96,9 +102,8 @@ def plan(model, st, params):
     for n, op in enumerate(ops):
         op.need_input_grad = need
         need = need or op.wi is not None or op.bi is not None
-        skip = fused and n == len(ops) - 1
-        op.apply_fwd = None if skip else op.fwd
-        op.apply_bwd = None if skip else op.bwd
+        if fused and n == len(ops) - 1:
+            op.fwd = op.bwd = None  # the loss rule covers the final activation
     weight = st.loss.weights[0]
     return Chain(ops, loss, 1.0 if weight is None else weight, params, st.optimizer,
                  len(model.inputs[0].shape), ids=ops[0].kind == "embedding")
@@ -185,8 +190,12 @@ def _loss_rule(loss, last):
     return kind, from_logits, smoothing
 
 
-def _threshold(g, a):
-    return _aten.threshold_backward.default(g, a, 0)
+def _picked(log_p, idx):
+    """`log_p` at the class ids `idx`, or None when an id is out of range."""
+    try:
+        return log_p.gather(1, idx)
+    except (IndexError, RuntimeError):
+        return None
 
 
 def _softmax_backward(g, p):
@@ -237,12 +246,11 @@ class Chain:
             if op.kind == "dense":
                 h = torch.addmm(op.bias, x, op.kernel) if op.bias is not None \
                     else torch.mm(x, op.kernel)
-                if op.apply_fwd is not None:
-                    h = op.apply_fwd(h)  # in place: h is fresh
+                if op.fwd is not None:
+                    h = op.fwd(h)  # in place: h is fresh
             elif op.kind == "act":
-                if op.apply_fwd is not None:
-                    h = op.apply_fwd(h) if op.apply_fwd is _softmax_last else \
-                        op.apply_fwd(h.clone())
+                if op.fwd is not None:
+                    h = op.fwd(h) if op.fwd is _softmax_last else op.fwd(h.clone())
             elif op.kind == "flatten":
                 h = h.reshape(h.shape[0], -1)
             elif op.kind == "mean":
@@ -259,6 +267,8 @@ class Chain:
         if self.loss[0] != "sparse" and out.shape != h.shape:
             return None  # the autograd path explains the mismatch
         value, grad, pred = self._loss(h, out) if sw is None else self._weighted_loss(h, out, sw)
+        if value is None:
+            return None  # a class id out of range: the autograd path's loss says what is wrong
         self._backward(saved, grad)
         total = value if self.weight == 1.0 else value * self.weight
         return total, [value], [pred]
@@ -297,7 +307,10 @@ class Chain:
                 grad = torch.addcmul(y, p, y.sum(-1, keepdim=True), value=-1).mul_(-w / n)
             else:
                 idx = y.unsqueeze(1)
-                value = log_p.gather(1, idx).sum().mul_(-1.0 / n)
+                picked = _picked(log_p, idx)
+                if picked is None:
+                    return None, None, None
+                value = picked.sum().mul_(-1.0 / n)
                 grad = p.mul(w / n).scatter_add_(
                     1, idx, torch.full((n, 1), -w / n, dtype=z.dtype, device=z.device))
             return value, grad, (z if from_logits else p)
@@ -324,7 +337,10 @@ class Chain:
                 grad = torch.addcmul(y, p, y.sum(-1, keepdim=True), value=-1).neg_()
             else:
                 idx = y.unsqueeze(1)
-                per = log_p.gather(1, idx).squeeze(1).neg_()
+                picked = _picked(log_p, idx)
+                if picked is None:
+                    return None, None, None
+                per = picked.squeeze(1).neg_()
                 grad = p.clone().scatter_add_(
                     1, idx, torch.full((n, 1), -1.0, dtype=z.dtype, device=z.device))
             pred = z if from_logits else p
@@ -344,8 +360,8 @@ class Chain:
         params = self.params
         bufs = self._grad_buffers()
         for op, (x, h) in zip(reversed(self.ops), reversed(saved)):
-            if op.apply_bwd is not None:
-                g = op.apply_bwd(g, h)
+            if op.bwd is not None:
+                g = op.bwd(g, h)
             if op.kind == "embedding":
                 if op.wi is not None:
                     params[op.wi].grad = torch.ops.aten.embedding_dense_backward(
@@ -374,5 +390,3 @@ class Chain:
             elif op.kind == "mean":
                 g = (g / x.shape[1]).unsqueeze(1).expand(x.shape)
 
-
-_ACTIVATIONS[A.relu] = (torch.relu_, _threshold)

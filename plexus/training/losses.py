@@ -221,12 +221,20 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         y_pred, from_logits = logits, True
     if y_pred.dim() > 1 and axis % y_pred.dim() != 1:
         y_pred = y_pred.movedim(axis, 1)
-    if from_logits:
-        out = F.cross_entropy(y_pred, y_true, reduction="none")
-    else:
-        probs = y_pred / torch.sum(y_pred, dim=1, keepdim=True)
-        out = F.nll_loss(torch.log(torch.clamp(probs, EPSILON, 1.0 - EPSILON)), y_true,
-                         reduction="none")
+    try:
+        if from_logits:
+            out = F.cross_entropy(y_pred, y_true, reduction="none")
+        else:
+            probs = y_pred / torch.sum(y_pred, dim=1, keepdim=True)
+            out = F.nll_loss(torch.log(torch.clamp(probs, EPSILON, 1.0 - EPSILON)), y_true,
+                             reduction="none")
+    except IndexError as e:
+        classes = y_pred.shape[1] if y_pred.dim() > 1 else 1
+        raise ValueError(
+            f"sparse_categorical_crossentropy: the targets hold class ids from "
+            f"{int(y_true.min())} to {int(y_true.max())}, but the predictions have {classes} "
+            f"classes (ids 0 to {classes - 1}). Give the output layer as many units as there "
+            "are classes, or renumber the labels from 0.") from e
     if valid is not None:
         out = torch.where(valid, out, torch.zeros_like(out))
     return out
