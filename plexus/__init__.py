@@ -5,7 +5,8 @@
     outputs = keras.layers.Dense(10, activation="softmax")(inputs)
     model = keras.Model(inputs, outputs)
 """
-from plexus import activations, backend, constraints, initializers, layers, models, regularizers, utils
+from plexus import activations, backend, config, constraints, initializers, layers, models
+from plexus import random, regularizers, utils
 from plexus.backend import clear_session
 from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, Layer
@@ -15,5 +16,6 @@ from plexus import saving  # noqa: E402  (save_model, load_model, register_keras
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)
 from plexus import dtype_policies, mixed_precision  # noqa: E402  (dtype policies, loss scaling)
 from plexus.mixed_precision import DTypePolicy, FloatDTypePolicy  # noqa: E402
+from plexus.variables import Variable  # noqa: E402
 
 __version__ = "0.1.0"

@@ -1,7 +1,21 @@
-"""Process-wide state users expect: the counters behind default layer names."""
+"""`keras.backend`'s functions: the settings of `plexus.config`, `clear_session`, dtype helpers,
+and the counters behind default layer names.
+
+    import plexus as keras
+    keras.backend.epsilon()            # 1e-07
+    keras.backend.clear_session()      # names start again at `dense`
+"""
+import gc
 import re
 
+from plexus.config import (  # noqa: F401  (keras.backend re-exports these)
+    backend, epsilon, floatx, image_data_format, set_epsilon, set_floatx, set_image_data_format,
+    standardize_data_format,
+)
+from plexus.graph.tensor import is_keras_tensor, standardize_dtype  # noqa: F401
+
 _name_counts = {}
+_uids = {}
 
 
 def to_snake_case(name):
@@ -18,13 +32,41 @@ def unique_name(prefix):
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
-def clear_session():
-    """Reset the default-name counters (`dense`, `dense_1`, ... start again) and the global
-    dtype policy (back to `"float32"`)."""
+def get_uid(prefix=""):
+    """1, 2, 3, ... on successive calls with the same `prefix` (until `clear_session`)."""
+    _uids[prefix] = _uids.get(prefix, 0) + 1
+    return _uids[prefix]
+
+
+def clear_session(free_memory=True):
+    """Reset the state plexus keeps for a session, as Keras's `clear_session`.
+
+    Default layer names start again (`dense`, `dense_1`, ...); the global dtype policy goes back
+    to `floatx()`; `enable_unsafe_deserialization` and `disable_flash_attention` are undone;
+    torch.compile's caches are dropped. Unseeded random draws follow torch's global generator,
+    which `plexus.utils.set_random_seed` (not `clear_session`) seeds.
+    `floatx`, `epsilon` and `image_data_format` keep their values, as in Keras.
+
+    Args:
+        free_memory: also run Python's garbage collector (slower; frees deleted models now).
+    """
     _name_counts.clear()
+    _uids.clear()
+    from plexus import config
     from plexus.mixed_precision import policy  # noqa: (imported late: it needs plexus.graph)
     policy._reset()
+    config._reset_session()
+    import torch._dynamo
+    torch._dynamo.reset()
+    if free_memory:
+        gc.collect()
 
 
-def floatx():
-    return "float32"
+def is_float_dtype(dtype):
+    """Whether `dtype` (a name, torch or NumPy dtype) is a floating dtype."""
+    return standardize_dtype(dtype).startswith(("float", "bfloat"))
+
+
+def is_int_dtype(dtype):
+    """Whether `dtype` (a name, torch or NumPy dtype) is an integer dtype."""
+    return standardize_dtype(dtype).startswith(("int", "uint"))

@@ -12,7 +12,7 @@ import plexus  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _fresh_names_and_seed():
-    plexus.clear_session()
+    plexus.clear_session(free_memory=False)
     torch.manual_seed(0)
     np.random.seed(0)
     yield

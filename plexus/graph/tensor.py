@@ -12,9 +12,11 @@ _counter = [0]
 
 
 def standardize_dtype(dtype):
-    """Keras dtype name (`'float32'`) for a name, a torch dtype or a NumPy dtype."""
+    """Keras dtype name (`'float32'`) for a name, a torch dtype or a NumPy dtype; None gives
+    `plexus.config.floatx()`."""
     if dtype is None:
-        return "float32"
+        from plexus import config
+        return config.floatx()
     if isinstance(dtype, torch.dtype):
         if dtype not in _NAMES:
             raise ValueError(f"Unsupported dtype {dtype}. Use one of: {', '.join(_DTYPES)}.")

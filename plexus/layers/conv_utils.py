@@ -44,8 +44,9 @@ def normalize_padding(padding, cls_name, allow_causal=False):
 
 
 def normalize_data_format(data_format, cls_name):
-    """None -> 'channels_last'; checks the value."""
-    fmt = (data_format or "channels_last").lower()
+    """None -> the global default (`plexus.config.image_data_format()`); checks the value."""
+    from plexus import config
+    fmt = (data_format or config.image_data_format()).lower()
     if fmt not in ("channels_last", "channels_first"):
         raise ValueError(
             f"{cls_name}: `data_format` must be 'channels_last' or 'channels_first'; "

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from plexus import activations, constraints, initializers, regularizers
 from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
+from plexus.layers import conv_utils as cu
 from plexus.layers.layer import Layer
 
 
@@ -197,7 +198,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format or "channels_last"
+        self.data_format = cu.normalize_data_format(data_format, type(self).__name__)
 
     def call(self, inputs):
         if self.data_format == "channels_first" and inputs.ndim > 2:

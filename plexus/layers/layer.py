@@ -1,4 +1,5 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
+import contextvars
 import inspect
 import weakref
 
@@ -7,11 +8,13 @@ import torch
 from torch import nn
 
 from plexus import backend, constraints, initializers, regularizers
+from plexus import random as _random
 from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.mixed_precision import policy as _policy
+from plexus.variables import Variable, Weight, _identity, to_numpy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 _FORWARD_DEPTH = [0]  # nesting of running forward passes; 0 means none is running
@@ -19,24 +22,33 @@ _LOSS_HOLDERS = weakref.WeakSet()  # layers holding activity / add_loss losses f
 # Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
 # skips the dtype checks of mixed precision: float32 layers given float32 data cast nothing.
 _CASTS_IN_USE = [False]
+# The layers whose first call (or build) is running, outermost first: a weight created meanwhile
+# gets the path `outer/inner/name`, as Keras names variables.
+_NAME_SCOPE = contextvars.ContextVar("plexus_name_scope", default=())
 
 
-class Weight:
-    """How one weight is stored: its torch attribute, its Keras name and shape, and how to
-    convert between the Keras layout (files, `get_weights`) and the torch layout (kernels)."""
-
-    __slots__ = ("attr", "name", "keras_shape", "to_keras", "to_torch", "trainable",
-                 "regularizer", "constraint")
-
-    def __init__(self, attr, name, keras_shape, to_keras, to_torch, trainable, regularizer,
-                 constraint):
-        self.attr, self.name, self.keras_shape = attr, name, keras_shape
-        self.to_keras, self.to_torch, self.trainable = to_keras, to_torch, trainable
-        self.regularizer, self.constraint = regularizer, constraint
+def _variable_path(layer, name):
+    """`outer/inner/name`: the layers whose first call is running, then `layer`, then `name`."""
+    scope = _NAME_SCOPE.get()
+    names = [l.name for l in scope]
+    if not scope or scope[-1] is not layer:
+        names.append(layer.name)
+    return "/".join(names + [name])
 
 
-def _identity(t):
-    return t
+class name_scope_of:
+    """Within the block, weights created get `layer`'s name in their path (see `Variable.path`)."""
+
+    __slots__ = ("layer", "token")
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __enter__(self):
+        self.token = _NAME_SCOPE.set(_NAME_SCOPE.get() + (self.layer,))
+
+    def __exit__(self, *exc):
+        _NAME_SCOPE.reset(self.token)
 
 
 def _to_tensor(x):
@@ -46,6 +58,17 @@ def _to_tensor(x):
     if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
         return torch.as_tensor(x, dtype=torch.float32 if isinstance(x, float) else None)
     return x
+
+
+def _data_device(args):
+    """The device of a call's first tensor argument (None if it has none)."""
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor):
+        return x.device
+    for t in tree.flatten(x):
+        if isinstance(t, torch.Tensor):
+            return t.device
+    return None
 
 
 def _shape_of(x):
@@ -160,22 +183,36 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ weights
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
-                   regularizer=None, constraint=None, name=None, layout=None, **kwargs):
-        """Create a weight, register it as an `nn.Parameter` and return it.
+                   regularizer=None, constraint=None, name=None, layout=None, autocast=True,
+                   aggregation="none", overwrite_with_gradient=False, **kwargs):
+        """Create a weight (a `plexus.Variable`), register it on the layer and return it.
+
+        Trainable floating weights are registered as torch parameters, the others (moving
+        statistics, counters) as torch buffers.
 
         Args:
-            shape: the weight's shape in Keras layout.
-            initializer: a name, an initializer or a callable `(shape, dtype) -> tensor`;
-                glorot-uniform by default for floats, zeros otherwise.
+            shape: the weight's shape in Keras layout; `()` (a scalar) by default.
+            initializer: a name (`"zeros"`), an initializer instance or a callable
+                `(shape, dtype) -> tensor`; glorot-uniform by default for floats, zeros otherwise.
+            dtype: a dtype name or a torch/NumPy dtype; the layer's variable dtype by default.
             trainable: whether gradients update it (`False` for moving statistics).
+            autocast: whether a mixed-precision layer casts it to its compute dtype in `call`.
+            regularizer: a penalty on the weight, added to `layer.losses`.
+            constraint: applied to the weight after every optimizer update.
+            aggregation: how multi-replica custom loops should combine it (recorded).
+            overwrite_with_gradient: the optimizer replaces the weight by its gradient instead
+                of applying its rule (for values computed in the backward pass).
+            name: the weight's name (`"kernel"`); also its attribute when it is an identifier.
             layout: a pair of functions `(to_torch, to_keras)` when the layer stores the weight
                 in another layout than Keras's (a conv kernel in torch's `(out, in, kh, kw)`).
         """
         if isinstance(shape, str):  # Keras 2 order: add_weight(name, shape, ...)
             shape, name = name if name is not None else kwargs.pop("shape", None), shape
-        kwargs.pop("aggregation", None), kwargs.pop("autocast", None), kwargs.pop("synchronization", None)
+        kwargs.pop("synchronization", None)  # TensorFlow's; nothing to synchronize on torch
         if kwargs:
-            raise TypeError(f"add_weight() got unexpected keyword argument(s) {', '.join(kwargs)}.")
+            raise TypeError(
+                f"Layer {self.name!r}: add_weight() got unexpected keyword argument(s) "
+                f"{', '.join(kwargs)}.")
         shape = tuple(int(d) for d in (shape or ()))
         from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
         check_weight_size(self.name, name, shape)
@@ -192,30 +229,106 @@ class Layer(nn.Module):
             )
         to_torch, to_keras = layout or (_identity, _identity)
         value = to_torch(value).contiguous()
-        device = next((p.device for p in self.parameters(recurse=False)), None)
+        device = next((p.device for p in self._own_tensors()), None)
         if device is not None:
             value = value.to(device)
         name = name or "variable"
         attr = name if name.isidentifier() else "variable"
         base, i = attr, 1
-        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers:
+        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers \
+                or attr in self._modules:
             attr, i = f"{base}_{i}", i + 1
-        param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable
-                             and "float" in dtype)
-        self.register_parameter(attr, param)
-        self._weight_table.append(Weight(attr, name, shape, to_keras, to_torch, bool(trainable),
-                                         regularizers.get(regularizer), constraints.get(constraint)))
-        return param
+        spec = Weight(attr, name, shape, to_keras, to_torch, trainable,
+                      regularizers.get(regularizer), constraints.get(constraint),
+                      path=_variable_path(self, name))
+        spec.autocast, spec.overwrite_with_gradient = bool(autocast), bool(overwrite_with_gradient)
+        from plexus.variables import _check_aggregation
+        spec.aggregation = _check_aggregation(aggregation)
+        var = Variable._from_tensor(value, spec)
+        if var.requires_grad and not self._trainable:
+            var.requires_grad_(False)
+        self._register_variable(attr, var)
+        self._weight_table.append(spec)
+        return var
+
+    def _own_tensors(self):
+        yield from (p for p in self._parameters.values() if p is not None)
+        yield from (b for b in self._buffers.values() if b is not None)
+
+    def _register_variable(self, attr, var):
+        """A trainable floating variable becomes a parameter, any other a buffer."""
+        if var._spec.trainable and var.is_floating_point():
+            self.register_parameter(attr, var)
+        else:
+            self.register_buffer(attr, var)
+
+    def _registered_attr(self, var):
+        for table in (self._parameters, self._buffers):
+            for key, value in table.items():
+                if value is var:
+                    return table, key
+        return None, None
 
     def __setattr__(self, key, value):
-        # `self.w = self.add_weight(...)` should rename the weight, not register it twice.
-        if isinstance(value, nn.Parameter) and "_weight_table" in self.__dict__:
-            for w in self._weight_table:
-                if w.attr != key and self._parameters.get(w.attr) is value:
-                    del self._parameters[w.attr]
-                    w.attr = key
-                    break
+        if "_weight_table" in self.__dict__:
+            if isinstance(value, Variable):
+                return self._track_variable(key, value)
+            if isinstance(value, _random.SeedGenerator):
+                gens = self.__dict__.setdefault("_seed_generators", [])
+                if all(g is not value for g in gens):
+                    gens.append(value)
+            current = self._buffers.get(key)
+            if current is None:
+                current = self._parameters.get(key)
+            if isinstance(current, Variable) and isinstance(value, torch.Tensor) \
+                    and value.shape == current.shape:
+                # A plain tensor set in a weight's place (`load_state_dict(assign=True)`): the
+                # variable keeps its Keras description and takes the tensor's storage.
+                current.data = value.detach()
+                return
+            if isinstance(value, nn.Parameter):  # `self.w = nn.Parameter(...)`, registered elsewhere
+                table, attr = self._registered_attr(value)
+                if table is not None and attr != key:
+                    self._rename_weight(table, attr, key)
         super().__setattr__(key, value)
+
+    def _track_variable(self, key, var):
+        """`self.w = variable`: register it (renaming it if this layer made it under another
+        attribute, as `self.w = self.add_weight(...)` does) and list it among the weights."""
+        table, attr = self._registered_attr(var)
+        if table is not None:
+            if attr != key:
+                self._rename_weight(table, attr, key)
+            return
+        for d in (self.__dict__, self._parameters, self._buffers, self._modules):
+            d.pop(key, None)
+        self._register_variable(key, var)
+        if not any(w.attr == key for w in self._weight_table):
+            spec = var._spec
+            self._weight_table.append(spec if spec.attr is None else spec.copy(key))
+            if spec.attr is None:
+                spec.attr = key
+
+    def _rename_weight(self, table, old, new):
+        value = table.pop(old)
+        for d in (self.__dict__, self._parameters, self._buffers, self._modules):
+            d.pop(new, None)
+        table[new] = value
+        for w in self._weight_table:
+            if w.attr == old:
+                w.attr = new
+
+    def _apply(self, fn, recurse=True):
+        # `module.to(...)` / `.double()` replace buffers by new tensors; variables stay the same
+        # objects (as torch keeps parameters) and take the converted data.
+        held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
+        super()._apply(fn, recurse)
+        for key, var in held:
+            new = self._buffers.get(key)
+            if new is not None and new is not var:
+                var.data = new.detach()
+                self._buffers[key] = var
+        return self
 
     def train(self, mode=True):
         """Set training mode on this layer and every submodule (as `nn.Module.train`).
@@ -232,7 +345,11 @@ class Layer(nn.Module):
         return self
 
     def _own_weight_entries(self):
-        return [(self, w) for w in self._weight_table]
+        """(self, Weight) pairs in Keras's order: weights created trainable first, then the
+        others, each in creation order."""
+        table = self._weight_table
+        return [(self, w) for w in table if w.trainable] + \
+            [(self, w) for w in table if not w.trainable]
 
     def _weight_entries(self):
         """(layer, Weight) pairs in Keras order: this layer's, then its sublayers'."""
@@ -255,7 +372,8 @@ class Layer(nn.Module):
 
     @property
     def weights(self):
-        """All weights (trainable first within each layer's creation order), as parameters."""
+        """All weights as `plexus.Variable`s (torch parameters and buffers), in Keras's order:
+        each layer's trainable weights, then its non-trainable ones, then its sublayers'."""
         params = [getattr(layer, w.attr) for layer, w in self._weight_entries()]
         known = {id(p) for p in params}
         params += [p for p in self.parameters() if id(p) not in known]  # raw nn.Parameters
@@ -263,21 +381,46 @@ class Layer(nn.Module):
 
     @property
     def trainable_weights(self):
+        """The weights training updates (none when `layer.trainable` is False)."""
         if not self.trainable:
             return []
         return [w for w in self.weights if w.requires_grad]
 
     @property
     def non_trainable_weights(self):
-        trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in trainable]
+        """The weights training does not update (all of them when `layer.trainable` is False)."""
+        if not self.trainable:
+            return self.weights
+        return [w for w in self.weights if not w.requires_grad]
 
     @property
     def variables(self):
-        return self.weights
+        """All state: the weights, then the states of the layers' `SeedGenerator`s."""
+        out = self.weights
+        for layer in self.modules():
+            for gen in layer.__dict__.get("_seed_generators", ()):
+                out.append(gen.state)
+        return out
+
+    @property
+    def trainable_variables(self):
+        """The same as `trainable_weights`."""
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        """`non_trainable_weights` plus the states of the layers' `SeedGenerator`s."""
+        if not self.trainable:
+            return self.variables
+        return [v for v in self.variables if not v.requires_grad]
 
     @property
     def trainable(self):
+        """Whether training updates the layer's weights (settable; applies to sublayers).
+
+        Setting it to False turns `requires_grad` off on its trainable weights, which stay
+        torch parameters; setting it back turns it on again for the weights created trainable.
+        """
         return self._trainable
 
     @trainable.setter
@@ -302,11 +445,8 @@ class Layer(nn.Module):
 
     def get_weights(self):
         """The weights as NumPy arrays, in Keras's order and layout."""
-        out = []
-        for layer, w in self._weight_entries():
-            t = w.to_keras(getattr(layer, w.attr).detach())
-            out.append(t.cpu().numpy().copy())
-        return out
+        return [to_numpy(w.to_keras(getattr(layer, w.attr).detach())).copy()
+                for layer, w in self._weight_entries()]
 
     def set_weights(self, weights):
         """Set the weights from NumPy arrays in Keras's order and layout (as `get_weights`)."""
@@ -348,8 +488,11 @@ class Layer(nn.Module):
 
     def forward(self, *args, **kwargs):
         # `.data` is the WeakSet's own set: testing it skips WeakSet.__len__, a Python call.
-        if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS.data:
-            self._clear_losses()  # an outermost call starts a fresh set of losses
+        outermost = _FORWARD_DEPTH[0] == 0
+        if outermost:
+            if _LOSS_HOLDERS.data:
+                self._clear_losses()  # an outermost call starts a fresh set of losses
+            _random._CALL_DEVICE[0] = _data_device(args)
         shadowed = None
         if _CASTS_IN_USE[0]:  # some layer computes in a dtype other than float32
             args, kwargs, shadowed = _enter_policy(self, args, kwargs)
@@ -358,6 +501,8 @@ class Layer(nn.Module):
             outputs = self.call(*args, **kwargs)
         finally:
             _FORWARD_DEPTH[0] -= 1
+            if outermost:
+                _random._CALL_DEVICE[0] = None
             if shadowed:
                 _unshadow(shadowed)
         if _CASTS_IN_USE[0] and self._output_cast is not None:
@@ -429,6 +574,10 @@ class Layer(nn.Module):
     def __call__(self, *args, **kwargs):
         if "training" in kwargs and not call_accepts(self, "training"):
             kwargs.pop("training")  # layers that behave the same in training ignore the flag
+        if "_called" not in self.__dict__:  # first call: sublayers built now get our scope
+            self.__dict__["_called"] = True
+            with name_scope_of(self):
+                return self.__call__(*args, **kwargs)
         if any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
             return self._symbolic_call(args, kwargs)
         if args:
@@ -682,7 +831,7 @@ def _shadow_weights(layer):
             for table in (lay._parameters, lay._buffers):  # buffers: e.g. a cell's zero bias
                 for name, p in table.items():
                     if p is not None and name not in d and p.dtype is not dtype \
-                            and p.is_floating_point():
+                            and p.is_floating_point() and getattr(p, "autocast", True):
                         d[name] = p.to(dtype)
                         done.append((d, name))
         for child in lay._modules.values():

@@ -9,6 +9,7 @@ import math
 import torch
 
 from plexus import regularizers
+from plexus.layers import conv_utils as cu
 from plexus.layers.layer import Layer
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -65,12 +66,7 @@ class _SpatialDropout(_NoiseLayer):
     def __init__(self, rate, data_format=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         self.rate = _check_rate(self, rate)
-        data_format = data_format or "channels_last"
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                f"Layer {self.name!r} ({type(self).__name__}): data_format must be "
-                f"'channels_last' or 'channels_first'; received {data_format!r}.")
-        self.data_format = data_format
+        self.data_format = cu.normalize_data_format(data_format, type(self).__name__)
 
     def _check_rank(self, shape):
         if len(shape) != self._rank:

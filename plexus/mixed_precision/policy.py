@@ -4,7 +4,7 @@ from plexus.graph.tensor import standardize_dtype
 _MIXED = {"mixed_float16": ("float16", "float32"), "mixed_bfloat16": ("bfloat16", "float32")}
 _FLOAT_NAMES = ("float32", "float16", "bfloat16", "float64")
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy", "Policy")
-_GLOBAL = [None]  # the global policy; None means float32
+_GLOBAL = [None]  # the global policy; None means floatx()
 
 
 class DTypePolicy:
@@ -116,12 +116,16 @@ def set_global_policy(policy):
         raise ValueError(
             "set_global_policy expects a policy name such as 'mixed_float16' or a DTypePolicy; "
             f"received {policy!r} (of type {type(policy).__name__}).")
-    _GLOBAL[0] = None if policy.name == "float32" else policy
+    _GLOBAL[0] = policy
 
 
 def global_policy():
-    """The current global policy (`<DTypePolicy "float32">` unless one was set)."""
-    return _GLOBAL[0] if _GLOBAL[0] is not None else DTypePolicy("float32")
+    """The current global policy (unless one was set, `plexus.config.floatx()`'s:
+    `<DTypePolicy "float32">`)."""
+    if _GLOBAL[0] is not None:
+        return _GLOBAL[0]
+    from plexus import config
+    return DTypePolicy(config.floatx())
 
 
 set_dtype_policy = set_global_policy
