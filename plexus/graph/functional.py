@@ -206,4 +206,9 @@ def run_steps(steps, n_slots, input_values, output_slots, training=None, input_m
                     masks[s] = v
         for s in step.free:
             vals[s] = None
-    return [vals[s] for s in output_slots]
+    outputs = [vals[s] for s in output_slots]
+    if masks is not None:  # outputs carry their masks, as in Keras (`_keras_mask`)
+        for out, s in zip(outputs, output_slots):
+            if masks[s] is not None and hasattr(out, "__dict__"):
+                out._keras_mask = masks[s]
+    return outputs

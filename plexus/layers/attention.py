@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from plexus import initializers
+from plexus import config, initializers
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.core import _ser, resolve_weight_args
 from plexus.layers.layer import Layer
@@ -239,8 +239,7 @@ class MultiHeadAttention(Layer):
             if flat_mask is not None:
                 bias = torch.zeros(flat_mask.shape, dtype=q.dtype, device=q.device)
                 bias = bias.masked_fill(~flat_mask, _SDPA_NEGATIVE)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p,
-                                                 is_causal=bool(causal_only), scale=scale)
+            out = _fused_attention(q, k, v, bias, p, bool(causal_only), scale)
         else:
             probs = _masked_softmax((q * scale) @ k.transpose(-1, -2), flat_mask)
             scores = probs
@@ -470,3 +469,16 @@ class Dot(Merge):
 def dot(inputs, axes=-1, normalize=False, **kwargs):
     """Functional form of `Dot`: `dot([a, b], axes=1)`."""
     return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
+
+
+def _fused_attention(q, k, v, bias, dropout_p, causal, scale):
+    """torch's fused attention; off its flash kernel after
+    `plexus.config.disable_flash_attention()`."""
+    if config.is_flash_attention_enabled() is not False:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+                                              is_causal=causal, scale=scale)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                      SDPBackend.MATH]):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+                                              is_causal=causal, scale=scale)

@@ -13,6 +13,7 @@ from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
+from plexus.layers.input_spec import assert_input_compatibility
 from plexus.mixed_precision import policy as _policy
 from plexus.variables import Variable, Weight, _identity, to_numpy
 
@@ -54,7 +55,7 @@ class name_scope_of:
 def _to_tensor(x):
     if isinstance(x, np.ndarray):
         t = torch.from_numpy(x)
-        return t.float() if t.dtype == torch.float64 else t
+        return t.to(torch_dtype(None)) if t.dtype == torch.float64 else t
     if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
         return torch.as_tensor(x, dtype=torch.float32 if isinstance(x, float) else None)
     return x
@@ -121,7 +122,6 @@ class Layer(nn.Module):
         self.dtype_policy = dtype
         self._trainable = bool(trainable)
         self.built = False
-        self.supports_masking = False
         self._inbound_nodes = []
         self._weight_table = []
         self._losses = []
@@ -133,6 +133,8 @@ class Layer(nn.Module):
         if batch_input_shape is None and input_shape is not None:
             batch_input_shape = (batch_size,) + tuple(input_shape)
         self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape else None
+
+    input_spec = None  # an InputSpec (or a list of them) checked on every call
 
     # ------------------------------------------------------------------ dtypes
     # Whether floating inputs are cast to the compute dtype on entry, and whether weights are
@@ -578,14 +580,27 @@ class Layer(nn.Module):
             self.__dict__["_called"] = True
             with name_scope_of(self):
                 return self.__call__(*args, **kwargs)
+        if self.input_spec is not None:
+            assert_input_compatibility(self.input_spec, args[0] if args else kwargs.get("inputs"),
+                                       self.name)
         if any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
             return self._symbolic_call(args, kwargs)
+        prev_mask = None
         if args:
             args = (tree.map_structure(_to_tensor, args[0]),) + args[1:]
+            # As in Keras, a mask travels with a tensor (`_keras_mask`) between eager calls.
+            prev_mask = getattr(args[0], "_keras_mask", None)
+            if prev_mask is not None and kwargs.get("mask") is None \
+                    and call_accepts(self, "mask"):
+                kwargs["mask"] = prev_mask
         if not self.built:
             inputs = args[0] if args else kwargs.get("inputs")
             self._maybe_build(tree.map_structure(_shape_of, inputs))
-        return super().__call__(*args, **kwargs)
+        outputs = super().__call__(*args, **kwargs)
+        if prev_mask is not None or (type(self).compute_mask is not Layer.compute_mask
+                                     and self._makes_mask()):
+            _attach_masks(self, args[0] if args else kwargs.get("inputs"), outputs, prev_mask)
+        return outputs
 
     def _symbolic_call(self, args, kwargs):
         if not args:
@@ -679,12 +694,28 @@ class Layer(nn.Module):
                 _unshadow(shadowed)
 
     # ------------------------------------------------------------------ masks
+    @property
+    def supports_masking(self):
+        """Whether the layer computes output masks with `compute_mask` (settable). By default,
+        as in Keras 3, whether the layer's class defines its own `compute_mask`."""
+        value = self.__dict__.get("_supports_masking")
+        if value is None:
+            return type(self).compute_mask is not Layer.compute_mask
+        return value
+
+    @supports_masking.setter
+    def supports_masking(self, value):
+        self.__dict__["_supports_masking"] = bool(value)
+
     def _makes_mask(self):
-        """Whether this layer creates a mask from unmasked inputs (Embedding(mask_zero=True))."""
-        return False
+        """Whether this layer may create a mask from unmasked inputs: Embedding(mask_zero=True),
+        Masking, and layers of your own that define `compute_mask` (Keras 3 calls it on every
+        output). Built-in layers that only pass masks on say no."""
+        fn = type(self).compute_mask
+        return fn is not Layer.compute_mask and not fn.__module__.startswith("plexus.")
 
     def _symbolic_mask(self, inputs, in_masked):
-        return self.supports_masking and any(in_masked)
+        return self.supports_masking and (any(in_masked) or self._makes_mask())
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the outputs; by default a masking-aware layer passes its mask on."""
@@ -772,6 +803,23 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
+
+
+def _attach_masks(layer, inputs, outputs, prev_mask):
+    """Set `_keras_mask` on the outputs of an eager call, as Keras does: the layer's
+    `compute_mask` of the inputs and their mask, on outputs that have none yet."""
+    if not layer.supports_masking:
+        return
+    flat = [t for t in tree.flatten(outputs) if isinstance(t, torch.Tensor)]
+    if not flat or all(getattr(t, "_keras_mask", None) is not None for t in flat):
+        return
+    masks = layer.compute_mask(inputs, prev_mask)
+    if masks is None:
+        return
+    flat_masks = tree.flatten(masks) if isinstance(masks, (list, tuple)) else [masks] * len(flat)
+    for t, m in zip(flat, flat_masks):
+        if m is not None and getattr(t, "_keras_mask", None) is None:
+            t._keras_mask = m
 
 
 def _specs_from_shapes(shapes, dtype):

@@ -3,7 +3,7 @@ import torch
 
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.input_layer import InputLayer
-from plexus.layers.layer import Layer
+from plexus.layers.layer import Layer, name_scope_of
 from plexus.models.model import Model
 
 
@@ -74,6 +74,10 @@ class Sequential(Model):
             self._extend_graph([layer])
 
     def _extend_graph(self, new_layers):
+        with name_scope_of(self):  # weights built here get paths `sequential/dense/kernel`
+            self._extend_graph_in_scope(new_layers)
+
+    def _extend_graph_in_scope(self, new_layers):
         if not self._stack_outputs:
             x = self._input_layer._input_tensor
         else:

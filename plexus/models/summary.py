@@ -51,6 +51,8 @@ class _Printer:
                 space = 2 if i != len(self.positions) - 1 else 0
                 width = end - start - space - (level if i == 0 else 0)
                 text = col[0] if col else ""
+                if i == len(self.positions) - 1 and level == 0:
+                    width = max(width, len(text))  # a short last column overflows, unwrapped
                 piece = text[:width]
                 cuts = [piece.find(b) + len(b) for b in _BREAKS if piece.find(b) >= 0]
                 if cuts and len(text) > width:
@@ -124,13 +126,10 @@ def _count(weights):
 
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None):
-    if not model.built:
-        raise ValueError(
-            f"Model {model.name!r} has not been built yet, so its layers have no shapes to show. "
-            "Give the first layer an `input_shape`, start with an `Input`, call `model.build("
-            "input_shape)`, or call the model on a batch of data first."
-        )
-    print_fn = print_fn or (lambda line, **kw: print(line))
+    # An unbuilt model lists its layers as Keras does: output shape "?", "0 (unbuilt)" params.
+    if print_fn is None:
+        from plexus.training.progbar import print_msg
+        print_fn = lambda line, **kw: print_msg(line)  # noqa: E731
     sequential_like = _is_sequential_like(model)
     if sequential_like:
         line_length = line_length or 65

@@ -49,7 +49,13 @@ CustomObjectScope = custom_object_scope
 
 
 def current_context():
-    return _context.get() or LoadContext()
+    """The load in progress, or outside any load the defaults (safe mode unless
+    `plexus.config.enable_unsafe_deserialization()` was called)."""
+    ctx = _context.get()
+    if ctx is not None:
+        return ctx
+    from plexus import config
+    return LoadContext(safe_mode=not config.is_unsafe_deserialization_enabled())
 
 
 def check_name(name, what="layer name"):

@@ -9,7 +9,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from plexus.training.progbar import Progbar
+from plexus.training.progbar import Progbar, print_msg
 
 _HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
           "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin",
@@ -250,7 +250,7 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.params.get("verbose"):
-            print(f"Epoch {epoch + 1}/{self.params.get('epochs')}", flush=True)
+            print_msg(f"Epoch {epoch + 1}/{self.params.get('epochs')}")
         self._new_bar()
 
     def on_test_begin(self, logs=None):

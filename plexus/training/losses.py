@@ -10,9 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from plexus import activations
-
-EPSILON = 1e-7  # probability clipping for cross-entropies, as in Keras (backend.epsilon())
+from plexus import activations, config
 
 
 def _as_tensor(x, like=None):
@@ -62,15 +60,16 @@ def mean_absolute_error(y_true, y_pred):
 def mean_absolute_percentage_error(y_true, y_pred):
     """`100 * mean(|(y_true - y_pred) / max(|y_true|, eps)|)` over the last axis."""
     y_true, y_pred = _prep(y_true, y_pred)
-    diff = torch.abs((y_true - y_pred) / torch.clamp(torch.abs(y_true), min=EPSILON))
+    diff = torch.abs((y_true - y_pred) / torch.clamp(torch.abs(y_true), min=config.epsilon()))
     return 100.0 * torch.mean(diff, dim=-1)
 
 
 def mean_squared_logarithmic_error(y_true, y_pred):
     """Mean of `(log(1 + y_pred) - log(1 + y_true)) ** 2` (values clipped at eps)."""
     y_true, y_pred = _prep(y_true, y_pred)
-    a = torch.log(torch.clamp(y_pred, min=EPSILON) + 1.0)
-    b = torch.log(torch.clamp(y_true, min=EPSILON) + 1.0)
+    eps = config.epsilon()
+    a = torch.log(torch.clamp(y_pred, min=eps) + 1.0)
+    b = torch.log(torch.clamp(y_true, min=eps) + 1.0)
     return torch.mean(torch.square(a - b), dim=-1)
 
 
@@ -133,8 +132,9 @@ def categorical_hinge(y_true, y_pred):
 def kl_divergence(y_true, y_pred):
     """`sum(y_true * log(y_true / y_pred))` with both clipped to [eps, 1]."""
     y_pred = _as_tensor(y_pred)
-    y_true = torch.clamp(_as_tensor(y_true, y_pred).to(y_pred.dtype), EPSILON, 1.0)
-    y_pred = torch.clamp(y_pred, EPSILON, 1.0)
+    eps = config.epsilon()
+    y_true = torch.clamp(_as_tensor(y_true, y_pred).to(y_pred.dtype), eps, 1.0)
+    y_pred = torch.clamp(y_pred, eps, 1.0)
     return torch.sum(y_true * torch.log(y_true / y_pred), dim=-1)
 
 
@@ -142,7 +142,7 @@ def poisson(y_true, y_pred):
     """Mean of `y_pred - y_true * log(y_pred + eps)`."""
     y_pred = _as_tensor(y_pred)
     y_true = _as_tensor(y_true, y_pred).to(y_pred.dtype)
-    return torch.mean(y_pred - y_true * torch.log(y_pred + EPSILON), dim=-1)
+    return torch.mean(y_pred - y_true * torch.log(y_pred + config.epsilon()), dim=-1)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
@@ -165,7 +165,8 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     if logits is not None:
         values = F.binary_cross_entropy_with_logits(logits, y_true, reduction="none")
     else:
-        values = F.binary_cross_entropy(torch.clamp(y_pred, EPSILON, 1.0 - EPSILON), y_true,
+        eps = config.epsilon()
+        values = F.binary_cross_entropy(torch.clamp(y_pred, eps, 1.0 - eps), y_true,
                                         reduction="none")
     return torch.mean(values, dim=axis)
 
@@ -192,7 +193,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
         log_prob = F.log_softmax(logits, dim=axis)
     else:
         probs = y_pred / torch.sum(y_pred, dim=axis, keepdim=True)
-        log_prob = torch.log(torch.clamp(probs, EPSILON, 1.0 - EPSILON))
+        eps = config.epsilon()
+        log_prob = torch.log(torch.clamp(probs, eps, 1.0 - eps))
     return -torch.sum(y_true * log_prob, dim=axis)
 
 
@@ -226,7 +228,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             out = F.cross_entropy(y_pred, y_true, reduction="none")
         else:
             probs = y_pred / torch.sum(y_pred, dim=1, keepdim=True)
-            out = F.nll_loss(torch.log(torch.clamp(probs, EPSILON, 1.0 - EPSILON)), y_true,
+            eps = config.epsilon()
+            out = F.nll_loss(torch.log(torch.clamp(probs, eps, 1.0 - eps)), y_true,
                              reduction="none")
     except IndexError as e:
         classes = y_pred.shape[1] if y_pred.dim() > 1 else 1

@@ -5,6 +5,7 @@ State stays on the device of the data it sees, so updating a metric never waits 
 """
 import torch
 
+from plexus import config
 from plexus.training import losses as L
 
 
@@ -267,7 +268,8 @@ class AUC(_Confusion):
         else:
             self.num_thresholds = int(num_thresholds)
             inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
-        self.thresholds = [0.0 - L.EPSILON] + inner + [1.0 + L.EPSILON]
+        eps = config.epsilon()
+        self.thresholds = [0.0 - eps] + inner + [1.0 + eps]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = L._as_tensor(y_pred)

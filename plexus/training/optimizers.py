@@ -76,7 +76,7 @@ class Optimizer:
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self._iterations = 0  # every step, also those that only accumulate gradients
         self.built = False
-        self._vars = []
+        self._vars, self._overwritten = [], []
         self._packing = None
 
     # ------------------------------------------------------------------ steps and rate
@@ -109,6 +109,14 @@ class Optimizer:
     def build(self, var_list):
         """Create the optimizer's state (moments, accumulators) for `var_list`."""
         self._vars = list(var_list)
+        # Weights made with add_weight(overwrite_with_gradient=True) take their gradient as
+        # their new value instead of an update (as in Keras).
+        self._overwritten = [i for i, v in enumerate(self._vars)
+                             if getattr(v, "overwrite_with_gradient", False)]
+        if self._overwritten and self.gradient_accumulation_steps:
+            raise NotImplementedError(
+                f"Optimizer {self.name!r}: gradient_accumulation_steps is not supported with "
+                "weights created with overwrite_with_gradient=True.")
         self._packing = Packing(self._vars) if self._packable else None
         self._build_slots(self._vars)
         if self.gradient_accumulation_steps:
@@ -168,6 +176,10 @@ class Optimizer:
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
         grads = [p.grad for p in self._vars]
+        for i in self._overwritten:
+            if grads[i] is not None:
+                self._vars[i].copy_(grads[i])
+                grads[i] = None
         pk = self._packing
         if pk is not None and not pk.intact():
             self._repack()

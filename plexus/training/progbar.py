@@ -1,8 +1,41 @@
 """The progress display: a bar redrawn in place on a terminal or in a notebook, one line per
 epoch in log files (output that is not a terminal) or with `verbose=2`."""
+import logging
 import os
 import sys
 import time
+
+from plexus import config
+
+
+class LogStream:
+    """A write-only stream that sends whole lines to the `plexus` logger (INFO): where output
+    goes after `plexus.config.disable_interactive_logging()`."""
+
+    def __init__(self):
+        self.pending = ""
+
+    def write(self, text):
+        self.pending += text.replace("\r", "\n").replace("\b", "")
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                logging.getLogger("plexus").info(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def print_msg(message):
+    """Print a line to stdout, or log it when interactive logging is disabled."""
+    from plexus import config
+    if config.is_interactive_logging_enabled():
+        print(message, flush=True)
+    else:
+        logging.getLogger("plexus").info(message)
 
 
 def interactive():
@@ -49,6 +82,8 @@ class Progbar:
                  stream=None):
         self.target, self.width, self.verbose = target, width, verbose
         self.interval, self.unit = interval, unit_name
+        if stream is None and not config.is_interactive_logging_enabled():
+            stream = LogStream()
         self.stream = stream or sys.stdout
         self.dynamic = interactive() if stream is None else (
             hasattr(stream, "isatty") and stream.isatty())

@@ -8,6 +8,7 @@ import warnings
 
 import torch
 
+from plexus import config
 from plexus.graph import functional, tree
 from plexus.training import backprop
 from plexus.training import callbacks as C
@@ -344,6 +345,11 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
         validation_batch_size=None, validation_freq=1):
     """Train `model` (see `Model.fit`); returns a `History`."""
+    cap = config.max_epochs()
+    if cap and cap < epochs:
+        warnings.warn(f"Limiting epochs to {cap} (plexus.config.set_max_epochs).", stacklevel=3)
+        epochs = cap
+    steps_per_epoch = _capped_steps(steps_per_epoch)
     st = _state(model, _n_outputs(model))
     data = make_data(model, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
                      class_weight, with_targets=_needs_targets(st))
@@ -395,6 +401,16 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     return model.history
 
 
+def _capped_steps(steps):
+    """`steps`, limited by `plexus.config.max_steps_per_epoch()` when that is set."""
+    cap = config.max_steps_per_epoch()
+    if cap and (not steps or cap < steps):
+        warnings.warn(f"Limiting steps_per_epoch to {cap} (plexus.config."
+                      "set_max_steps_per_epoch).", stacklevel=4)
+        return cap
+    return steps
+
+
 def _verbose(verbose):
     if verbose == "auto":
         return 1
@@ -418,7 +434,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
              steps=None, callbacks=None, return_dict=False):
     """Loss and metrics on the data (see `Model.evaluate`)."""
     st = _state(model, _n_outputs(model))
-    data = make_data(model, x, y, sample_weight, batch_size, False, steps,
+    data = make_data(model, x, y, sample_weight, batch_size, False, _capped_steps(steps),
                      with_targets=_needs_targets(st))
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
@@ -440,11 +456,13 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 @torch.no_grad()
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     """Predictions as NumPy arrays (see `Model.predict`)."""
-    if callbacks is None and steps is None and _verbose(verbose) == 0:
+    if callbacks is None and steps is None and _verbose(verbose) == 0 \
+            and not config.max_steps_per_epoch():
         out = _predict_one_batch(model, x, batch_size)
         if out is not None:
             return out
-    data = make_data(model, x, None, None, batch_size, False, steps, with_targets=False)
+    data = make_data(model, x, None, None, batch_size, False, _capped_steps(steps),
+                     with_targets=False)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="predict")
