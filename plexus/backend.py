@@ -70,3 +70,9 @@ def is_float_dtype(dtype):
 def is_int_dtype(dtype):
     """Whether `dtype` (a name, torch or NumPy dtype) is an integer dtype."""
     return standardize_dtype(dtype).startswith(("int", "uint"))
+
+
+def result_type(*dtypes):
+    """The dtype Keras's promotion rules give for combining `dtypes` (as `keras.backend`)."""
+    from plexus.ops.dtypes import result_type as _result_type  # noqa: (plexus.ops is optional)
+    return _result_type(*dtypes)

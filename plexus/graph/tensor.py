@@ -21,6 +21,8 @@ def standardize_dtype(dtype):
         if dtype not in _NAMES:
             raise ValueError(f"Unsupported dtype {dtype}. Use one of: {', '.join(_DTYPES)}.")
         return _NAMES[dtype]
+    if isinstance(dtype, type) and dtype.__module__ == "numpy":  # np.int32, np.float64, ...
+        dtype = dtype.__name__
     name = getattr(dtype, "name", None) or str(dtype)
     name = {"float": "float32", "int": "int64", "double": "float64", "half": "float16"}.get(name, name)
     name = name.replace("torch.", "")
