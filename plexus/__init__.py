@@ -6,10 +6,10 @@
     model = keras.Model(inputs, outputs)
 """
 from plexus import activations, backend, config, constraints, initializers, layers, models
-from plexus import random, regularizers, utils
+from plexus import random, regularizers, tree, utils
 from plexus.backend import clear_session
 from plexus.graph.tensor import KerasTensor
-from plexus.layers import Input, InputLayer, Layer
+from plexus.layers import Input, InputLayer, InputSpec, Layer
 from plexus.models import Model, Sequential
 from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
 from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)

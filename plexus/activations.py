@@ -122,17 +122,26 @@ _ACTIVATIONS = {
 
 
 def get(identifier):
-    """Resolve an activation given as a name, a callable or None (linear)."""
+    """Resolve an activation given as a name, a serialized dict, a callable or None (linear);
+    your registered functions (and those of a `custom_object_scope`) resolve by name too."""
     if identifier is None:
         return linear
-    if isinstance(identifier, str):
-        fn = _ACTIVATIONS.get(identifier)
+    if isinstance(identifier, (str, dict)):
+        name = identifier
+        if isinstance(identifier, dict):  # a serialized function: {"class_name": "function", ...}
+            name = identifier.get("config") if identifier.get("class_name") == "function" \
+                else identifier.get("class_name")
+        fn = _ACTIVATIONS.get(name) if isinstance(name, str) else None
         if fn is None:
-            close = difflib.get_close_matches(identifier, _ACTIVATIONS, n=3)
+            from plexus.saving.registry import custom_object  # noqa: (registered functions)
+            fn = custom_object(identifier)
+        if fn is None:
+            close = difflib.get_close_matches(str(name), _ACTIVATIONS, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(
-                f"Unknown activation {identifier!r}.{hint} Known activations: "
-                f"{', '.join(sorted(_ACTIVATIONS))}; or pass a callable."
+                f"Unknown activation {name!r}.{hint} Known activations: "
+                f"{', '.join(sorted(_ACTIVATIONS))}; or pass a callable (register your own "
+                "with plexus.saving.register_keras_serializable to load it by name)."
             )
         return fn
     if callable(identifier):

@@ -64,8 +64,17 @@ _BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
 
 
 def get(identifier):
+    """A constraint from a name, a serialized dict, an instance, a callable or None; names and
+    dicts of your own registered classes resolve too."""
     if identifier is None or isinstance(identifier, Constraint):
         return identifier
+    if isinstance(identifier, (str, dict)):
+        name = identifier if isinstance(identifier, str) else identifier.get("class_name")
+        if name not in _BY_NAME:
+            from plexus.saving.registry import custom_object  # noqa: (registered classes)
+            found = custom_object(identifier)
+            if found is not None:
+                return found
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
             raise ValueError(f"Unknown constraint {identifier!r}. Known: {', '.join(_BY_NAME)}.")

@@ -229,6 +229,13 @@ def get(identifier):
         return None
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, (str, dict)):
+        name = identifier if isinstance(identifier, str) else identifier.get("class_name")
+        if name not in _BY_NAME and name not in _BY_CLASS:
+            from plexus.saving.registry import custom_object  # noqa: (registered classes)
+            found = custom_object(identifier)
+            if found is not None:
+                return found
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier) or _BY_CLASS.get(identifier)
         if cls is None:

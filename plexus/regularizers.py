@@ -57,8 +57,15 @@ _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
 
 
 def get(identifier):
+    """A regularizer from a name, a serialized dict, an instance, a callable or None; names
+    and dicts of your own registered classes resolve too."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, (str, dict)) and _builtin_name(identifier) not in _BY_NAME:
+        from plexus.saving.registry import custom_object  # noqa: (registered classes)
+        found = custom_object(identifier)
+        if found is not None:
+            return found
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
             raise ValueError(f"Unknown regularizer {identifier!r}. Known: l1, l2, l1_l2.")
@@ -71,3 +78,7 @@ def get(identifier):
     if callable(identifier):
         return identifier
     raise TypeError(f"Cannot interpret {identifier!r} as a regularizer.")
+
+
+def _builtin_name(identifier):
+    return identifier if isinstance(identifier, str) else identifier.get("class_name")

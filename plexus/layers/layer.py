@@ -685,11 +685,21 @@ class Layer(nn.Module):
             return torch.zeros(shape, dtype=torch_dtype(t.dtype), device=device)
         f_args = tree.map_structure(fake, (inputs,) + tuple(args))
         f_kwargs = tree.map_structure(fake, kwargs)
+        first = tree.flatten(inputs)[0] if tree.flatten(inputs) else None
+        if isinstance(first, KerasTensor) and first.has_mask and "mask" not in kwargs \
+                and call_accepts(self, "mask"):
+            # A stand-in mask: masks are (batch, time) for sequences of vectors, else the
+            # input's own shape.
+            shape = tree.flatten(f_args[0])[0].shape
+            f_kwargs["mask"] = torch.ones(shape[:-1] if len(shape) >= 3 else shape,
+                                          dtype=torch.bool, device=device)
         shadowed = _shadow_weights(self) if self._mixed else None
+        _random._CALL_DEVICE[0] = torch.device(device)
         try:
             with torch.no_grad():
                 return self.call(*f_args, **f_kwargs)
         finally:
+            _random._CALL_DEVICE[0] = None
             if shadowed:
                 _unshadow(shadowed)
 

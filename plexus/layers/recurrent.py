@@ -12,7 +12,9 @@ import torch
 from plexus import regularizers
 from plexus.graph import tree
 from plexus.layers.core import _ser
+from plexus.graph.tensor import torch_dtype
 from plexus.layers.layer import Layer
+from plexus.variables import Variable, Weight
 from plexus.layers.rnn_cells import DropoutCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from plexus.layers.rnn_kernels import run_fused, run_loop
 
@@ -43,7 +45,10 @@ class RNN(Layer):
         return_sequences: return the output of every step, not only the last.
         return_state: also return the final states: `[output, *states]`.
         go_backwards: process the sequence from the end; outputs come in processing order.
-        stateful: must be False (carrying states across batches is not supported).
+        stateful: carry the final states of each batch over as the initial states of the next
+            (sample `i` of a batch continues sample `i` of the previous one). Needs a fixed
+            batch size (`Input(batch_shape=...)` or `batch_input_shape=`); `reset_state()`
+            zeroes the states. Train with `shuffle=False`.
         unroll: accepted for compatibility; the fused kernels make unrolling unnecessary.
         zero_output_for_mask: outputs at masked steps are zeros instead of the previous output.
 
@@ -62,11 +67,6 @@ class RNN(Layer):
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
-        if stateful:
-            raise ValueError(
-                f"Layer {self.name!r} ({type(self).__name__}): stateful=True is not supported. "
-                "Use stateful=False and pass the previous final states as `initial_state` if you "
-                "need to carry states from one batch to the next.")
         if not hasattr(cell, "state_size") or not callable(getattr(cell, "call", None)):
             raise ValueError(
                 f"Layer {self.name!r}: `cell` must have a `state_size` attribute and a "
@@ -75,7 +75,8 @@ class RNN(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
-        self.stateful = False
+        self.stateful = bool(stateful)
+        self._n_states = 0  # how many state buffers a stateful layer holds
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.activity_regularizer = regularizers.get(activity_regularizer)
@@ -97,7 +98,58 @@ class RNN(Layer):
         if isinstance(self.cell, Layer) and not self.cell.built:
             self.cell.build((input_shape[0], input_shape[2]))
             self.cell.built = True
+        if self.stateful:
+            self._create_states(input_shape)
         self.built = True
+
+    # ------------------------------------------------------------------ stateful layers
+    def _create_states(self, input_shape):
+        """Zero states for the fixed batch size, as buffers that are not saved (as in Keras,
+        they are not weights)."""
+        if input_shape[0] is None:
+            raise ValueError(
+                "When using `stateful=True` in a RNN, the batch size must be static. Found "
+                f"dynamic batch size: sequence.shape={tuple(input_shape)}. Give the model a "
+                "fixed batch size: Input(batch_shape=(batch, time, features)), or "
+                "batch_input_shape=... on the first layer of a Sequential model.")
+        dtype = torch_dtype(self.variable_dtype)
+        device = next((p.device for p in self.parameters()), None)
+        for i, size in enumerate(_state_sizes(self.cell)):
+            spec = Weight(None, "rnn_state", (input_shape[0], size), trainable=False,
+                          path=f"{self.name}/rnn_state")
+            value = torch.zeros((input_shape[0], size), dtype=dtype, device=device)
+            self.register_buffer(f"_rnn_state_{i}", Variable._from_tensor(value, spec),
+                                 persistent=False)
+        self._n_states = len(_state_sizes(self.cell))
+
+    @property
+    def states(self):
+        """The carried states of a stateful layer (`plexus.Variable`s), else None."""
+        if not self._n_states:
+            return None
+        return [self._buffers[f"_rnn_state_{i}"] for i in range(self._n_states)]
+
+    def reset_state(self):
+        """Zero the carried states of a stateful layer (start new sequences)."""
+        for state in self.states or ():
+            with torch.no_grad():
+                state.zero_()
+
+    def reset_states(self):
+        """The same as `reset_state` (Keras 2's name)."""
+        self.reset_state()
+
+    def _carried_states(self, x):
+        states = self.states
+        if x.shape[0] != states[0].shape[0]:
+            raise ValueError(
+                "If an RNN is stateful, the batch size of the input sequences must be the same "
+                "as the batch size of the initial state. \n"
+                f"- Expected batch size: {states[0].shape[0]}\n"
+                f"- Received batch size: {x.shape[0]}\n"
+                f"(layer {self.name!r}; pass batches of exactly that size, e.g. "
+                "fit(..., batch_size=...) with a sample count divisible by it)")
+        return [s.detach().to(x.dtype, copy=True) for s in states]  # a copy: backward reads it
 
     def compute_output_shape(self, input_shape):
         batch, steps, _ = self._check_shape(input_shape)
@@ -129,7 +181,7 @@ class RNN(Layer):
             raise ValueError(
                 f"Layer {self.name!r} expects {len(sizes)} initial state tensor(s) of sizes "
                 f"{sizes}; received {len(states)}.")
-        return [torch.as_tensor(s).to(x.dtype) for s in states]
+        return [torch.as_tensor(s).to(device=x.device, dtype=x.dtype) for s in states]
 
     def call(self, inputs, initial_state=None, mask=None, training=None):
         training = self.training if training is None else bool(training)
@@ -148,11 +200,18 @@ class RNN(Layer):
             mask = mask[0]
         if mask is not None:
             mask = mask.to(device=x.device, dtype=torch.bool)
-        states = self._initial_states(x, initial_state)
+        if self.stateful and initial_state is None and self._n_states:
+            states = self._carried_states(x)
+        else:
+            states = self._initial_states(x, initial_state)
         if self.go_backwards:
             x = x.flip(1)
             mask = mask.flip(1) if mask is not None else None
         seq, last, final = self._run(cell, x, states, mask, training)
+        if self.stateful and self._n_states:
+            with torch.no_grad():  # the next batch starts from here; no gradient flows back
+                for state, value in zip(self.states, final):
+                    state.copy_(value.detach())
         if self.zero_output_for_mask and mask is not None:
             seq = seq * mask[..., None].to(seq.dtype)
             last = last * mask[:, -1, None].to(last.dtype)
@@ -178,7 +237,7 @@ class RNN(Layer):
             mode = cell.fused_mode() if rec is None else None
             if mode is not None:
                 return run_fused(mode, cell.fused_params(), x, states, mask,
-                                 need_states=self.return_state)
+                                 need_states=self.return_state or self.stateful)
             return run_loop(cell, x, states, mask, rec)
         kw = {"training": training} if _accepts_training(cell) else {}
         return run_loop(cell, x, states, mask, step_kwargs=kw, builtin=False)

@@ -8,11 +8,13 @@ def _default_clone(layer):
     return type(layer).from_config(layer.get_config())
 
 
-def clone_model(model, input_tensors=None, clone_function=None, **kwargs):
+def clone_model(model, input_tensors=None, clone_function=None, call_function=None,
+                recursive=False, **kwargs):
     """A new model with the same graph as `model` and new layers built from their configs.
 
     Weights are newly initialized, as in Keras; copy them with
-    `clone.set_weights(model.get_weights())`.
+    `clone.set_weights(model.get_weights())`. Classes of your own resolve through
+    `register_keras_serializable` or an active `custom_object_scope`.
 
     Args:
         model: a functional or Sequential model (a subclassed one is re-created from its
@@ -20,6 +22,10 @@ def clone_model(model, input_tensors=None, clone_function=None, **kwargs):
         input_tensors: optional `Input` tensors (one per model input) to build the clone on.
         clone_function: `layer -> new layer`, called once per layer (shared layers stay
             shared); defaults to `type(layer).from_config(layer.get_config())`.
+        call_function: `(layer, *args, **kwargs) -> outputs`, used instead of
+            `layer(*args, **kwargs)` to call each cloned layer of a functional model.
+        recursive: clone nested functional and Sequential models with `clone_model` too
+            (with the same functions), instead of passing them to `clone_function`.
     """
     from plexus.models.model import Model
     from plexus.models.sequential import Sequential
@@ -27,12 +33,42 @@ def clone_model(model, input_tensors=None, clone_function=None, **kwargs):
         raise TypeError(f"clone_model: unexpected keyword argument(s) {', '.join(kwargs)}.")
     if not isinstance(model, Model):
         raise TypeError(f"clone_model expects a plexus Model; received {type(model).__name__}.")
-    clone_function = clone_function or _default_clone
+    clone = _cloner(clone_function or _default_clone, call_function, recursive)
     if isinstance(model, Sequential):
-        return _clone_sequential(model, input_tensors, clone_function)
-    if not getattr(model, "_is_graph", False):
-        return type(model).from_config(model.get_config())
-    return _clone_functional(model, input_tensors, clone_function)
+        if call_function is not None:
+            raise ValueError(
+                "`call_function` argument is not supported with Sequential models: their layers "
+                "are listed, not called, when the model is built. Use it with functional models.")
+        return _clone_sequential(model, input_tensors, clone)
+    if getattr(model, "_is_graph", False):
+        return _clone_functional(model, input_tensors, clone, call_function)
+    if input_tensors is not None or clone_function is not None or call_function is not None:
+        raise ValueError(
+            "Arguments `clone_function`, `call_function` and `input_tensors` need a Sequential "
+            f"or functional model; model {model.name!r} is a subclassed "
+            f"{type(model).__name__}, which clone_model re-creates from its config.")
+    from plexus.saving.serialization import deserialize_keras_object, serialize_keras_object
+    return deserialize_keras_object(serialize_keras_object(model),
+                                    custom_objects={type(model).__name__: type(model)})
+
+
+def _cloner(clone_function, call_function, recursive):
+    """`clone_function`, applied once per layer (shared layers stay shared), recursing into
+    nested models when asked."""
+    from plexus.models.model import Model
+    cache = {}
+
+    def clone(layer):
+        if id(layer) not in cache:
+            if recursive and isinstance(layer, Model) and (
+                    getattr(layer, "_is_graph", False) or hasattr(layer, "_stack")):
+                cache[id(layer)] = clone_model(layer, clone_function=clone_function,
+                                               call_function=call_function, recursive=True)
+            else:
+                cache[id(layer)] = clone_function(layer)
+        return cache[id(layer)]
+
+    return clone
 
 
 def _new_input(layer):
@@ -54,7 +90,7 @@ def _clone_sequential(model, input_tensors, clone_function):
     return clone
 
 
-def _clone_functional(model, input_tensors, clone_function):
+def _clone_functional(model, input_tensors, clone_function, call_function=None):
     from plexus.models.model import Model
     if input_tensors is not None:
         new_inputs = tree.flatten(input_tensors)
@@ -66,17 +102,16 @@ def _clone_functional(model, input_tensors, clone_function):
     else:
         new_inputs = [_new_input(t.node.layer) for t in model.inputs]
     tensor_map = {id(old): new for old, new in zip(model.inputs, new_inputs)}
-    layer_map = {}
     for step in model._steps:
         node = step.node
         if isinstance(node.layer, InputLayer):
             continue
-        if node.layer not in layer_map:
-            layer_map[node.layer] = clone_function(node.layer)
+        layer = clone_function(node.layer)
         swap = lambda t: tensor_map[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
         args = tree.map_structure(swap, node.args)
         kwargs = tree.map_structure(swap, node.kwargs)
-        outputs = layer_map[node.layer](*args, **kwargs)
+        outputs = call_function(layer, *args, **kwargs) if call_function is not None \
+            else layer(*args, **kwargs)
         for old, new in zip(node.output_tensors, tree.flatten(outputs)):
             tensor_map[id(old)] = new
     inputs = tree.pack_like(model._inputs_struct, new_inputs)

@@ -136,6 +136,12 @@ class Model(Layer):
     def _sublayers(self):
         return self.layers
 
+    def reset_states(self):
+        """Zero the carried states of every stateful recurrent layer in the model."""
+        for layer in self.modules():
+            if layer is not self and "_n_states" in layer.__dict__:
+                layer.reset_state()
+
     def get_layer(self, name=None, index=None):
         """A layer by `name` or by `index` in `model.layers`."""
         if index is not None and name is not None:
@@ -244,10 +250,23 @@ class Model(Layer):
             )
         return [inputs]
 
-    def _check_input_shape(self, i, value_shape):
+    def _adapt_rank(self, i, x):
+        """Keras's rank adaptation of data for input `i`: a missing last axis of size 1 is
+        added (`(N, 28, 28)` for `Input((28, 28, 1))`), an extra one is removed."""
+        expected = self.inputs[i].shape
+        if x.ndim == len(expected) + 1 and x.shape[-1] == 1:
+            return x.squeeze(-1)
+        if x.ndim == len(expected) - 1 and expected and expected[-1] == 1:
+            return x.unsqueeze(-1)
+        return x
+
+    def _check_input_shape(self, i, value_shape, any_batch=False):
+        """ValueError unless `value_shape` fits input `i`; `any_batch` for whole datasets,
+        whose first axis counts samples (an Input with a fixed batch size takes any number)."""
         expected = self.inputs[i].shape
         ok = len(value_shape) == len(expected) and all(
-            e is None or v is None or e == v for e, v in zip(expected, value_shape))
+            e is None or v is None or e == v or (any_batch and j == 0)
+            for j, (e, v) in enumerate(zip(expected, value_shape)))
         if not ok:
             raise ValueError(
                 f"Input {self.input_names[i]!r} of model {self.name!r} expects arrays of shape "
@@ -263,6 +282,7 @@ class Model(Layer):
                 raise TypeError("Mixing symbolic and real inputs in one model call is not supported.")
             if not isinstance(x, torch.Tensor):
                 x = torch.as_tensor(np.asarray(x))
+            x = self._adapt_rank(i, x)
             self._check_input_shape(i, tuple(x.shape))
             dtype, int_ok = self._input_casts[i]
             if x.dtype != dtype and not (int_ok and not x.is_floating_point()):

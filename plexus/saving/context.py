@@ -39,13 +39,37 @@ def load_context(custom_objects=None, safe_mode=True, source=None):
         _context.reset(token)
 
 
-def custom_object_scope(custom_objects):
+class CustomObjectScope:
     """`with custom_object_scope({"Scale": Scale}): load_model(...)`: extra objects for every
-    load inside the block (as passing `custom_objects=` to each)."""
-    return load_context(custom_objects, True)
+    load, `deserialize_keras_object`, `clone_model` and `model_from_json` inside the block (as
+    passing `custom_objects=` to each).
+
+    Args:
+        *custom_objects: dicts mapping names to classes or functions (later ones win).
+    """
+
+    def __init__(self, *custom_objects):
+        self.custom_objects = {}
+        for objects in custom_objects:
+            if objects is not None and not isinstance(objects, dict):
+                raise TypeError("custom_object_scope takes dicts of {name: class or function}; "
+                                f"received {objects!r}.")
+            self.custom_objects.update(objects or {})
+        self._scopes = []
+
+    def __enter__(self):
+        from plexus import config
+        scope = load_context(self.custom_objects,
+                             not config.is_unsafe_deserialization_enabled())
+        scope.__enter__()
+        self._scopes.append(scope)
+        return self
+
+    def __exit__(self, *exc):
+        return self._scopes.pop().__exit__(*exc)
 
 
-CustomObjectScope = custom_object_scope
+custom_object_scope = CustomObjectScope
 
 
 def current_context():

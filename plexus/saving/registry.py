@@ -132,8 +132,9 @@ register_keras_serializable = register_serializable
 
 
 def get_custom_objects():
-    """The objects registered with `register_serializable`, by `'package>Name'` (a copy)."""
-    return dict(_user_objects)
+    """The global dict of registered objects, by `'package>Name'`. As in Keras it is the live
+    table: `get_custom_objects()["Scale"] = Scale` makes `Scale` loadable by that name."""
+    return _user_objects
 
 
 def get_registered_name(obj):
@@ -142,11 +143,46 @@ def get_registered_name(obj):
 
 
 def get_registered_object(name, custom_objects=None, module_objects=None):
-    """The class or function registered (or passed in `custom_objects`) under `name`, or None."""
-    for table in (custom_objects or {}, _user_objects, module_objects or {}):
+    """The class or function registered (or passed in `custom_objects`, or given to an active
+    `custom_object_scope`) under `name`, or None."""
+    from plexus.saving.context import current_context
+    scoped = current_context().custom_objects
+    for table in (scoped, _user_objects, custom_objects or {}, module_objects or {}):
         if name in table:
             return table[name]
     return None
+
+
+def custom_object(identifier):
+    """The user's object `identifier` names, or None: a name or a serialized dict
+    (`{"class_name", "config", "registered_name"}`) looked up in the active
+    `custom_object_scope` (or load), then among registered objects (`"package>Name"` or the
+    bare name). A dict's class is instantiated from its config; a class named by a bare name is
+    instantiated without arguments (as `"glorot_uniform"` gives an initializer).
+    """
+    from plexus.saving.context import current_context
+    config = None
+    if isinstance(identifier, str):
+        names = [identifier]
+    elif isinstance(identifier, dict) and isinstance(identifier.get("class_name"), str):
+        config = identifier.get("config")
+        if identifier["class_name"] == "function":
+            names, config = [identifier.get("registered_name"), config], None
+        else:
+            names = [identifier.get("registered_name"), identifier["class_name"]]
+    else:
+        return None
+    names = [n for n in names if isinstance(n, str) and n]
+    scoped = current_context().custom_objects
+    obj = next((table[n] for table in (scoped, _user_objects) for n in names if n in table), None)
+    if obj is None:
+        bare = {n.split(">")[-1] for n in names}
+        obj = next((o for key, o in _user_objects.items() if key.split(">")[-1] in bare), None)
+    if obj is None or not inspect.isclass(obj):
+        return obj
+    if isinstance(config, dict):
+        return obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
+    return obj()
 
 
 def _category_of(module):

@@ -155,13 +155,15 @@ class CallbackList:
         self._batch = {h: [cb for cb in self.callbacks if _overrides(cb, h)] for h in _HOOKS}
         self.check_finite = any(getattr(cb, "_check_finite", False) for cb in self.callbacks)
 
+    # As in Keras, hooks always receive a logs dict: `{}` where there is nothing to report.
     def _call(self, hook, *args):
+        *head, logs = args
         for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+            getattr(cb, hook)(*head, {} if logs is None else logs)
 
     def _call_batch(self, hook, batch, logs):
         for cb in self._batch[hook]:
-            getattr(cb, hook)(batch, logs)
+            getattr(cb, hook)(batch, {} if logs is None else logs)
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs)

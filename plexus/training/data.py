@@ -133,8 +133,8 @@ def prepare_inputs(model, x, device):
     names = model.input_names
     for i, v in enumerate(flat):
         dtype, int_ok = model._input_casts[i]
-        t = to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}")
-        model._check_input_shape(i, tuple(t.shape))
+        t = model._adapt_rank(i, to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}"))
+        model._check_input_shape(i, tuple(t.shape), any_batch=True)
         out.append(t)
     return out
 

@@ -6,20 +6,65 @@ State stays on the device of the data it sees, so updating a metric never waits 
 import torch
 
 from plexus import config
+from plexus.graph.tensor import standardize_dtype
 from plexus.training import losses as L
+from plexus.variables import Variable
 
 
 class Metric:
     """Base class: accumulate state over batches with `update_state`, read it with `result`.
 
+    A metric of your own keeps its state in variables made with `add_variable` (as in Keras 3):
+
+        class TruePositives(plexus.metrics.Metric):
+            def __init__(self, name="true_positives", **kwargs):
+                super().__init__(name=name, **kwargs)
+                self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+            def update_state(self, y_true, y_pred, sample_weight=None):
+                self.count.assign_add(((y_pred > 0.5) & (y_true > 0.5)).sum())
+
+            def result(self):
+                return self.count
+
+    The default `reset_state` sets every such variable to zero.
+
     Args:
         name: the metric's name (history keys are built from it).
-        dtype: accepted for compatibility; state is float32.
+        dtype: the dtype of the metric's variables (`plexus.config.floatx()` by default).
     """
 
     def __init__(self, name=None, dtype=None):
         self.name = name or L._snake(type(self).__name__)
         self._state = None
+        self._dtype = getattr(dtype, "name", None) if hasattr(dtype, "compute_dtype") else dtype
+        self._dtype = standardize_dtype(self._dtype)  # None: floatx()
+        self._variables = []
+
+    @property
+    def dtype(self):
+        return self.__dict__.get("_dtype") or config.floatx()
+
+    def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
+        """Create a state variable (a non-trainable `plexus.Variable`) of this metric."""
+        var = Variable(initializer, shape=shape, dtype=dtype or self.dtype, trainable=False,
+                       aggregation=aggregation, name=name)
+        var._spec.path = f"{self.name}/{var.name}"
+        self.__dict__.setdefault("_variables", []).append(var)
+        return var
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """`add_variable` under its older name (zeros unless `initializer` is given)."""
+        return self.add_variable(shape, initializer or "zeros", dtype=dtype, name=name)
+
+    @property
+    def variables(self):
+        """The variables made with `add_variable`, then those of metrics held as attributes."""
+        out = list(self.__dict__.get("_variables", ()))
+        for value in vars(self).values():
+            if isinstance(value, Metric) and value is not self:
+                out.extend(value.variables)
+        return out
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         raise NotImplementedError
@@ -28,9 +73,13 @@ class Metric:
         raise NotImplementedError
 
     def reset_state(self):
+        """Forget the accumulated state (zero every variable made with `add_variable`)."""
         self._state = None
+        for v in self.variables:
+            v.assign(torch.zeros(v.shape, dtype=v.dtype))
 
-    reset_states = reset_state
+    def reset_states(self):
+        self.reset_state()
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         self.update_state(y_true, y_pred, sample_weight)

@@ -474,7 +474,8 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         for step, (xs, _, _) in enumerate(data.batches()):
             cbs.on_predict_batch_begin(step)
             chunks.append(forward(model, xs, False))
-            cbs.on_predict_batch_end(step, {})
+            out = chunks[-1]
+            cbs.on_predict_batch_end(step, {"outputs": out[0] if len(out) == 1 else out})
         cbs.on_predict_end()
     finally:
         if was_training:

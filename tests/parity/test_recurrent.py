@@ -220,8 +220,8 @@ def test_dropout_is_active_only_in_training():
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="stateful"):
-        layers.LSTM(4, stateful=True)
+    with pytest.raises(ValueError, match="stateful"):  # stateful layers need a fixed batch
+        layers.LSTM(4, stateful=True)(plexus.Input(shape=(5, 3)))
     with pytest.raises(ValueError, match=r"\(batch, time, features\)"):
         layers.GRU(4)(plexus.Input(shape=(5,)))
     with pytest.raises(ValueError, match="positive integer"):
