@@ -10,7 +10,7 @@ from plexus import random, regularizers, tree, utils
 from plexus.backend import clear_session
 from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, InputSpec, Layer
-from plexus.models import Model, Sequential
+from plexus.models import Functional, Model, Sequential
 from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
 from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)

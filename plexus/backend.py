@@ -1,10 +1,20 @@
-"""`keras.backend`'s functions: the settings of `plexus.config`, `clear_session`, dtype helpers,
-and the counters behind default layer names.
+"""`keras.backend`'s functions (the settings of `plexus.config`, `clear_session`, dtype
+helpers) and the state plexus keeps for a session: the counters behind default layer names, the
+global dtype policy and the session settings of `plexus.config`, in one `Session` that
+`clear_session()` resets.
 
     import plexus as keras
     keras.backend.epsilon()            # 1e-07
     keras.backend.clear_session()      # names start again at `dense`
+
+The session lives in a context variable whose default is one process-wide session, so a
+setting made in one notebook cell or thread is seen by the next (as Keras users expect);
+`session_scope()` gives code its own session (for example each of several threads that build
+models at once). State a running forward pass keeps (nesting, recorded losses) is per thread:
+see `plexus/layers/layer.py`.
 """
+import contextlib
+import contextvars
 import gc
 import re
 
@@ -14,8 +24,41 @@ from plexus.config import (  # noqa: F401  (keras.backend re-exports these)
 )
 from plexus.graph.tensor import is_keras_tensor, standardize_dtype  # noqa: F401
 
-_name_counts = {}
-_uids = {}
+
+class Session:
+    """The default-name counters, `get_uid`'s counters, the global dtype policy (None:
+    `floatx()`'s) and the session settings of `plexus.config` (unsafe deserialization, flash
+    attention)."""
+
+    def __init__(self):
+        self.name_counts = {}
+        self.uids = {}
+        self.dtype_policy = None
+        self.unsafe_deserialization = False
+        self.flash_attention = None  # None: allowed (Keras's default); False: disabled
+
+    def reset(self):
+        self.__init__()
+
+
+_PROCESS_SESSION = Session()
+_SESSION = contextvars.ContextVar("plexus_session", default=_PROCESS_SESSION)
+_on_clear = []  # functions clear_session() also calls (registered by the modules that need it)
+
+
+def session():
+    """The current `Session`."""
+    return _SESSION.get()
+
+
+@contextlib.contextmanager
+def session_scope():
+    """Run a block with a fresh session of its own (name counters, dtype policy, settings)."""
+    token = _SESSION.set(Session())
+    try:
+        yield _SESSION.get()
+    finally:
+        _SESSION.reset(token)
 
 
 def to_snake_case(name):
@@ -27,35 +70,35 @@ def to_snake_case(name):
 
 def unique_name(prefix):
     """Return `prefix`, then `prefix_1`, `prefix_2`... as Keras names layers."""
-    count = _name_counts.get(prefix, 0)
-    _name_counts[prefix] = count + 1
+    counts = session().name_counts
+    count = counts.get(prefix, 0)
+    counts[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
 def get_uid(prefix=""):
     """1, 2, 3, ... on successive calls with the same `prefix` (until `clear_session`)."""
-    _uids[prefix] = _uids.get(prefix, 0) + 1
-    return _uids[prefix]
+    uids = session().uids
+    uids[prefix] = uids.get(prefix, 0) + 1
+    return uids[prefix]
 
 
 def clear_session(free_memory=True):
     """Reset the state plexus keeps for a session, as Keras's `clear_session`.
 
     Default layer names start again (`dense`, `dense_1`, ...); the global dtype policy goes back
-    to `floatx()`; `enable_unsafe_deserialization` and `disable_flash_attention` are undone;
-    torch.compile's caches are dropped. Unseeded random draws follow torch's global generator,
-    which `plexus.utils.set_random_seed` (not `clear_session`) seeds.
-    `floatx`, `epsilon` and `image_data_format` keep their values, as in Keras.
+    to `floatx()`'s; `enable_unsafe_deserialization` and `disable_flash_attention` are undone;
+    the losses layers recorded in their last calls are dropped; torch.compile's caches are
+    cleared. `floatx`, `epsilon` and `image_data_format` keep their values, as in Keras.
+    Unseeded random draws follow torch's global generator, which
+    `plexus.utils.set_random_seed` (not `clear_session`) seeds.
 
     Args:
         free_memory: also run Python's garbage collector (slower; frees deleted models now).
     """
-    _name_counts.clear()
-    _uids.clear()
-    from plexus import config
-    from plexus.mixed_precision import policy  # noqa: (imported late: it needs plexus.graph)
-    policy._reset()
-    config._reset_session()
+    session().reset()
+    for fn in _on_clear:
+        fn()
     import torch._dynamo
     torch._dynamo.reset()
     if free_memory:

@@ -4,11 +4,11 @@
     keras.config.set_image_data_format("channels_first")
     keras.config.image_data_format()   # 'channels_first'
 
-Every setting plexus keeps for the whole process lives in this module. `floatx`, `epsilon`,
-`image_data_format` and the debugging caps (`max_epochs`, `max_steps_per_epoch`) last until
-changed, as in Keras; the session settings (unsafe deserialization, flash attention, the global
-dtype policy, default-name counters, the global seed generator) are reset by
-`plexus.clear_session()`.
+`floatx`, `epsilon`, `image_data_format`, logging and the debugging caps (`max_epochs`,
+`max_steps_per_epoch`) live in this module and last until changed, as in Keras; the session
+settings (unsafe deserialization, flash attention, the global dtype policy) live in the
+session of `plexus.backend` with the default-name counters, and `plexus.clear_session()`
+resets them.
 """
 import os
 
@@ -36,9 +36,12 @@ _settings = {
     "traceback_filtering": True,
     "interactive_logging": True,
 }
-# Settings of a session: `clear_session()` resets them to these defaults.
-_SESSION_DEFAULTS = {"unsafe_deserialization": False, "flash_attention": None}
-_session = dict(_SESSION_DEFAULTS)
+
+
+def _session():
+    """The current session (`plexus.backend.Session`): its settings `clear_session()` resets."""
+    from plexus import backend  # noqa: (plexus.backend imports this module)
+    return backend.session()
 
 
 def backend():
@@ -183,26 +186,26 @@ def enable_unsafe_deserialization():
     plexus never runs code read from a file, even then: a Lambda stored as bytecode must still
     be given as a function in `custom_objects`. Reset by `plexus.clear_session()`.
     """
-    _session["unsafe_deserialization"] = True
+    _session().unsafe_deserialization = True
 
 
 def is_unsafe_deserialization_enabled():
-    return _session["unsafe_deserialization"]
+    return _session().unsafe_deserialization
 
 
 def enable_flash_attention():
     """Let attention layers use torch's fused (flash) attention kernels where they apply."""
-    _session["flash_attention"] = None
+    _session().flash_attention = None
 
 
 def disable_flash_attention():
     """Keep attention layers off torch's flash attention kernels."""
-    _session["flash_attention"] = False
+    _session().flash_attention = False
 
 
 def is_flash_attention_enabled():
     """False after `disable_flash_attention()`; None (the default: allowed) otherwise."""
-    return _session["flash_attention"]
+    return _session().flash_attention
 
 
 def is_nnx_enabled():
@@ -220,9 +223,3 @@ def set_dtype_policy(policy):
     """Set the dtype policy of layers created afterwards without a `dtype`."""
     from plexus.mixed_precision import policy as _policy
     _policy.set_global_policy(policy)
-
-
-def _reset_session():
-    """Session settings back to their defaults (part of `plexus.clear_session()`)."""
-    _session.clear()
-    _session.update(_SESSION_DEFAULTS)

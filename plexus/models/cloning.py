@@ -1,7 +1,6 @@
 """`clone_model`: the same architecture with new layers (and freshly initialized weights)."""
-from plexus.graph import tree
-from plexus.graph.tensor import KerasTensor
-from plexus.layers.input_layer import Input, InputLayer
+from plexus.graph import functional, tree
+from plexus.layers.input_layer import Input
 
 
 def _default_clone(layer):
@@ -27,6 +26,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         recursive: clone nested functional and Sequential models with `clone_model` too
             (with the same functions), instead of passing them to `clone_function`.
     """
+    from plexus.models.functional import Functional
     from plexus.models.model import Model
     from plexus.models.sequential import Sequential
     if kwargs:
@@ -40,7 +40,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
                 "`call_function` argument is not supported with Sequential models: their layers "
                 "are listed, not called, when the model is built. Use it with functional models.")
         return _clone_sequential(model, input_tensors, clone)
-    if getattr(model, "_is_graph", False):
+    if isinstance(model, Functional):
         return _clone_functional(model, input_tensors, clone, call_function)
     if input_tensors is not None or clone_function is not None or call_function is not None:
         raise ValueError(
@@ -55,13 +55,12 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
 def _cloner(clone_function, call_function, recursive):
     """`clone_function`, applied once per layer (shared layers stay shared), recursing into
     nested models when asked."""
-    from plexus.models.model import Model
+    from plexus.models.functional import Functional
     cache = {}
 
     def clone(layer):
         if id(layer) not in cache:
-            if recursive and isinstance(layer, Model) and (
-                    getattr(layer, "_is_graph", False) or hasattr(layer, "_stack")):
+            if recursive and isinstance(layer, Functional):
                 cache[id(layer)] = clone_model(layer, clone_function=clone_function,
                                                call_function=call_function, recursive=True)
             else:
@@ -101,19 +100,14 @@ def _clone_functional(model, input_tensors, clone_function, call_function=None):
             )
     else:
         new_inputs = [_new_input(t.node.layer) for t in model.inputs]
-    tensor_map = {id(old): new for old, new in zip(model.inputs, new_inputs)}
-    for step in model._steps:
-        node = step.node
-        if isinstance(node.layer, InputLayer):
-            continue
-        layer = clone_function(node.layer)
-        swap = lambda t: tensor_map[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
-        args = tree.map_structure(swap, node.args)
-        kwargs = tree.map_structure(swap, node.kwargs)
-        outputs = call_function(layer, *args, **kwargs) if call_function is not None \
-            else layer(*args, **kwargs)
-        for old, new in zip(node.output_tensors, tree.flatten(outputs)):
-            tensor_map[id(old)] = new
+
+    def call_clone(step, args, kwargs):
+        layer = clone_function(step.layer)  # the same clone for every call of a shared layer
+        if call_function is not None:
+            return call_function(layer, *args, **kwargs)
+        return layer(*args, **kwargs)
+
+    outputs = functional.run_steps(model._steps, model._n_slots, new_inputs,
+                                   model._output_slots, apply=call_clone)
     inputs = tree.pack_like(model._inputs_struct, new_inputs)
-    outputs = tree.map_structure(lambda t: tensor_map[id(t)], model._outputs_struct)
-    return Model(inputs, outputs, name=model.name)
+    return Model(inputs, tree.pack_like(model._outputs_struct, outputs), name=model.name)

@@ -10,3 +10,4 @@ from plexus.saving.registry import (  # noqa: E402
     get_custom_objects, get_registered_name, get_registered_object, register_keras_serializable)
 from plexus.saving.serialization import (  # noqa: E402
     CustomObjectScope, custom_object_scope, deserialize_keras_object, serialize_keras_object)
+from plexus.training.data import pack_x_y_sample_weight, unpack_x_y_sample_weight  # noqa: E402
