@@ -15,7 +15,6 @@ The streams are torch's: the numbers differ from Keras's on other backends.
 Results are torch tensors on the device of the data being processed when called inside a
 layer's `call` (the device of the outermost layer's input), else on torch's default device.
 """
-import contextvars
 import random as python_random
 
 import torch
@@ -24,8 +23,6 @@ from plexus import config
 from plexus.graph.tensor import standardize_dtype, torch_dtype
 from plexus.variables import Variable, Weight
 
-# The device of the data of the running (outermost) layer call, if any; set by Layer.forward.
-_CALL_DEVICE = contextvars.ContextVar("plexus_random_device", default=None)
 _MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads (seed, counter) pairs over seeds
 
 
@@ -100,7 +97,8 @@ def make_default_seed():
 
 
 def _device():
-    device = _CALL_DEVICE.get()
+    from plexus.layers.layer import current_call_device  # noqa: (layers import this module)
+    device = current_call_device()
     return device if device is not None else torch.get_default_device()
 
 

@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from plexus import backend, constraints, initializers, regularizers
-from plexus import random as _random
 from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.layers.input_spec import assert_input_compatibility
 from plexus.mixed_precision import policy as _policy
+from plexus.random import SeedGenerator
 from plexus.variables import Variable, Weight, _identity, to_numpy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
@@ -274,7 +274,7 @@ class Layer(nn.Module):
         if "_weight_table" in self.__dict__:
             if isinstance(value, Variable):
                 return self._track_variable(key, value)
-            if isinstance(value, _random.SeedGenerator):
+            if isinstance(value, SeedGenerator):
                 gens = self.__dict__.setdefault("_seed_generators", [])
                 if all(g is not value for g in gens):
                     gens.append(value)
@@ -489,11 +489,9 @@ class Layer(nn.Module):
 
     def forward(self, *args, **kwargs):
         calls = _call_state()
-        device_token = None
         if not calls.depth:
             calls.losses = None  # (left over if the previous outermost call failed)
-            # random draws inside `call` (`plexus.random`) go to the device of the data
-            device_token = _random._CALL_DEVICE.set(_data_device(args))
+            calls.args = args  # `plexus.random` draws inside `call` go to their device
         shadowed = None
         if _CASTS_IN_USE[0]:  # some layer computes in a dtype other than float32
             args, kwargs, shadowed = _enter_policy(self, args, kwargs)
@@ -506,8 +504,8 @@ class Layer(nn.Module):
                 self._record_activity_loss(outputs)
         finally:
             calls.depth -= 1
-            if device_token is not None:
-                _random._CALL_DEVICE.reset(device_token)
+            if not calls.depth:
+                calls.args = None
             if shadowed:
                 _unshadow(shadowed)
         # The outermost call publishes the losses its layers recorded (replacing those of
@@ -699,12 +697,17 @@ class Layer(nn.Module):
             f_kwargs["mask"] = torch.ones(shape[:-1] if len(shape) >= 3 else shape,
                                           dtype=torch.bool, device=device)
         shadowed = _shadow_weights(self) if self._mixed else None
-        device_token = _random._CALL_DEVICE.set(torch.device(device))
+        # Sublayers called here are not outermost calls (losses they record on shape-only
+        # tensors are not published), and random draws go to the tracing device.
+        calls = _call_state()
+        outer_device, calls.device = calls.device, torch.device(device)
+        calls.depth += 1
         try:
             with torch.no_grad():
                 return self.call(*f_args, **f_kwargs)
         finally:
-            _random._CALL_DEVICE.reset(device_token)
+            calls.depth -= 1
+            calls.device = outer_device
             if shadowed:
                 _unshadow(shadowed)
 
@@ -848,13 +851,23 @@ def _specs_from_shapes(shapes, dtype):
 
 # ------------------------------------------------------------------------ call state
 class _CallState:
-    """Per-context (per-thread) state of running calls: how deeply calls are nested, and the
-    losses (`add_loss`, activity regularizers) recorded by the running outermost call."""
+    """Per-context (per-thread) state of running calls: how deeply calls are nested, the
+    losses (`add_loss`, activity regularizers) recorded by the running outermost call, and the
+    arguments of the outermost call (`plexus.random` draws inside a `call` go to their device;
+    a shape trace sets `device` instead)."""
 
-    __slots__ = ("depth", "losses")
+    __slots__ = ("depth", "losses", "args", "device")
 
     def __init__(self):
-        self.depth, self.losses = 0, None
+        self.depth, self.losses, self.args, self.device = 0, None, None, None
+
+
+def current_call_device():
+    """The device of the data of the running layer call (or shape trace), else None."""
+    calls = _call_state()
+    if calls.device is not None:
+        return calls.device
+    return _data_device(calls.args) if calls.args is not None else None
 
 
 _CALLS = contextvars.ContextVar("plexus_calls")

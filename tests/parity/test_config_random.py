@@ -261,3 +261,16 @@ def test_layer_with_a_seed_generator(tmp_path):
         assert len(f["layers/noise/vars"]) == 0  # as Keras: seed states are not saved
     loaded = plexus.saving.load_model(path, custom_objects={"Noise": Noise})
     assert loaded(np.zeros((2, 3))).shape == (2, 3)
+
+
+def test_random_draws_follow_the_data_device():
+    class Jitter(plexus.layers.Layer):
+        def call(self, x):
+            return x + plexus.random.uniform(tuple(x.shape), seed=3)
+
+    layer = Jitter()
+    out = layer(torch.zeros(2, 3, device="meta"))  # the data's device, not the default one
+    assert out.device.type == "meta"
+    assert plexus.random.normal((2,)).device.type == "cpu"  # outside calls: the default device
+    model = plexus.Sequential([plexus.Input((3,)), Jitter()])
+    assert model(torch.zeros(2, 3, device="meta")).device.type == "meta"
