@@ -218,16 +218,23 @@ class CompileState:
         return {name: m.result() for name, m in self.all_metrics()}
 
     def results(self):
-        """Current metric values as Python floats, keys sorted (one device sync)."""
+        """Current metric values, keys sorted (one device sync): Python floats, or NumPy
+        arrays for metrics with one value per class (`F1Score(average=None)`)."""
         tensors = self.result_tensors()
         names = sorted(tensors)
         if not names:
             return {}
-        vals = [tensors[k].detach().float().reshape(-1)[:1] for k in names]
+        vals = [tensors[k].detach().float() for k in names]
         dev = vals[0].device
-        flat = torch.cat([v.to(dev) if v.numel() else torch.zeros(1, device=dev)
-                          for v in vals]).cpu().tolist()
-        return dict(zip(names, flat))
+        flat = torch.cat([v.reshape(-1).to(dev) if v.numel() else torch.zeros(1, device=dev)
+                          for v in vals]).cpu().numpy()
+        out, start = {}, 0
+        for name, v in zip(names, vals):
+            size = max(v.numel(), 1)
+            out[name] = float(flat[start]) if v.dim() == 0 or not v.numel() else \
+                flat[start:start + size].reshape(v.shape).copy()
+            start += size
+        return out
 
     def ordered_names(self, logs):
         """Keras's evaluate order: loss, each output's loss, then the rest sorted."""
