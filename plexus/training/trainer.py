@@ -132,6 +132,7 @@ def _prepare_training(model, st, xs):
                         module_ids={id(m) for m in model.modules()})
         if not st.optimizer.built or len(st.optimizer._vars) != len(params) or any(
                 a is not b for a, b in zip(st.optimizer._vars, params)):
+            st.optimizer.bind_model(model)
             st.optimizer.build(params)
     if st.cache.get("backprop_key") != key:
         st.cache["backprop"] = backprop.plan(model, st, st.cache["params"])
@@ -366,10 +367,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     prepared = False
     try:
         cbs.on_train_begin()
+        # a callback may move the start (BackupAndRestore resuming an interrupted run)
+        initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
+        done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
         for epoch in range(initial_epoch, epochs):
             st.reset()
             cbs.on_epoch_begin(epoch)
             for step, (xs, ys, sw) in enumerate(data.batches()):
+                if step < done:
+                    continue
                 if not prepared:
                     _prepare_training(model, st, xs)
                     prepared = True
@@ -378,6 +384,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                 cbs.on_train_batch_end(step, C.LazyLogs(st.results))
                 if model.stop_training:
                     break
+            done = 0
             logs = st.results()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 model.train(False)
@@ -389,6 +396,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
+        if prepared and hasattr(st.optimizer, "finalize_variable_values"):
+            st.optimizer.finalize_variable_values(st.cache["params"])  # (use_ema: the averages)
         cbs.on_train_end(logs)
     finally:
         model.train(was_training)

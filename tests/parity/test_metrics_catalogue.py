@@ -22,7 +22,7 @@ REAL = rng.normal(size=(2, N, 3)).astype("float32")
 REAL2 = (REAL + rng.normal(scale=0.5, size=(2, N, 3))).astype("float32")
 SIGNS = rng.choice([-1.0, 1.0], (2, N, 3)).astype("float32")
 SW = rng.uniform(0, 2, (2, N)).astype("float32")
-INT_SW = rng.integers(0, 3, (2, N)).astype("float32")
+INT_SW = rng.integers(0, 3, (2, N))
 
 CASES = [
     ("Accuracy", {}, IDS, PRED_IDS),
