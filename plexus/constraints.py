@@ -1,6 +1,8 @@
 """Weight constraints: projections applied to weights after each optimizer step."""
 import torch
 
+from plexus import _catalog as catalog
+
 
 class Constraint:
     def __call__(self, w):
@@ -65,41 +67,15 @@ _BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
 
 
 def get(identifier):
-    """A constraint from a name (`"non_neg"`), a config dict, a class, an object or a
-    callable."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"Unknown constraint {identifier!r}. Known: {', '.join(_BY_NAME)}.")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"Cannot interpret {identifier!r} as a constraint.")
+    """A constraint from a name, a config dict, a class, an object or a callable."""
+    return catalog.get("constraint", identifier, _BY_NAME, Constraint, deserialize)
 
 
 def serialize(constraint):
     """Keras's description of a constraint: `{"module", "class_name", "config", ...}`."""
-    if constraint is None:
-        return None
-    return {"module": "keras.constraints", "class_name": type(constraint).__name__,
-            "config": constraint.get_config(), "registered_name": None}
+    return catalog.serialize(constraint, "keras.constraints")
 
 
 def deserialize(config, custom_objects=None):
     """The constraint a config (`{"class_name": ..., "config": {...}}`) describes."""
-    if isinstance(config, str):
-        return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Cannot read a constraint from {config!r}: expected a dict with "
-                         "'class_name' and 'config'.")
-    name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _BY_NAME.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown constraint class {name!r}; known: "
-                         f"{', '.join(k for k in _BY_NAME if not k.islower())}.")
-    return cls.from_config(config.get("config", {}))
+    return catalog.deserialize("constraint", config, _BY_NAME, get, custom_objects)

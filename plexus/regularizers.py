@@ -3,6 +3,8 @@ import math
 
 import torch
 
+from plexus import _catalog as catalog
+
 
 def _penalty_factor(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
@@ -104,43 +106,17 @@ _BY_NAME = {"l1": L1, "l2": L2, "l1l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2,
 
 
 def get(identifier):
-    """A regularizer from a name (`"l2"`), a config dict, a class, an object or a callable."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier == "l1_l2":  # (Keras 2's name: both penalties at 0.01)
-            return L1L2(l1=0.01, l2=0.01)
-        if identifier not in _BY_NAME:
-            raise ValueError(f"Unknown regularizer {identifier!r}. Known: "
-                             f"{', '.join(k for k in _BY_NAME if k.islower())}.")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"Cannot interpret {identifier!r} as a regularizer.")
+    """A regularizer from a name, a config dict, a class, an object or a callable."""
+    if identifier == "l1_l2":  # (Keras 2's name: both penalties at 0.01)
+        return L1L2(l1=0.01, l2=0.01)
+    return catalog.get("regularizer", identifier, _BY_NAME, Regularizer, deserialize)
 
 
 def serialize(regularizer):
     """Keras's description of a regularizer: `{"module", "class_name", "config", ...}`."""
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    return catalog.serialize(regularizer, "keras.regularizers")
 
 
 def deserialize(config, custom_objects=None):
     """The regularizer a config (`{"class_name": ..., "config": {...}}`) describes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        if isinstance(config, str):
-            return get(config)
-        raise ValueError(f"Cannot read a regularizer from {config!r}: expected a dict with "
-                         "'class_name' and 'config'.")
-    name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _BY_NAME.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown regularizer class {name!r}; known: "
-                         f"{', '.join(k for k in _BY_NAME if not k.islower())}.")
-    return cls.from_config(config.get("config", {}))
+    return catalog.deserialize("regularizer", config, _BY_NAME, get, custom_objects)

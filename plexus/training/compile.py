@@ -231,7 +231,7 @@ class CompileState:
         out, start = {}, 0
         for name, v in zip(names, vals):
             size = max(v.numel(), 1)
-            out[name] = float(flat[start]) if v.dim() == 0 or not v.numel() else \
+            out[name] = float(flat[start]) if v.numel() <= 1 else \
                 flat[start:start + size].reshape(v.shape).copy()
             start += size
         return out
