@@ -208,3 +208,35 @@ def test_duck_typed_callbacks():
     assert plain.batches == 4 and plain.model is pm and plain.params["epochs"] == 2
     with pytest.raises(TypeError, match="on_epoch_end"):
         pm.fit(x, y, verbose=0, callbacks=[object()])
+
+
+def test_auto_mode_follows_the_metric_direction():
+    from plexus.training.watchers import _resolve_mode
+    pm, _ = mlp_pair(out_units=3, out_activation="softmax")
+    x, y = data(n=8, out_units=3)
+    pm.compile(optimizer="sgd", loss="mse", metrics=[plexus.metrics.F1Score(), "mae",
+                                                     plexus.metrics.R2Score(name="fit")])
+    pm.fit(x, y, verbose=0)
+    modes = {}
+    for monitor in ("val_f1_score", "fit", "val_mae", "loss", "val_accuracy"):
+        cb = plexus.callbacks.EarlyStopping(monitor=monitor)
+        cb.set_model(pm)
+        modes[monitor] = _resolve_mode(cb)
+    assert modes == {"val_f1_score": "max", "fit": "max", "val_mae": "min", "loss": "min",
+                     "val_accuracy": "max"}
+
+
+def test_tensorboard_writes_embeddings_for_the_projector(tmp_path):
+    i = plexus.Input(shape=(3,), dtype="int64")
+    e = plexus.layers.Embedding(5, 2, name="words")(i)
+    m = plexus.Model(i, plexus.layers.Dense(1)(plexus.layers.Flatten()(e)))
+    m.compile(optimizer="sgd", loss="mse")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("\n".join("abcde"))
+    m.fit(np.array([[0, 1, 2], [3, 4, 0]]), np.ones((2, 1)), verbose=0, callbacks=[
+        plexus.callbacks.TensorBoard(tmp_path / "logs", write_graph=False, embeddings_freq=1,
+                                     embeddings_metadata={"words": str(labels)})])
+    config = (tmp_path / "logs" / "train" / "projector_config.pbtxt").read_text()
+    assert 'tensor_name: "words:00000"' in config
+    tsv = next((tmp_path / "logs" / "train").glob("*/words/metadata.tsv"))
+    assert tsv.read_text().split() == list("abcde")

@@ -170,6 +170,8 @@ class Precision(_Counts):
         class_id: compute the metric for this class (last axis) only.
     """
 
+    _direction = "up"
+
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.init_thresholds, self.top_k, self.class_id = thresholds, top_k, class_id
@@ -195,6 +197,8 @@ class Recall(Precision):
 class _AtFixedValue(_Counts):
     """The best value of one rate among the thresholds where another rate reaches `value`
     (`num_thresholds` thresholds spread over [0, 1])."""
+
+    _direction = "up"
 
     _fixed = "value"
 
@@ -286,6 +290,8 @@ class AUC(_Counts):
         label_weights: one weight per label (per column when pooled).
         from_logits: apply a sigmoid to predictions first.
     """
+
+    _direction = "up"
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
                  name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,

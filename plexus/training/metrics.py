@@ -18,6 +18,8 @@ class Metric:
         dtype: the dtype named in the config (`"float32"` by default); state is float32.
     """
 
+    _direction = None  # "up" for metrics to maximize (what EarlyStopping's mode="auto" reads)
+
     def __init__(self, name=None, dtype=None):
         self.name = name or L._snake(type(self).__name__)
         self.dtype = dtype or "float32"
@@ -187,7 +189,7 @@ def concordance_correlation(y_true, y_pred, axis=-1):
     return torch.mean(2 * covar / (norm + L.EPSILON), dim=axis)
 
 
-def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=()):
+def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=(), direction="down"):
     def __init__(self, *args, name=default_name, dtype=None, **kwargs):
         params = dict(zip(arg_names, defaults))
         params.update(zip(arg_names, args))
@@ -200,22 +202,23 @@ def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=()):
             setattr(self, k, v)
 
     return type(cls_name, (MeanMetricWrapper,), {
-        "__init__": __init__, "__module__": __name__,
+        "__init__": __init__, "__module__": __name__, "_direction": direction,
         "__doc__": f"Running mean of `{fn.__name__}`: {fn.__doc__.splitlines()[0]}"})
 
 
 BinaryAccuracy = _metric_class("BinaryAccuracy", binary_accuracy, "binary_accuracy",
-                               ("threshold",), (0.5,))
+                               ("threshold",), (0.5,), direction="up")
 CategoricalAccuracy = _metric_class("CategoricalAccuracy", categorical_accuracy,
-                                    "categorical_accuracy")
+                                    "categorical_accuracy", direction="up")
 SparseCategoricalAccuracy = _metric_class(
-    "SparseCategoricalAccuracy", sparse_categorical_accuracy, "sparse_categorical_accuracy")
+    "SparseCategoricalAccuracy", sparse_categorical_accuracy, "sparse_categorical_accuracy",
+    direction="up")
 TopKCategoricalAccuracy = _metric_class(
     "TopKCategoricalAccuracy", top_k_categorical_accuracy, "top_k_categorical_accuracy",
-    ("k",), (5,))
+    ("k",), (5,), direction="up")
 SparseTopKCategoricalAccuracy = _metric_class(
     "SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy,
-    "sparse_top_k_categorical_accuracy", ("k",), (5,))
+    "sparse_top_k_categorical_accuracy", ("k",), (5,), direction="up")
 MeanSquaredError = _metric_class("MeanSquaredError", L.mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _metric_class("MeanAbsoluteError", L.mean_absolute_error,
                                   "mean_absolute_error")
@@ -237,14 +240,15 @@ SparseCategoricalCrossentropy = _metric_class(
 Hinge = _metric_class("Hinge", L.hinge, "hinge")
 SquaredHinge = _metric_class("SquaredHinge", L.squared_hinge, "squared_hinge")
 CategoricalHinge = _metric_class("CategoricalHinge", L.categorical_hinge, "categorical_hinge")
-Accuracy = _metric_class("Accuracy", accuracy, "accuracy")
+Accuracy = _metric_class("Accuracy", accuracy, "accuracy", direction="up")
 CosineSimilarity = _metric_class("CosineSimilarity", cosine_similarity, "cosine_similarity",
-                                 ("axis",), (-1,))
+                                 ("axis",), (-1,), direction="up")
 LogCoshError = _metric_class("LogCoshError", L.log_cosh, "logcosh")
 PearsonCorrelation = _metric_class("PearsonCorrelation", pearson_correlation,
-                                   "pearson_correlation", ("axis",), (-1,))
-ConcordanceCorrelation = _metric_class("ConcordanceCorrelation", concordance_correlation,
-                                       "concordance_correlation", ("axis",), (-1,))
+                                   "pearson_correlation", ("axis",), (-1,), direction="up")
+ConcordanceCorrelation = _metric_class(
+    "ConcordanceCorrelation", concordance_correlation, "concordance_correlation", ("axis",),
+    (-1,), direction="up")
 KLDivergence = _metric_class("KLDivergence", L.kl_divergence, "kl_divergence")
 Poisson = _metric_class("Poisson", L.poisson, "poisson")
 

@@ -36,6 +36,8 @@ class FBetaScore(Metric):
             each row positive.
     """
 
+    _direction = "up"
+
     def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score",
                  dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -104,6 +106,8 @@ class R2Score(Metric):
             average"` (weighted by each column's variance) or None (one score per column).
         num_regressors: with more than 0, the adjusted R2 for that many regressors.
     """
+
+    _direction = "up"
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score",
                  dtype=None):
@@ -180,6 +184,8 @@ class IoU(Metric):
         dtype: the dtype of the counts; integer by default, as in Keras, which truncates
             fractional sample weights.
     """
+
+    _direction = "up"
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
                  sparse_y_true=True, sparse_y_pred=True, axis=-1):

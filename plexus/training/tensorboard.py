@@ -124,6 +124,7 @@ class TensorBoard(Callback):
             self._scalars("validation", "evaluation_",
                           {f"{k}_vs_iterations": v for k, v in logs.items()},
                           int(optimizer.iterations))
+            self._writer("validation").flush()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
