@@ -58,8 +58,13 @@ def write(model, f):
         sub = f.require_group("optimizer/inner_optimizer/vars")
         for i, value in enumerate(_arrays(inner)):
             sub.create_dataset(str(i), data=value)
+    seen = {}
     for part in getattr(opt, "optimizers", None) or ():  # a MultiOptimizer's, likewise
-        sub = f.require_group(f"optimizer/optimizers/{part.name}/vars")
+        name = str(part.name)
+        seen[name] = seen.get(name, -1) + 1
+        if seen[name]:
+            name = f"{name}_{seen[name]}"  # (two sub-optimizers with one name)
+        sub = f.require_group(f"optimizer/optimizers/{name}/vars")
         for i, value in enumerate(_arrays(part)):
             sub.create_dataset(str(i), data=value)
 
