@@ -39,4 +39,12 @@ from plexus.layers.regularization import (
 )
 from plexus.layers.wrappers import Bidirectional, TimeDistributed
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
+from plexus.layers.adaptive_pooling import (
+    AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D,
+)
+from plexus.layers.rms_normalization import RMSNormalization
+from plexus.layers.einsum_dense import EinsumDense
+from plexus.layers.grouped_query_attention import GroupedQueryAttention, GroupQueryAttention
+from plexus.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from plexus.layers.serialization import deserialize, serialize
