@@ -282,7 +282,9 @@ class ConvLSTM(RNN):
         return_sequences, return_state, go_backwards, stateful (must be False): see `RNN`.
 
     Input shape: `(batch, time, *spatial, channels)` (channels-last) or
-    `(batch, time, channels, *spatial)`; an optional mask `(batch, time)` skips steps.
+    `(batch, time, channels, *spatial)`; an optional mask `(batch, time)` skips steps (a mask
+    with more axes, such as `Masking`'s on frames, skips the steps where every position is
+    masked).
     Output shape: `(batch, *new_spatial, filters)`, or `(batch, time, *new_spatial, filters)`
     with `return_sequences`; with `return_state`, `[output, h, c]`.
     """
@@ -368,6 +370,8 @@ class ConvLSTM(RNN):
             mask = mask[0]
         if mask is not None:
             mask = torch.as_tensor(mask, device=x.device).bool()
+            if mask.ndim > 2:  # per position (Masking on frames): a step counts if any does
+                mask = mask.reshape(mask.shape[:2] + (-1,)).any(-1)
         if self.go_backwards:
             x = x.flip(1)
             mask = mask.flip(1) if mask is not None else None

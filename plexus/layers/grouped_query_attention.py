@@ -1,5 +1,5 @@
-"""`GroupQueryAttention` (class `GroupedQueryAttention`, as in Keras): attention whose key and
-value heads are shared by groups of query heads, on torch's fused
+"""`GroupQueryAttention` (also `GroupedQueryAttention`, Keras's class name): attention whose key
+and value heads are shared by groups of query heads, on torch's fused
 `F.scaled_dot_product_attention(..., enable_gqa=True)` (the shared heads are not copied)."""
 import contextlib
 import math
@@ -27,7 +27,7 @@ def _sliding_window_mask(t, s, window, device):
     return ((rows - cols).abs() < window)[None]
 
 
-class GroupedQueryAttention(Layer):
+class GroupQueryAttention(Layer):
     """Grouped-query attention (Ainslie et al., 2023).
 
     The query is projected to `num_query_heads` heads, key and value to `num_key_value_heads`
@@ -67,6 +67,8 @@ class GroupedQueryAttention(Layer):
         >>> GroupQueryAttention(head_dim=8, num_query_heads=4, num_key_value_heads=2)(q, v).shape
         (None, 8, 16)
     """
+
+    _name_prefix = "grouped_query_attention"  # Keras's default name (from its class name)
 
     def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0,
                  use_bias=True, sliding_window=None, flash_attention=None,
@@ -293,4 +295,4 @@ class GroupedQueryAttention(Layer):
                 "seed": self.seed}
 
 
-GroupQueryAttention = GroupedQueryAttention
+GroupedQueryAttention = GroupQueryAttention

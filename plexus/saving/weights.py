@@ -29,7 +29,10 @@ def _name_key(name):
 
 def _container_name(layer, used):
     from plexus.saving.serialization import keras_class_name
-    name = backend.to_snake_case(keras_class_name(layer))
+    # Keras names a container entry after the Python class, which `_name_prefix` gives where
+    # it differs from the exported name (GroupQueryAttention is GroupedQueryAttention).
+    name = type(layer).__dict__.get("_name_prefix") or \
+        backend.to_snake_case(keras_class_name(layer))
     if name in used:
         used[name] += 1
         return f"{name}_{used[name]}"
