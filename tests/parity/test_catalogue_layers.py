@@ -230,3 +230,30 @@ def test_wrapper_base_builds_and_serializes_its_layer():
     assert isinstance(layers.TimeDistributed(layers.Dense(2)), layers.Wrapper)
     with pytest.raises(ValueError, match="plexus layer to wrap"):
         layers.TimeDistributed("dense")
+
+
+MIXED_CASES = [
+    ("EinsumDense", lambda d: layers.EinsumDense("abc,cd->abd", (None, 4), bias_axes="d",
+                                                 dtype=d), (2, 3, 5)),
+    ("GroupQueryAttention", lambda d: layers.GroupQueryAttention(2, 4, 2, dtype=d), (2, 3, 6)),
+    ("AdaptiveAveragePooling2D", lambda d: layers.AdaptiveAveragePooling2D(2, dtype=d),
+     (2, 5, 5, 3)),
+    ("SpectralNormalization", lambda d: layers.SpectralNormalization(
+        layers.Dense(3, dtype=d), dtype=d), (2, 5)),
+    ("ReversibleEmbedding", lambda d: layers.ReversibleEmbedding(10, 4, dtype=d), (2, 5)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", MIXED_CASES, ids=[c[0] for c in MIXED_CASES])
+def test_mixed_bfloat16_policy(name, make, shape):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, shape) if name == "ReversibleEmbedding" else \
+        rng.normal(size=shape).astype("float32")
+    mixed, plain = make("mixed_bfloat16"), make("float32")
+    args = (x, x) if name == "GroupQueryAttention" else (x,)
+    out = mixed(*args, training=True) if name == "SpectralNormalization" else mixed(*args)
+    plain(*args)
+    plain.set_weights(mixed.get_weights())
+    assert out.dtype == torch.bfloat16
+    assert all(w.dtype == torch.float32 for w in mixed.weights)
+    assert_close(out.float(), plain(*args), atol=5e-2, rtol=5e-2)

@@ -80,6 +80,7 @@ def test_keras_file_loads_in_plexus(family, tmp_path):
     assert_close(pm.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:`build\\(\\)` was called on layer 'pipeline'")  # Keras's own
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 def test_plexus_file_loads_in_keras(family, tmp_path):
     pm = BUILDERS[family](plexus)

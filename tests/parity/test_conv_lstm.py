@@ -130,3 +130,14 @@ def test_conv_lstm_bad_inputs():
         layers.ConvLSTM1D(2, 3, stateful=True)
     with pytest.raises(ValueError, match="filters"):
         layers.ConvLSTM3D(0, 3)
+
+
+def test_bidirectional_conv_lstm_matches_keras():
+    x = np.random.randn(2, 3, 5, 5, 2).astype("float32")
+    k = keras.layers.Bidirectional(keras.layers.ConvLSTM2D(2, 3, padding="same",
+                                                           return_sequences=True))
+    p = layers.Bidirectional(layers.ConvLSTM2D(2, 3, padding="same", return_sequences=True))
+    k(x), p(x)
+    p.set_weights(k.get_weights())
+    assert_close(p(x), k(x), atol=1e-5)
+    assert p(plexus.Input((3, 5, 5, 2))).shape == (None, 3, 5, 5, 4)
