@@ -8,15 +8,15 @@ Rounds are interleaved in random order and the best time of each is kept, so mac
 both alike. Before timing, each pair is checked to give the same outputs.
 """
 import os
-import random
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, ".")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from bench.harness import best_times  # noqa: E402
 
 
 def cases(small=False):
@@ -63,16 +63,7 @@ def run(dev="cpu", rounds=20, small=False):
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     results = {}
     for name, make, shapes, kwargs in cases(small):
-        fns = _pair(make, shapes, kwargs, dev)
-        best = dict.fromkeys(fns, float("inf"))
-        for _ in range(rounds):
-            for key in random.sample(list(fns), len(fns)):
-                sync()
-                start = time.perf_counter()
-                fns[key]()
-                sync()
-                best[key] = min(best[key], time.perf_counter() - start)
-        results[name] = best
+        results[name] = best_times(_pair(make, shapes, kwargs, dev), rounds, sync)
     return results
 
 

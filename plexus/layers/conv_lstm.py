@@ -17,6 +17,7 @@ from plexus.layers import conv_utils as cu
 from plexus.layers.core import _ser, resolve_weight_args, weight_args_config
 from plexus.layers.layer import Layer
 from plexus.layers.recurrent import RNN
+from plexus.layers.rnn_cells import forget_bias_initializer
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CELL_ARGS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
@@ -148,12 +149,7 @@ class ConvLSTMCell(Layer):
         if self.use_bias:
             init = self.bias_initializer
             if self.unit_forget_bias:
-                base, f = self.bias_initializer, self.filters
-
-                def init(shape, dtype=None):  # the forget gate's bias starts at one
-                    return torch.cat([torch.as_tensor(base((f,), dtype=dtype)),
-                                      torch.ones((f,), dtype=dtype or torch.float32),
-                                      torch.as_tensor(base((2 * f,), dtype=dtype))])
+                init = forget_bias_initializer(self.bias_initializer, self.filters)
             self.bias = self.add_weight(shape=(n,), initializer=init, name="bias",
                                         regularizer=self.bias_regularizer,
                                         constraint=self.bias_constraint)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from plexus import initializers
 from plexus.graph.tensor import KerasTensor
-from plexus.layers.attention import _causal_mask, _masked_softmax, _tensor
+from plexus.layers.attention import _causal_mask, _masked_softmax, call_inputs, combine_masks
 from plexus.layers.core import resolve_weight_args, weight_args_config
 from plexus.layers.einsum_dense import EinsumDense
 from plexus.layers.layer import Layer
@@ -191,44 +191,21 @@ class GroupQueryAttention(Layer):
         return out, KerasTensor(scores, self.compute_dtype)
 
     # ------------------------------------------------------------------ running
-    def _mask(self, query, value, key, query_mask, value_mask, key_mask, attention_mask,
-              use_causal_mask):
-        """The combined bool mask `(B or 1, T, S)` (True = may attend), or None."""
-        mask = None
-        if query_mask is not None:
-            mask = query_mask.bool()[..., None]
-        for m in (value_mask, key_mask):
-            if m is not None:
-                m = m.bool()[..., None, :]
-                mask = m if mask is None else mask & m
-        t, s = query.shape[1], value.shape[1]
-        if use_causal_mask:
-            c = _causal_mask(t, s, query.device)
-            mask = c if mask is None else mask & c
-        if self.sliding_window is not None:
-            w = _sliding_window_mask(t, s, self.sliding_window, query.device)
-            mask = w if mask is None else mask & w
-        if attention_mask is not None:
-            attention_mask = torch.as_tensor(attention_mask, device=query.device).bool()
-            mask = attention_mask if mask is None else attention_mask & mask
-        return mask
-
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None,
              use_causal_mask=False, mask=None):
         training = self.training if training is None else bool(training)
-        value, key, query_mask, value_mask, key_mask, attention_mask = (
-            _tensor(t) for t in (value, key, query_mask, value_mask, key_mask, attention_mask))
-        key = value if key is None else key
-        if query_mask is None and mask is not None:
-            query_mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+        value, key, query_mask, value_mask, key_mask, attention_mask = call_inputs(
+            value, key, query_mask, value_mask, key_mask, attention_mask, mask)
         self._ensure_built(query, value, key)
         causal_only = (use_causal_mask and query_mask is None and value_mask is None
                        and key_mask is None and attention_mask is None
                        and self.sliding_window is None)
-        full_mask = None if causal_only else self._mask(
-            query, value, key, query_mask, value_mask, key_mask, attention_mask,
-            use_causal_mask)
+        band = None if self.sliding_window is None else _sliding_window_mask(
+            query.shape[1], value.shape[1], self.sliding_window, query.device)
+        full_mask = None if causal_only else combine_masks(
+            query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask,
+            band)
         gate = self._gate_dense(query) if self.use_gate else None
         q = self._query_dense(query).transpose(1, 2)  # (B, heads, T, head_dim)
         k = self._key_dense(key).transpose(1, 2)

@@ -1,16 +1,10 @@
 """Files with the newer layers cross between Keras 3 and plexus: each saves, the other loads,
-predictions agree; configs rebuild the same layers in both."""
-import json
-
-import keras
-import numpy as np
+predictions agree; configs rebuild the same layers in both (the checks of test_saving_keras.py
+and test_saving_configs.py, on these layers)."""
 import pytest
 
-import plexus
-from plexus.saving.serialization import deserialize_keras_object, serialize_layer
-from plexus.saving.weights import is_op
-from tests.parity.oracle import assert_close, to_numpy
-from tests.parity.test_saving_keras import _inputs, _randomize
+from tests.parity import test_saving_configs as saving_configs
+from tests.parity import test_saving_keras as saving_keras
 
 
 def _einsum_gqa(k):
@@ -68,43 +62,24 @@ BUILDERS = {"einsum_gqa": _einsum_gqa, "conv_lstm": _conv_lstm, "normalization":
             "pooling": _pooling, "reversible": _reversible, "pipeline": _pipeline}
 
 
+# The tests of test_saving_keras.py, run on these families.
 @pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_keras_file_loads_in_plexus(family, tmp_path):
-    km = BUILDERS[family](keras)
-    _randomize(km)
-    x = _inputs(km)
-    expected = km.predict(x, verbose=0)
-    km.save(tmp_path / "k.keras")
-    pm = plexus.models.load_model(tmp_path / "k.keras")
-    assert [l.name for l in pm.layers if not is_op(l)] == [l.name for l in km.layers]
-    assert_close(pm.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+def test_keras_file_loads_in_plexus(family, tmp_path, monkeypatch):
+    monkeypatch.setitem(saving_keras.BUILDERS, family, BUILDERS[family])
+    saving_keras.test_keras_saved_model_loads_in_plexus(family, tmp_path)
 
 
 @pytest.mark.filterwarnings("ignore:`build\\(\\)` was called on layer 'pipeline'")  # Keras's own
 @pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_plexus_file_loads_in_keras(family, tmp_path):
-    pm = BUILDERS[family](plexus)
-    _randomize(pm)
-    x = _inputs(pm)
-    expected = pm.predict(x, verbose=0)
-    pm.save(tmp_path / "p.keras")
-    km = keras.saving.load_model(tmp_path / "p.keras")
-    assert [l.name for l in km.layers] == [l.name for l in pm.layers if not is_op(l)]
-    assert_close(km.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+def test_plexus_file_loads_in_keras(family, tmp_path, monkeypatch):
+    monkeypatch.setitem(saving_keras.BUILDERS, family, BUILDERS[family])
+    saving_keras.test_plexus_saved_model_loads_in_keras(family, tmp_path)
 
 
 @pytest.mark.parametrize("family", ["einsum_gqa", "normalization", "pipeline"])
-def test_weights_files_cross(family, tmp_path):
-    km, pm = BUILDERS[family](keras), BUILDERS[family](plexus)
-    _randomize(km)
-    x = _inputs(km)
-    km.save_weights(tmp_path / "k.weights.h5")
-    pm.load_weights(tmp_path / "k.weights.h5")
-    assert_close(pm.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
-    _randomize(pm)
-    pm.save_weights(tmp_path / "p.weights.h5")
-    km.load_weights(tmp_path / "p.weights.h5")
-    assert_close(km.predict(x, verbose=0), pm.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+def test_weights_files_cross(family, tmp_path, monkeypatch):
+    monkeypatch.setitem(saving_keras.BUILDERS, family, BUILDERS[family])
+    saving_keras.test_weights_files_cross(family, tmp_path)
 
 
 CONFIG_CASES = [
@@ -114,30 +89,10 @@ CONFIG_CASES = [
     ("AdaptiveMaxPooling1D", dict(output_size=2), (6, 3)),
     ("ConvLSTM1D", dict(filters=2, kernel_size=2, return_sequences=True,
                         recurrent_activation="hard_sigmoid"), (3, 5, 2)),
-    ("ReversibleEmbedding", dict(input_dim=9, output_dim=3, mask_zero=True), (4,)),
     ("SpectralNormalization", dict(layer=("Dense", dict(units=2)), power_iterations=3), (3,)),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs,shape", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_layer_config_crosses(name, kwargs, shape):
-    kwargs = dict(kwargs)
-    if "layer" in kwargs:
-        inner, inner_kwargs = kwargs["layer"]
-        kwargs["layer"] = getattr(plexus.layers, inner)(**inner_kwargs)
-    dtype = "int32" if "Embedding" in name else "float32"
-    layer = getattr(plexus.layers, name)(**kwargs)
-    layer(plexus.Input(shape, dtype=dtype))
-    config = json.loads(json.dumps(serialize_layer(layer)))
-    again = deserialize_keras_object(config)
-    assert type(again) is type(layer)
-    assert json.dumps(serialize_layer(again)["config"], sort_keys=True) == \
-        json.dumps(config["config"], sort_keys=True)
-    klayer = keras.layers.deserialize(config)
-    rng = np.random.default_rng(0)
-    x = rng.integers(1, 9, size=(2,) + shape) if dtype == "int32" else \
-        rng.normal(size=(2,) + shape).astype("float32")
-    klayer(x)
-    assert [w.shape for w in klayer.get_weights()] == [w.shape for w in layer.get_weights()]
-    klayer.set_weights(layer.get_weights())
-    assert_close(layer(x), to_numpy(klayer(x)), rtol=1e-4, atol=1e-5)
+    saving_configs.test_layer_config_crosses(name, kwargs, shape)
