@@ -351,17 +351,21 @@ class ConvLSTM(RNN):
         # (batch, time, *spatial, channels) -> (batch, time, channels, *spatial), a view
         x = x.permute(0, 1, x.ndim - 1, *range(2, x.ndim - 1)) if last else x
         batch = x.shape[0]
+        state_shape = (batch, cell.filters) + cell._out_spatial(tuple(x.shape[3:]))
         if initial_state is None:
-            spatial = cell._out_spatial(tuple(x.shape[3:]))
-            h = x.new_zeros((batch, cell.filters) + spatial)
-            c = h
+            h = c = x.new_zeros(state_shape)
         else:
             states = tree.flatten(initial_state)
-            if len(states) != 2:
-                raise ValueError(f"Layer {self.name!r} expects 2 initial states [h, c]; "
-                                 f"received {len(states)}.")
-            h, c = (torch.as_tensor(s).to(x.dtype) for s in states)
-            h, c = (cu.to_channels_first(h), cu.to_channels_first(c)) if last else (h, c)
+            h, c = (torch.as_tensor(s).to(x.dtype) for s in states) if len(states) == 2 \
+                else (None, None)
+            h, c = (cu.to_channels_first(h), cu.to_channels_first(c)) if last and h is not None \
+                else (h, c)
+            if h is None or tuple(h.shape) != state_shape or tuple(c.shape) != state_shape:
+                want = (batch,) + state_shape[2:] + (cell.filters,) if last else state_shape
+                raise ValueError(
+                    f"Layer {self.name!r} ({type(self).__name__}) expects initial_state = [h, "
+                    f"c], each of shape {want} for inputs of shape {tuple(inputs.shape)}; "
+                    f"received {[tuple(getattr(s, 'shape', ())) for s in states]}.")
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if mask is not None:

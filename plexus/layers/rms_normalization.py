@@ -57,8 +57,13 @@ class RMSNormalization(Layer):
         x = _as_float(self, inputs)
         axes = sorted(_check_axes(self, self._axes(), x.shape))
         scale = self.scale if self.scale.dtype == x.dtype else self.scale.to(x.dtype)
+        dims = tuple(x.shape[a] for a in axes)
+        if dims != tuple(scale.shape):
+            raise ValueError(
+                f"Layer {self.name!r} (RMSNormalization) was built for size {tuple(scale.shape)} "
+                f"on axis {self.axis}, but received an input of shape {tuple(x.shape)}.")
         if axes == list(range(x.ndim - len(axes), x.ndim)):
-            return F.rms_norm(x, tuple(x.shape[a] for a in axes), scale, self.epsilon)
+            return F.rms_norm(x, dims, scale, self.epsilon)
         inv = torch.rsqrt(torch.mean(torch.square(x), dim=axes, keepdim=True) + self.epsilon)
         return x * inv * _broadcast(scale, x.ndim, axes)
 

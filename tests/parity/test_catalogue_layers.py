@@ -85,6 +85,8 @@ def test_rms_normalization_over_a_middle_axis_matches_formula():
     p.set_weights([scale])
     want = x / np.sqrt(np.mean(x ** 2, axis=1, keepdims=True) + 1e-6) * scale[:, None]
     assert_close(p(x), want, atol=1e-5)
+    with pytest.raises(ValueError, match=r"built for size \(3,\)"):
+        p(np.zeros((2, 4, 4), "float32"))
 
 
 def test_rms_normalization_mixed_precision():

@@ -130,6 +130,12 @@ def test_conv_lstm_bad_inputs():
         layers.ConvLSTM1D(2, 3, stateful=True)
     with pytest.raises(ValueError, match="filters"):
         layers.ConvLSTM3D(0, 3)
+    layer = layers.ConvLSTM2D(2, 3)
+    x = np.zeros((1, 2, 5, 5, 1), "float32")
+    with pytest.raises(ValueError, match=r"each of shape \(1, 3, 3, 2\)"):
+        layer(x, initial_state=[np.zeros((1, 5, 5, 2), "float32")] * 2)
+    with pytest.raises(ValueError, match="initial_state"):
+        layer(x, initial_state=[np.zeros((1, 3, 3, 2), "float32")])
 
 
 def test_bidirectional_conv_lstm_matches_keras():
