@@ -96,3 +96,30 @@ CONFIG_CASES = [
 @pytest.mark.parametrize("name,kwargs,shape", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_layer_config_crosses(name, kwargs, shape):
     saving_configs.test_layer_config_crosses(name, kwargs, shape)
+
+
+def test_the_model_mode_wins_over_a_recorded_training_argument(tmp_path):
+    # Keras records `training=False` with Dropout and SpectralNormalization calls and
+    # `training=True` with Pipeline's; fit and predict still set the mode, as in Keras.
+    import keras
+    import numpy as np
+    import torch
+
+    import plexus
+    from plexus.training.trainer import forward
+    inp = keras.Input((50,))
+    x = keras.layers.Dropout(0.5)(inp)
+    x = keras.layers.Pipeline([keras.layers.Dropout(0.5)])(x)
+    keras.Model(inp, keras.layers.SpectralNormalization(keras.layers.Dense(50))(x)).save(
+        tmp_path / "k.keras")
+    model = plexus.models.load_model(tmp_path / "k.keras")
+    ones = torch.ones((4, 50))
+    sn = model.layers[-1]
+    u0 = sn.vector_u.detach().clone()
+    forward(model, [ones], True)
+    assert not torch.equal(u0, sn.vector_u)  # normalized in a training step
+    assert np.array_equal(model.predict(ones.numpy(), verbose=0),
+                          model.predict(ones.numpy(), verbose=0))  # no dropout in predict
+    drop = plexus.Input((50,))
+    forced = plexus.Model(drop, plexus.layers.Dropout(0.5)(drop, training=True))
+    assert (forced(ones) == 0).any() and not (forced.predict(ones.numpy(), verbose=0) == 0).any()
