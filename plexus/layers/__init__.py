@@ -52,3 +52,4 @@ from plexus.layers.reversible_embedding import ReversibleEmbedding
 from plexus.layers.pipeline import Pipeline
 from plexus.layers.torch_module_wrapper import TorchModuleWrapper
 from plexus.layers.serialization import deserialize, serialize
+from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)
