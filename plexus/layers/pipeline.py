@@ -45,7 +45,7 @@ class Pipeline(Layer):
     def call(self, inputs, training=None, mask=None):
         if training is None:
             # Outermost call (no model around it): Keras's default is training mode.
-            training = True if layer_module._FORWARD_DEPTH[0] <= 1 else self.training
+            training = True if layer_module._call_state().depth <= 1 else self.training
         x = inputs
         for lay in self.layers:
             kwargs = {"training": training} if call_accepts(lay, "training") else {}

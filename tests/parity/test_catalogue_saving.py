@@ -1,8 +1,11 @@
 """Files with the newer layers cross between Keras 3 and plexus: each saves, the other loads,
 predictions agree; configs rebuild the same layers in both (the checks of test_saving_keras.py
 and test_saving_configs.py, on these layers)."""
+import keras
 import pytest
+import torch
 
+import plexus
 from tests.parity import test_saving_configs as saving_configs
 from tests.parity import test_saving_keras as saving_keras
 
@@ -101,25 +104,23 @@ def test_layer_config_crosses(name, kwargs, shape):
 def test_the_model_mode_wins_over_a_recorded_training_argument(tmp_path):
     # Keras records `training=False` with Dropout and SpectralNormalization calls and
     # `training=True` with Pipeline's; fit and predict still set the mode, as in Keras.
-    import keras
-    import numpy as np
-    import torch
-
-    import plexus
-    from plexus.training.trainer import forward
     inp = keras.Input((50,))
-    x = keras.layers.Dropout(0.5)(inp)
-    x = keras.layers.Pipeline([keras.layers.Dropout(0.5)])(x)
-    keras.Model(inp, keras.layers.SpectralNormalization(keras.layers.Dense(50))(x)).save(
-        tmp_path / "k.keras")
-    model = plexus.models.load_model(tmp_path / "k.keras")
+    x = keras.layers.Pipeline([keras.layers.Dropout(0.5)])(keras.layers.Dropout(0.5)(inp))
+    keras.Model(inp, x).save(tmp_path / "drop.keras")
+    inp = keras.Input((50,))
+    keras.Model(inp, keras.layers.SpectralNormalization(keras.layers.Dense(50))(inp)).save(
+        tmp_path / "sn.keras")
     ones = torch.ones((4, 50))
-    sn = model.layers[-1]
+    dropping = plexus.models.load_model(tmp_path / "drop.keras")
+    assert (dropping(ones, training=True) == 0).any()  # dropout in a training call
+    assert not (dropping.predict(ones.numpy(), verbose=0) == 0).any()  # none in predict
+    normalizing = plexus.models.load_model(tmp_path / "sn.keras")
+    sn = normalizing.layers[-1]
     u0 = sn.vector_u.detach().clone()
-    forward(model, [ones], True)
-    assert not torch.equal(u0, sn.vector_u)  # normalized in a training step
-    assert np.array_equal(model.predict(ones.numpy(), verbose=0),
-                          model.predict(ones.numpy(), verbose=0))  # no dropout in predict
+    normalizing.predict(ones.numpy(), verbose=0)
+    assert torch.equal(u0, sn.vector_u)
+    normalizing(ones, training=True)
+    assert not torch.equal(u0, sn.vector_u)  # normalized in a training call
     drop = plexus.Input((50,))
     forced = plexus.Model(drop, plexus.layers.Dropout(0.5)(drop, training=True))
     assert (forced(ones) == 0).any() and not (forced.predict(ones.numpy(), verbose=0) == 0).any()
