@@ -285,8 +285,6 @@ class ConvLSTM(RNN):
     with `return_sequences`; with `return_state`, `[output, h, c]`.
     """
 
-    _rank = None
-
     def __init__(self, rank, filters, kernel_size, strides=1, padding="valid",
                  data_format=None, dilation_rate=1, activation="tanh",
                  recurrent_activation="sigmoid", use_bias=True,

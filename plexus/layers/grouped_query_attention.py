@@ -20,6 +20,13 @@ def _large_negative(dtype):
     return -0.7 * (65500.0 if dtype == torch.float16 else 3.38953e38)
 
 
+def _fresh(init):
+    """A copy of an initializer object (each projection gets its own); functions as they are."""
+    if isinstance(init, initializers.Initializer):
+        return type(init).from_config(init.get_config())
+    return init
+
+
 def _sliding_window_mask(t, s, window, device):
     """`(1, t, s)` band: query i sees keys j with |i - j| < window."""
     rows = torch.arange(t, device=device)[:, None]
@@ -92,7 +99,8 @@ class GroupQueryAttention(Layer):
             raise ValueError("GroupQueryAttention: sliding_window must be None or a positive "
                              f"integer; received sliding_window={sliding_window!r}.")
         if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"GroupQueryAttention: dropout must be in [0, 1); received {dropout!r}.")
+            raise ValueError(
+                f"GroupQueryAttention: dropout must be in [0, 1); received {dropout!r}.")
         if flash_attention and dropout > 0:
             raise ValueError("GroupQueryAttention: dropout is not supported with "
                              "flash_attention=True. Set dropout=0.0 or flash_attention=None.")
@@ -120,8 +128,8 @@ class GroupQueryAttention(Layer):
         return EinsumDense(
             equation, output_shape=output_shape, activation=activation, name=name,
             bias_axes=bias_axes if self.use_bias else None, dtype=self.dtype_policy,
-            kernel_initializer=initializers.get(initializers.serialize(self.kernel_initializer)),
-            bias_initializer=initializers.get(initializers.serialize(self.bias_initializer)),
+            kernel_initializer=_fresh(self.kernel_initializer),
+            bias_initializer=_fresh(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer,
             activity_regularizer=self.activity_regularizer,
             kernel_constraint=self.kernel_constraint, bias_constraint=self.bias_constraint)

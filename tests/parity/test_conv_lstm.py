@@ -147,3 +147,14 @@ def test_bidirectional_conv_lstm_matches_keras():
     p.set_weights(k.get_weights())
     assert_close(p(x), k(x), atol=1e-5)
     assert p(plexus.Input((3, 5, 5, 2))).shape == (None, 3, 5, 5, 4)
+
+
+def test_cell_step_is_one_step_of_the_layer():
+    layer = layers.ConvLSTM2D(3, 3, padding="same", return_state=True)
+    x = np.random.randn(2, 1, 5, 5, 2).astype("float32")
+    layer(x)
+    h0, c0 = layer.cell.get_initial_state(2)
+    assert tuple(h0.shape) == (2, 5, 5, 3) and not h0.any()
+    h0, c0 = torch.randn(2, 5, 5, 3), torch.randn(2, 5, 5, 3)
+    out, (h, c) = layer.cell.call(torch.tensor(x[:, 0]), [h0, c0])
+    assert_close([out, h, c], layer(x, initial_state=[h0, c0]), atol=1e-6)
