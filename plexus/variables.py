@@ -239,6 +239,12 @@ class Variable(nn.Parameter):
                 f"the variable has shape {expected}.")
         return spec.to_torch(t.to(device=self.device, dtype=self.dtype))
 
+    def __float__(self):  # a Keras habit: `float(v)`, without torch's warning about gradients
+        return float(self.detach())
+
+    def __int__(self):
+        return int(self.detach())
+
     # ------------------------------------------------------------------ copies and pickles
     def __deepcopy__(self, memo):
         if id(self) in memo:
