@@ -68,6 +68,23 @@ def to_numpy(t):
     return t.cpu().numpy()
 
 
+def _described(field, doc, convert=None):
+    """A property reading (and, with `convert`, writing) a field of the variable's `Weight`."""
+    def get(self):
+        return getattr(self._spec, field)
+
+    def put(self, value):
+        setattr(self._spec, field, convert(value))
+
+    return property(get, put if convert is not None else None, doc=doc)
+
+
+def _resolve(module, value):
+    """`plexus.<module>.get(value)` (imported late: those modules import layers)."""
+    import importlib
+    return importlib.import_module(f"plexus.{module}").get(value)
+
+
 class Variable(nn.Parameter):
     """A weight: a `torch.nn.Parameter` with Keras's variable API.
 
@@ -153,44 +170,17 @@ class Variable(nn.Parameter):
                 f"Variable {self.path!r} has dtype {self.dtype}, which cannot be trained; only "
                 "floating variables can be trainable.")
 
-    @property
-    def autocast(self):
-        return self._spec.autocast
-
-    @property
-    def aggregation(self):
-        return self._spec.aggregation
-
-    @property
-    def synchronization(self):
-        return self._spec.synchronization
-
-    @property
-    def regularizer(self):
-        return self._spec.regularizer
-
-    @regularizer.setter
-    def regularizer(self, value):
-        from plexus import regularizers
-        self._spec.regularizer = regularizers.get(value)
-
-    @property
-    def constraint(self):
-        return self._spec.constraint
-
-    @constraint.setter
-    def constraint(self, value):
-        from plexus import constraints
-        self._spec.constraint = constraints.get(value)
-
-    @property
-    def overwrite_with_gradient(self):
-        """Whether the optimizer replaces this variable by its gradient instead of updating it."""
-        return self._spec.overwrite_with_gradient
-
-    @overwrite_with_gradient.setter
-    def overwrite_with_gradient(self, value):
-        self._spec.overwrite_with_gradient = bool(value)
+    autocast = _described("autocast", "Whether mixed-precision layers cast it in `call`.")
+    aggregation = _described("aggregation", "How multi-replica loops combine it (recorded).")
+    synchronization = _described("synchronization", "Recorded for compatibility (`'auto'`).")
+    regularizer = _described("regularizer", "The penalty added to the owning layer's losses.",
+                             lambda value: _resolve("regularizers", value))
+    constraint = _described("constraint", "Applied to the variable after optimizer updates.",
+                            lambda value: _resolve("constraints", value))
+    overwrite_with_gradient = _described(
+        "overwrite_with_gradient",
+        "Whether the optimizer replaces this variable by its gradient instead of updating it.",
+        bool)
 
     # ------------------------------------------------------------------ reading and writing
     def numpy(self):

@@ -294,6 +294,11 @@ class ConvLSTM(RNN):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, **kwargs):
+        if stateful:
+            raise NotImplementedError(
+                f"{type(self).__name__}: stateful=True is not supported yet (the LSTM, GRU and "
+                "SimpleRNN layers support it). Pass the previous final states as "
+                "`initial_state` to carry them from one batch to the next.")
         cell = ConvLSTMCell(
             rank, filters, kernel_size, strides=strides, padding=padding,
             data_format=data_format, dilation_rate=dilation_rate, activation=activation,

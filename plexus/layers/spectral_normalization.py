@@ -93,7 +93,7 @@ class SpectralNormalization(Wrapper):
     def _normalize_kernel(self):
         owner, w = self._target
         kernel = owner._parameters[w.attr]  # the parameter itself, never a dtype copy
-        u_param = self._parameters["vector_u"]
+        u_param = self._buffers["vector_u"]  # a non-trainable weight: a buffer
         matrix = w.to_keras(kernel).reshape(-1, w.keras_shape[-1]).float()
         u = u_param.float()
         for _ in range(self.power_iterations):

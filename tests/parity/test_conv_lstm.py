@@ -126,7 +126,7 @@ def test_conv_lstm_bad_inputs():
         layers.ConvLSTM2D(2, 3)(plexus.Input((4, None, 5, 2)))
     with pytest.raises(ValueError, match="too small"):
         layers.ConvLSTM2D(2, 5)(np.zeros((1, 2, 3, 3, 1), "float32"))
-    with pytest.raises(ValueError, match="stateful"):
+    with pytest.raises(NotImplementedError, match="stateful"):
         layers.ConvLSTM1D(2, 3, stateful=True)
     with pytest.raises(ValueError, match="filters"):
         layers.ConvLSTM3D(0, 3)
