@@ -252,6 +252,13 @@ class Layer(nn.Module):
         self._weight_table.append(spec)
         return var
 
+    def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True,
+                     regularizer=None, constraint=None, name=None):
+        """`add_weight` under Keras 3's other name."""
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype,
+                               trainable=trainable, autocast=autocast, regularizer=regularizer,
+                               constraint=constraint, name=name)
+
     def _own_tensors(self):
         yield from (p for p in self._parameters.values() if p is not None)
         yield from (b for b in self._buffers.values() if b is not None)
@@ -579,7 +586,8 @@ class Layer(nn.Module):
     def __call__(self, *args, **kwargs):
         if "training" in kwargs and not call_accepts(self, "training"):
             kwargs.pop("training")  # layers that behave the same in training ignore the flag
-        if "_called" not in self.__dict__:  # first call: sublayers built now get our scope
+        if "_called" not in self.__dict__ and not torch.compiler.is_compiling():
+            # first call: sublayers built now get our name scope
             self.__dict__["_called"] = True
             with name_scope_of(self):
                 return self.__call__(*args, **kwargs)
