@@ -41,6 +41,8 @@ def _identity(t):
 
 def _to_tensor(x):
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "USO":  # text stays NumPy: torch has no string tensors
+            return x
         t = torch.from_numpy(x)
         return t.float() if t.dtype == torch.float64 else t
     if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
@@ -198,7 +200,8 @@ class Layer(nn.Module):
         name = name or "variable"
         attr = name if name.isidentifier() else "variable"
         base, i = attr, 1
-        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers:
+        while (attr in self._parameters or attr in self.__dict__ or attr in self._buffers
+               or hasattr(type(self), attr)):  # (a class attribute, e.g. a property, wins)
             attr, i = f"{base}_{i}", i + 1
         param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable
                              and "float" in dtype)

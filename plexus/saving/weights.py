@@ -147,5 +147,7 @@ def assign(plan):
     with torch.no_grad():
         for owner, w, value in plan:
             p = getattr(owner, w.attr)
-            t = torch.as_tensor(np.ascontiguousarray(value), dtype=p.dtype)
+            # (ascontiguousarray makes a 0-d array 1-d: a scalar weight keeps its shape)
+            t = torch.as_tensor(np.ascontiguousarray(value).reshape(np.shape(value)),
+                                dtype=p.dtype)
             p.copy_(w.to_torch(t).to(p.device))
