@@ -39,5 +39,8 @@ from plexus.layers.regularization import (
 )
 from plexus.layers.wrappers import Bidirectional, TimeDistributed
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
-from plexus.layers.preprocessing import Normalization
+from plexus.layers.preprocessing import (
+    CategoryEncoding, Discretization, HashedCrossing, Hashing, IntegerLookup, Normalization,
+    StringLookup, TextVectorization,
+)
 from plexus.layers.serialization import deserialize, serialize

@@ -10,6 +10,16 @@ from plexus.layers.input_layer import InputLayer
 from plexus.layers.layer import Layer
 
 
+def string_array(x, name):
+    """Data for an `Input(dtype="string")`: a NumPy array of str/bytes."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind not in "USO":
+        raise TypeError(
+            f"Input {name!r} has dtype 'string', but received an array of dtype {arr.dtype}. "
+            "Pass text as a NumPy array (or list) of str or bytes.")
+    return arr
+
+
 def _describe(x):
     if isinstance(x, KerasTensor):
         return repr(x)
@@ -119,6 +129,8 @@ class Model(Layer):
 
     def _input_cast(self, tensor):
         """dtype to cast data for this input to; integers pass when only Embeddings read them."""
+        if tensor.dtype == "string":
+            return None, True  # text passes to its layers as a NumPy array
         dtype = torch_dtype(tensor.dtype)
         consumers = [n.layer for layer in self._graph_layers for n in layer._inbound_nodes
                      if any(t is tensor for t in n.input_tensors)]
@@ -261,10 +273,15 @@ class Model(Layer):
         for i, x in enumerate(flat):
             if isinstance(x, KerasTensor):
                 raise TypeError("Mixing symbolic and real inputs in one model call is not supported.")
+            dtype, int_ok = self._input_casts[i]
+            if dtype is None:  # a string input
+                x = string_array(x, self.input_names[i])
+                self._check_input_shape(i, x.shape)
+                out.append(x)
+                continue
             if not isinstance(x, torch.Tensor):
                 x = torch.as_tensor(np.asarray(x))
             self._check_input_shape(i, tuple(x.shape))
-            dtype, int_ok = self._input_casts[i]
             if x.dtype != dtype and not (int_ok and not x.is_floating_point()):
                 x = x.to(dtype)
             if device is not None and x.device != device:

@@ -133,6 +133,12 @@ def prepare_inputs(model, x, device):
     names = model.input_names
     for i, v in enumerate(flat):
         dtype, int_ok = model._input_casts[i]
+        if dtype is None:  # Input(dtype="string"): text stays a NumPy array
+            from plexus.models.model import string_array
+            t = string_array(v, names[i])
+            model._check_input_shape(i, t.shape)
+            out.append(t)
+            continue
         t = to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}")
         model._check_input_shape(i, tuple(t.shape))
         out.append(t)
@@ -172,7 +178,7 @@ def class_weight_to_sample_weight(y, class_weight):
 
 def num_samples(tensors, what):
     """The common number of samples of `tensors` (named), or a ValueError listing them."""
-    sizes = {name: int(t.shape[0]) for name, t in tensors if t is not None and t.dim() > 0}
+    sizes = {name: int(t.shape[0]) for name, t in tensors if t is not None and t.ndim > 0}
     if len(set(sizes.values())) > 1:
         detail = ", ".join(f"{k}: {v}" for k, v in sizes.items())
         raise ValueError(
@@ -211,7 +217,7 @@ class ArrayData:
             return None
         if isinstance(idx, slice):
             return tree.map_structure(lambda v: None if v is None else v[idx], t)
-        return tree.map_structure(lambda v: None if v is None else v.index_select(0, idx), t)
+        return tree.map_structure(lambda v: None if v is None else _gather(v, idx), t)
 
     def batches(self):
         bs, n = self.batch_size, self.n
@@ -221,7 +227,7 @@ class ArrayData:
                 yield (self._take(self.xs, idx), self._take(self.ys, idx),
                        self._take(self.sw, idx))
             return
-        first = tree.flatten(self.xs)
+        first = [v for v in tree.flatten(self.xs) if isinstance(v, torch.Tensor)]
         order = torch.randperm(n).to(first[0].device if first else "cpu")
         # Shuffled samples are gathered a chunk of batches at a time (one index_select per
         # tensor per chunk, not per batch); each batch is then a slice of the chunk.
@@ -252,6 +258,13 @@ class ArrayData:
                           self.batch_size, self.shuffle),
                 ArrayData(cut(self.xs, tail), cut(self.ys, tail), cut(self.sw, tail),
                           self.batch_size, False))
+
+
+def _gather(v, idx):
+    """Rows `idx` of a tensor, or of a NumPy array (string inputs)."""
+    if isinstance(v, np.ndarray):
+        return v[idx.cpu().numpy()]
+    return v.index_select(0, idx)
 
 
 def unpack(batch):

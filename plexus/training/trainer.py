@@ -471,7 +471,7 @@ def _predict_one_batch(model, x, batch_size):
         return None
     xs = D.prepare_inputs(model, x, D.model_device(model))
     n = D.num_samples([(f"input {i}", t) for i, t in enumerate(xs)], "inputs") \
-        if len(xs) > 1 else (int(xs[0].shape[0]) if xs and xs[0].dim() else 0)
+        if len(xs) > 1 else (int(xs[0].shape[0]) if xs and xs[0].ndim else 0)
     if not 0 < n <= (batch_size or 32):
         return None
     was_training = model.training
