@@ -40,7 +40,11 @@ from plexus.layers.regularization import (
 from plexus.layers.wrappers import Bidirectional, TimeDistributed
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
 from plexus.layers.preprocessing import (
-    CategoryEncoding, Discretization, HashedCrossing, Hashing, IntegerLookup, Normalization,
-    StringLookup, TextVectorization,
+    AutoContrast, CategoryEncoding, CenterCrop, CutMix, Discretization, Equalization,
+    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, RandAugment,
+    RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
+    RandomFlip, RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomRotation,
+    RandomSaturation, RandomSharpness, RandomShear, RandomTranslation, RandomZoom, Resizing,
+    Solarization, STFTSpectrogram, StringLookup, TextVectorization,
 )
 from plexus.layers.serialization import deserialize, serialize
