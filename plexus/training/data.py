@@ -284,18 +284,19 @@ def unpack(batch):
 
 
 class IterableData:
-    """Batches read from a generator, an iterable or a `DataLoader`, converted as they come."""
+    """Batches read from a generator, a `PyDataset`, a torch dataset or `DataLoader`, or any
+    iterable of batches (see `sources.BatchSource`), converted as they come."""
 
-    def __init__(self, source, model, n_out, device, steps=None, with_targets=True):
-        self.source, self.model, self.n_out, self.device = source, model, n_out, device
-        self.with_targets = with_targets
-        self.steps = steps
-        if steps is None:
-            try:
-                self.steps = len(source)
-            except TypeError:
-                self.steps = None
-        self._iterator = None
+    def __init__(self, source, model, n_out, device, steps=None, with_targets=True,
+                 replay=False, batch_size=None, shuffle=False, class_weight=None):
+        from plexus.training.sources import BatchSource
+        self.model, self.n_out, self.device = model, n_out, device
+        self.with_targets, self.class_weight = with_targets, class_weight
+        if class_weight is not None and n_out != 1:
+            raise ValueError("class_weight works for models with one output. For several "
+                             "outputs, yield sample weights in the batches.")
+        self.source = BatchSource(source, steps, replay, batch_size, shuffle)
+        self.steps = self.source.length
 
     def convert(self, batch):
         x, y, sw = unpack(batch)
@@ -304,30 +305,23 @@ class IterableData:
             xs = [x]
         ys = prepare_targets(self.model, y, self.n_out, self.device) if y is not None else None
         sw = prepare_sample_weight(self.model, sw, self.n_out, self.device)
+        if self.class_weight is not None and ys is not None:
+            if sw is not None:
+                raise ValueError("Pass either class_weight or sample weights in the batches, "
+                                 "not both.")
+            sw = class_weight_to_sample_weight(ys[0], self.class_weight).to(self.device)
         return xs, ys, sw
 
     def batches(self):
-        is_reiterable = iter(self.source) is not self.source
-        if is_reiterable or self._iterator is None:
-            self._iterator = iter(self.source)
-        count = 0
-        while self.steps is None or count < self.steps:
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                if count == 0 and not is_reiterable:
-                    raise ValueError(
-                        "The data generator is exhausted: it yielded no batch for this epoch. "
-                        "Pass steps_per_epoch so each epoch reads a fixed number of batches "
-                        "from an endless generator, or pass a re-iterable (a DataLoader)."
-                    ) from None
-                return
-            count += 1
+        for batch in self.source.epoch():
             yield self.convert(batch)
 
 
 def is_iterable_source(x):
-    """Whether `x` is a generator / DataLoader / iterable of batches rather than array data."""
+    """Whether `x` is a generator, a dataset (PyDataset, torch dataset, DataLoader, a
+    `plexus.utils` dataset) or an iterable of batches, rather than array data."""
     if x is None or _is_array(x) or isinstance(x, (list, tuple, dict, str)):
         return False
-    return hasattr(x, "__iter__") or hasattr(x, "__next__")
+    from plexus.training.sources import is_index_source
+    return hasattr(x, "__iter__") or hasattr(x, "__next__") or is_index_source(x) or \
+        isinstance(x, torch.utils.data.Dataset)

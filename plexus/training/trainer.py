@@ -281,16 +281,17 @@ def _subclass_inputs(x, device):
 
 
 def make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None,
-              with_targets=True):
+              with_targets=True, replay=False):
     device = D.model_device(model)
     n_out = _n_outputs(model)
     if D.is_iterable_source(x):
         if y is not None:
             raise ValueError(
-                "When x is a generator or a DataLoader, it must yield (x, y) batches itself; "
+                "When x is a generator or a dataset, it must yield (x, y) batches itself; "
                 "do not pass y separately."
             )
-        return D.IterableData(x, model, n_out or 1, device, steps, with_targets)
+        return D.IterableData(x, model, n_out or 1, device, steps, with_targets, replay,
+                              batch_size, shuffle, class_weight)
     if x is None:
         raise ValueError("No input data: pass x (arrays, a dict, a generator or a DataLoader).")
     if not getattr(model, "_is_graph", False):
@@ -326,9 +327,10 @@ def _needs_targets(st):
         m for spec in st.metrics.specs for per_out in spec for m in per_out)
 
 
-def _validation(model, validation_data, batch_size, steps):
+def _validation(model, validation_data, batch_size, steps, replay=False):
     if D.is_iterable_source(validation_data):
-        return make_data(model, validation_data, None, None, batch_size, False, steps)
+        return make_data(model, validation_data, None, None, batch_size, False, steps,
+                         replay=replay)
     if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
         raise ValueError(
             "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
@@ -345,12 +347,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         validation_batch_size=None, validation_freq=1):
     """Train `model` (see `Model.fit`); returns a `History`."""
     st = _state(model, _n_outputs(model))
+    several = epochs - initial_epoch > 1  # a one-shot generator must then be replayed
     data = make_data(model, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
-                     class_weight, with_targets=_needs_targets(st))
+                     class_weight, with_targets=_needs_targets(st), replay=several)
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
-                          validation_steps)
+                          validation_steps, replay=several)
     elif validation_split:
         if not isinstance(data, D.ArrayData):
             raise ValueError("validation_split needs array data; with a generator or "
