@@ -256,6 +256,16 @@ class Model(Layer):
             )
         return [inputs]
 
+    def _adjust_rank(self, i, x):
+        """Data one rank off an `Input` whose (or whose data's) last size is 1 gets that axis
+        added or dropped, as Keras does (`Input(shape=(1,))` takes a batch of shape (n,))."""
+        expected = self.inputs[i].shape
+        if len(x.shape) == len(expected) - 1 and expected and expected[-1] == 1:
+            return x[..., None]
+        if len(x.shape) == len(expected) + 1 and x.shape[-1] == 1:
+            return x[..., 0]
+        return x
+
     def _check_input_shape(self, i, value_shape):
         expected = self.inputs[i].shape
         ok = len(value_shape) == len(expected) and all(
@@ -275,12 +285,13 @@ class Model(Layer):
                 raise TypeError("Mixing symbolic and real inputs in one model call is not supported.")
             dtype, int_ok = self._input_casts[i]
             if dtype is None:  # a string input
-                x = string_array(x, self.input_names[i])
+                x = self._adjust_rank(i, string_array(x, self.input_names[i]))
                 self._check_input_shape(i, x.shape)
                 out.append(x)
                 continue
             if not isinstance(x, torch.Tensor):
                 x = torch.as_tensor(np.asarray(x))
+            x = self._adjust_rank(i, x)
             self._check_input_shape(i, tuple(x.shape))
             if x.dtype != dtype and not (int_ok and not x.is_floating_point()):
                 x = x.to(dtype)

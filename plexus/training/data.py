@@ -135,11 +135,12 @@ def prepare_inputs(model, x, device):
         dtype, int_ok = model._input_casts[i]
         if dtype is None:  # Input(dtype="string"): text stays a NumPy array
             from plexus.models.model import string_array
-            t = string_array(v, names[i])
+            t = model._adjust_rank(i, string_array(v, names[i]))
             model._check_input_shape(i, t.shape)
             out.append(t)
             continue
         t = to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}")
+        t = model._adjust_rank(i, t)
         model._check_input_shape(i, tuple(t.shape))
         out.append(t)
     return out
