@@ -240,7 +240,6 @@ def test_npz_datasets_from_cached_files(tmp_path, monkeypatch):
     (x, y), (xt, yt) = plexus.datasets.mnist.load_data()
     assert x.shape == (3, 28, 28) and yt.tolist() == [0, 1]
     np.savez(root / "boston_housing.npz", x=np.arange(20.0).reshape(10, 2), y=np.arange(10.0))
-    monkeypatch.setattr(plexus.datasets.boston_housing, "fetch", plexus.datasets._common.fetch)
     (x, y), (xt, yt) = plexus.datasets.boston_housing.load_data(test_split=0.2)
     assert x.shape == (8, 2) and xt.shape == (2, 2)
     order = np.arange(10)

@@ -66,6 +66,16 @@ def load_pickle(path):
         return RestrictedUnpickler(f, encoding="bytes").load()
 
 
+def load_xy_split(path, origin_name, file_hash, test_split, seed, limit=None):
+    """`x`, `y` of a cached `.npz` (the first `limit` samples), split as `split` does."""
+    if not 0 <= test_split < 1:  # checked before anything is downloaded
+        raise ValueError(f"test_split must be in [0, 1); received {test_split}.")
+    path = fetch(path, file_hash, origin=ORIGIN + origin_name)
+    with np.load(path, allow_pickle=False) as f:
+        x, y = f["x"][:limit], f["y"][:limit]
+    return split(x, y, test_split, seed)
+
+
 def split(x, y, test_split, seed):
     """Shuffle with `seed`, then hold out the last `test_split` fraction (as Keras)."""
     if not 0 <= test_split < 1:

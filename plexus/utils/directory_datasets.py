@@ -101,6 +101,11 @@ def _split(paths, labels, validation_split, subset, verbose):
     return paths[len(paths) - n_val:], None if labels is None else labels[len(paths) - n_val:]
 
 
+def _with_labels(x, labels, indices, label_mode, num_classes):
+    """A batch `x`, or `(x, labels)` in `label_mode` when the dataset has labels."""
+    return x if labels is None else (x, _labels(labels[indices], label_mode, num_classes))
+
+
 def _labels(labels, label_mode, num_classes):
     if label_mode == "int":
         return torch.from_numpy(np.asarray(labels, dtype="int64").astype("int32"))
@@ -199,9 +204,7 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                                 pad_to_aspect_ratio) for i in indices])
             if channels_first:
                 images = images.permute(0, 3, 1, 2).contiguous()
-            if labels is None:
-                return images
-            return images, _labels(labels[indices], label_mode, num_classes)
+            return _with_labels(images, labels, indices, label_mode, num_classes)
         return load
     return _build(directory, labels, label_mode, class_names, IMAGE_FORMATS, shuffle, seed,
                   validation_split, subset, follow_links, verbose, batch_size, make_loader,
@@ -225,9 +228,7 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int",
                 text = data.decode("utf-8", errors="replace")
                 texts.append(text[:max_length] if max_length is not None else text)
             texts = text_array(np.array(texts, dtype=object))
-            if labels is None:
-                return texts
-            return texts, _labels(labels[indices], label_mode, num_classes)
+            return _with_labels(texts, labels, indices, label_mode, num_classes)
         return load
     return _build(directory, labels, label_mode, class_names, (".txt",), shuffle, seed,
                   validation_split, subset, follow_links, verbose, batch_size, make_loader,
@@ -288,10 +289,8 @@ def audio_dataset_from_directory(directory, labels="inferred", label_mode="int",
             audio = np.zeros((len(clips), length, channels), dtype="float32")
             for j, c in enumerate(clips):
                 audio[j, :min(length, len(c)), :c.shape[1]] = c[:length]
-            audio = torch.from_numpy(audio)
-            if labels is None:
-                return audio
-            return audio, _labels(labels[indices], label_mode, num_classes)
+            return _with_labels(torch.from_numpy(audio), labels, indices, label_mode,
+                                num_classes)
         return load
     return _build(directory, labels, label_mode, class_names, (".wav",), shuffle, seed,
                   validation_split, subset, follow_links, verbose, batch_size, make_loader,

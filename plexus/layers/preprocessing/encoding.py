@@ -10,8 +10,8 @@ OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count")
 
 def check_output_mode(layer_name, output_mode, allowed=OUTPUT_MODES):
     if output_mode not in allowed:
-        raise ValueError(f"{layer_name}: output_mode must be one of {', '.join(map(repr, allowed))}; "
-                         f"received output_mode={output_mode!r}.")
+        raise ValueError(f"{layer_name}: output_mode must be one of "
+                         f"{', '.join(map(repr, allowed))}; received output_mode={output_mode!r}.")
 
 
 def encoded_shape(input_shape, output_mode, depth):

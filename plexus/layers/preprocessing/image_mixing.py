@@ -16,6 +16,13 @@ def _beta(rng, size, a, b, device):
     return torch.from_numpy(out).to(device)
 
 
+def _mix_labels(labels, transformation):
+    """Labels blended like their images: `w * labels + (1 - w) * labels[permutation]`."""
+    w = transformation["mix_weight"].view(-1, 1)
+    other = labels.index_select(0, transformation["permutation_order"].long())
+    return w * labels + (1.0 - w) * other
+
+
 class MixUp(ImageLayer):
     """MixUp during training: each image (and label) is blended with another of the batch,
     `w * x + (1 - w) * x_other`, `w ~ Beta(alpha, alpha)`. Call it on
@@ -46,11 +53,7 @@ class MixUp(ImageLayer):
         return w * images + (1.0 - w) * other
 
     def transform_labels(self, labels, transformation, training=True):
-        if not training:
-            return labels
-        w = transformation["mix_weight"].view(-1, 1)
-        other = labels.index_select(0, transformation["permutation_order"].long())
-        return w * labels + (1.0 - w) * other
+        return _mix_labels(labels, transformation) if training and transformation else labels
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}
@@ -101,11 +104,7 @@ class CutMix(ImageLayer):
         return torch.where(transformation["batch_masks"], other, images)
 
     def transform_labels(self, labels, transformation, training=True):
-        if not training or transformation is None:
-            return labels
-        w = transformation["mix_weight"].view(-1, 1)
-        other = labels.index_select(0, transformation["permutation_order"].long())
-        return w * labels + (1.0 - w) * other
+        return _mix_labels(labels, transformation) if training and transformation else labels
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "seed": self.seed}

@@ -88,7 +88,8 @@ class IndexLookup(DataLayer):
                                  f"{salt!r}.")
         self.invert, self.max_tokens, self.num_oov_indices = invert, max_tokens, num_oov_indices
         self.mask_token, self.oov_token = mask_token, oov_token
-        self.output_mode, self.sparse, self.pad_to_max_tokens = output_mode, False, pad_to_max_tokens
+        self.output_mode, self.sparse = output_mode, False
+        self.pad_to_max_tokens = pad_to_max_tokens
         self.oov_method, self.salt = oov_method, salt
         self.input_vocabulary = vocabulary if not isinstance(vocabulary, str) else None
         self.input_idf_weights = idf_weights
