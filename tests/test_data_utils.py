@@ -334,3 +334,12 @@ def test_missing_dataset_offline_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(plexus.utils.file_utils.urllib.request, "urlretrieve", offline)
     with pytest.raises(OSError, match=r"mnist\.npz"):
         plexus.datasets.mnist.load_data()
+
+
+def test_progbar_averages_like_keras(capsys):
+    bar = utils.Progbar(4, verbose=2, stateful_metrics=["acc"])
+    for step, (loss, acc) in enumerate([(1.0, 0.1), (3.0, 0.9)]):
+        bar.update((step + 1) * 2, values=[("loss", loss), ("acc", acc)])
+    bar.add(0)
+    out = capsys.readouterr().out
+    assert "loss: 2.0000" in out and "acc: 0.9000" in out  # averaged / as given

@@ -41,7 +41,8 @@ from plexus.layers.wrappers import Bidirectional, TimeDistributed
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
 from plexus.layers.preprocessing import (
     AutoContrast, CategoryEncoding, CenterCrop, CutMix, Discretization, Equalization,
-    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, RandAugment,
+    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, Pipeline,
+    RandAugment,
     RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
     RandomFlip, RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomRotation,
     RandomSaturation, RandomSharpness, RandomShear, RandomTranslation, RandomZoom, Resizing,

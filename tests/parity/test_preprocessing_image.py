@@ -194,3 +194,16 @@ def test_stft_spectrogram_matches_keras(mode):
     named = L.STFTSpectrogram(mode=mode, frame_length=128)(signal)
     assert_close(named, L.STFTSpectrogram(mode=mode, frame_length=128, window=window)(signal),
                  atol=1e-4)
+
+
+def test_pipeline_runs_its_layers_and_crosses_to_keras(tmp_path):
+    pipeline = L.Pipeline([L.RandomFlip("horizontal", seed=1), L.Rescaling(1 / 255.0)])
+    assert float(pipeline(X, training=False).max()) <= 1.0
+    inputs = keras.Input((9, 11, 3))
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Pipeline(
+        [keras.layers.RandomFlip("horizontal"), keras.layers.Rescaling(1 / 255.0)])(inputs)))
+    k_model = keras.Model(inputs, outputs)
+    k_model.save(tmp_path / "pipe.keras")  # Keras records mask= and training= for it
+    p_model = plexus.models.load_model(tmp_path / "pipe.keras")
+    assert_close(p_model.predict(X.numpy(), verbose=0), k_model.predict(X.numpy(), verbose=0),
+                 atol=1e-4)
