@@ -44,6 +44,7 @@ from plexus.layers.preprocessing import (
     HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, Pipeline,
     RandAugment,
     RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
+    RandomErasing, RandomGaussianBlur,
     RandomFlip, RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomRotation,
     RandomSaturation, RandomSharpness, RandomShear, RandomTranslation, RandomZoom, Resizing,
     Solarization, STFTSpectrogram, StringLookup, TextVectorization,

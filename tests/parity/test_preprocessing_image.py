@@ -45,6 +45,9 @@ AUGMENTATIONS = [
     ("equalization", "Equalization", {}),
     ("mix_up", "MixUp", {}),
     ("cut_mix", "CutMix", {}),
+    ("gaussian_blur", "RandomGaussianBlur", {"factor": 0.7, "kernel_size": 5}),
+    ("erasing_noise", "RandomErasing", {}),
+    ("erasing_value", "RandomErasing", {"factor": 0.8, "fill_value": 7.0}),
 ]
 
 

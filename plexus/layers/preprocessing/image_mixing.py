@@ -23,6 +23,24 @@ def _mix_labels(labels, transformation):
     return w * labels + (1.0 - w) * other
 
 
+def random_boxes(rng, data, ratio_w, ratio_h):
+    """Boxes of `ratio_w` x `ratio_h` of each image's size at random places: a boolean mask
+    shaped like `data` (B, H, W, C) and the corners `(x0, x1, y0, y1)`."""
+    b, h, w = data.shape[:3]
+
+    def bounds(length, ratio):
+        size = ratio * length
+        start = rng.uniform((b,), device=data.device) * (length - size)
+        return start, start + size
+    x0, x1 = bounds(w, ratio_w)
+    y0, y1 = bounds(h, ratio_h)
+    ys = torch.arange(h, dtype=data.dtype, device=data.device).view(1, h, 1, 1)
+    xs = torch.arange(w, dtype=data.dtype, device=data.device).view(1, 1, w, 1)
+    v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
+    masks = (xs >= v(x0)) & (xs < v(x1)) & (ys >= v(y0)) & (ys < v(y1))
+    return masks.expand(-1, -1, -1, data.shape[-1]), (x0, x1, y0, y1)
+
+
 class MixUp(ImageLayer):
     """MixUp during training: each image (and label) is blended with another of the batch,
     `w * x + (1 - w) * x_other`, `w ~ Beta(alpha, alpha)`. Call it on
@@ -81,18 +99,7 @@ class CutMix(ImageLayer):
         rng, (b, h, w) = self._rng(seed), data.shape[:3]
         alpha = float(rng.uniform((), *self.factor)) + 1e-6
         ratio = torch.sqrt(1.0 - _beta(rng, b, alpha, alpha, data.device))
-
-        def bounds(length):
-            size = ratio * length
-            start = rng.uniform((b,), device=data.device) * (length - size)
-            return start, start + size
-        x0, x1 = bounds(w)
-        y0, y1 = bounds(h)
-        ys = torch.arange(h, dtype=data.dtype, device=data.device).view(1, h, 1, 1)
-        xs = torch.arange(w, dtype=data.dtype, device=data.device).view(1, 1, w, 1)
-        v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
-        masks = (xs >= v(x0)) & (xs < v(x1)) & (ys >= v(y0)) & (ys < v(y1))
-        masks = masks.expand(-1, -1, -1, data.shape[-1])
+        masks, (x0, x1, y0, y1) = random_boxes(rng, data, ratio, ratio)
         order = torch.randperm(b, generator=rng.generator(), device="cpu").to(data.device)
         return {"permutation_order": order, "batch_masks": masks,
                 "mix_weight": 1.0 - (x1 - x0) * (y1 - y0) / (w * h)}
