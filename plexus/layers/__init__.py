@@ -50,3 +50,4 @@ from plexus.layers.preprocessing import (
     Solarization, STFTSpectrogram, StringLookup, TextVectorization,
 )
 from plexus.layers.serialization import deserialize, serialize
+from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)

@@ -14,3 +14,4 @@ from plexus.utils.py_dataset import PyDataset, Sequence
 from plexus.utils.sequence_utils import (
     pad_sequences, split_dataset, timeseries_dataset_from_array,
 )
+from plexus.training.data import pack_x_y_sample_weight, unpack_x_y_sample_weight  # noqa: E402
