@@ -5,7 +5,6 @@ import re
 import string
 
 import numpy as np
-import pytest
 from PIL import Image
 
 import plexus as keras

@@ -50,6 +50,22 @@ def _to_tensor(x):
     return x
 
 
+def text_refused(layer):
+    """The TypeError for text given to `layer`, which computes on numbers."""
+    return TypeError(
+        f"Layer {layer.name!r} ({type(layer).__name__}) takes numbers, but received strings. "
+        "Turn text into numbers first, e.g. with StringLookup, Hashing or TextVectorization "
+        "in front of this layer.")
+
+
+def _refuse_text(layer, inputs):
+    """`text_refused` when the inputs hold text (string arrays, string symbolic tensors)."""
+    for t in tree.flatten(inputs):
+        if (isinstance(t, np.ndarray) and t.dtype.kind in "USO") or isinstance(t, str) or (
+                isinstance(t, KerasTensor) and t.dtype == "string"):
+            raise text_refused(layer)
+
+
 def _shape_of(x):
     return tuple(x.shape)
 
@@ -74,6 +90,8 @@ class Layer(nn.Module):
             weights, bfloat16 computations), ... Floating inputs are cast to the compute dtype.
         input_shape: for the first layer of a `Sequential` model, the shape of one sample.
     """
+
+    _accepts_strings = False  # whether `call` takes text (NumPy arrays of str/bytes)
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -442,6 +460,8 @@ class Layer(nn.Module):
             return self._symbolic_call(args, kwargs)
         if args:
             args = (tree.map_structure(_to_tensor, args[0]),) + args[1:]
+            if not self._accepts_strings and not isinstance(args[0], torch.Tensor):
+                _refuse_text(self, args[0])
         if not self.built:
             inputs = args[0] if args else kwargs.get("inputs")
             self._maybe_build(tree.map_structure(_shape_of, inputs))
@@ -452,6 +472,8 @@ class Layer(nn.Module):
             raise TypeError(f"Layer {self.name!r} must be called with its inputs as the first argument.")
         inputs = args[0]
         flat = tree.flatten(inputs)
+        if not self._accepts_strings:
+            _refuse_text(self, flat)
         for t in flat:
             if not isinstance(t, KerasTensor):
                 raise TypeError(

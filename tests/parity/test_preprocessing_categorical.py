@@ -243,3 +243,12 @@ def test_string_model_trains_saves_and_reloads(tmp_path):
                                                                                 verbose=0))
     with pytest.raises(TypeError, match="dtype 'string'"):
         model.predict(np.zeros((2, 1)), verbose=0)
+
+
+def test_numeric_layers_refuse_text_naming_the_layer():
+    with pytest.raises(TypeError, match="'dense'.*Dense.*strings"):
+        L.Dense(2)(np.array([["a", "b"]]))
+    with pytest.raises(TypeError, match="Dense.*strings"):
+        L.Dense(2)(plexus.Input(shape=(1,), dtype="string"))
+    with pytest.raises(TypeError, match="Discretization.*strings"):
+        L.Discretization(num_bins=2).adapt(np.array(["a", "b"]))

@@ -13,19 +13,6 @@ from plexus.graph.tensor import KerasTensor
 from plexus.layers.layer import Layer
 
 
-def is_string_array(x):
-    """Whether `x` holds text: a NumPy array of `str`/`bytes` (or objects), or a str."""
-    if isinstance(x, (str, bytes)):
-        return True
-    if isinstance(x, np.ndarray):
-        return x.dtype.kind in "USO"
-    if isinstance(x, KerasTensor):
-        return x.dtype == "string"
-    if isinstance(x, (list, tuple)) and x:
-        return is_string_array(x[0])
-    return False
-
-
 def as_array(x):
     """A batch as a NumPy array or a torch tensor (lists become arrays)."""
     if isinstance(x, (np.ndarray, torch.Tensor)):
@@ -92,13 +79,6 @@ def adapt_batches(data, layer, steps=None, lists_are_data=False):
     return (as_array(_first(b)) for b in itertools.chain([first], batches))
 
 
-def strings_rejected(layer):
-    return TypeError(
-        f"Layer {layer.name!r} ({type(layer).__name__}) takes numbers, but received strings. "
-        "Turn text into numbers first, e.g. with StringLookup, Hashing or TextVectorization "
-        "in front of this layer.")
-
-
 class DataLayer(Layer):
     """A layer that may take data outside a model: lists and NumPy arrays, strings where the
     layer says so (`_accepts_strings`), any numeric dtype (converted by the layer itself)."""
@@ -111,9 +91,7 @@ class DataLayer(Layer):
             inputs = np.asarray(inputs)
         elif isinstance(inputs, (str, bytes)):
             inputs = np.asarray([inputs])
-        if not self._accepts_strings and is_string_array(inputs):
-            raise strings_rejected(self)
-        return super().__call__(inputs, *args, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)  # (which refuses text if it must)
 
 
 class SeedState:

@@ -3,7 +3,7 @@ bucket ids)."""
 import numpy as np
 import torch
 
-from plexus.graph.tensor import KerasTensor
+from plexus.layers.layer import text_refused
 from plexus.layers.preprocessing.base import DataLayer, adapt_batches, numpy_of
 from plexus.layers.preprocessing.encoding import check_output_mode, encode, encoded_shape
 
@@ -120,8 +120,7 @@ class Discretization(DataLayer):
         for batch in adapt_batches(data, self, steps):
             values = numpy_of(batch)
             if values.dtype.kind in "USO":
-                from plexus.layers.preprocessing.base import strings_rejected
-                raise strings_rejected(self)
+                raise text_refused(self)
             summary = _summarize(values.astype("float32"), self.epsilon)
             self.summary = _merge(summary, self.summary, self.epsilon)
         self.bin_boundaries = _compress(self.summary, 1.0 / self.num_bins)[0, :-1].tolist()

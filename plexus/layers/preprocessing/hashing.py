@@ -5,7 +5,7 @@ import torch
 
 from plexus.layers.preprocessing import hash_functions as H
 from plexus.layers.preprocessing.base import DataLayer
-from plexus.layers.preprocessing.encoding import check_output_mode, encode, encoded_shape
+from plexus.layers.preprocessing.encoding import check_output_mode, encode
 
 
 def _values(x, layer):

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from plexus.graph.tensor import torch_dtype
+from plexus.layers.layer import text_refused
 from plexus.layers.preprocessing.base import DataLayer, adapt_batches
 
 _EPSILON = 1e-7  # Keras's backend.epsilon(): the smallest standard deviation divided by
@@ -152,8 +153,7 @@ class Normalization(DataLayer):
     def _float_batch(self, batch):
         if isinstance(batch, np.ndarray):
             if batch.dtype.kind in "USO":
-                from plexus.layers.preprocessing.base import strings_rejected
-                raise strings_rejected(self)
+                raise text_refused(self)
             batch = torch.from_numpy(np.ascontiguousarray(batch))
         return batch.detach().to("cpu", torch.float64)
 
