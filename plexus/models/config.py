@@ -256,8 +256,6 @@ def _replay_calls(created, order):
                     args, kwargs = _node_call_args(created, nodes[0])
                 except _NotReady:
                     break
-                if getattr(layer, "_training_from_model", False):
-                    kwargs.pop("training", None)  # Keras records its call default; see ImageLayer
                 _check_call_kwargs(layer, kwargs)
                 if not any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
                     _fail(f"The model config calls layer {layer.name!r} on no tensor")

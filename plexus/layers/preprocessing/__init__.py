@@ -15,5 +15,4 @@ from plexus.layers.preprocessing.image_color import (
 )
 from plexus.layers.preprocessing.image_mixing import CutMix, MixUp, RandAugment
 from plexus.layers.preprocessing.audio import MelSpectrogram, STFTSpectrogram
-from plexus.layers.preprocessing.pipeline import Pipeline
 from plexus.layers.preprocessing.image_filters import RandomErasing, RandomGaussianBlur

@@ -8,7 +8,8 @@ and single images `(H, W, C)` are converted at the edges.
 
 Augmentations run when the layer is called in training mode: in `fit`, and (as in Keras) when
 the layer or a model holding it is called directly without `training=False`. `predict` and
-`evaluate` pass `training=False`, where they return the images unchanged (cast to float).
+`evaluate` pass `training=False`, where they return the images unchanged (cast to float); the
+model's mode also wins over the `training=True` Keras records with these layers' calls.
 """
 import torch
 
@@ -57,9 +58,6 @@ class ImageLayer(DataLayer):
 
     _USE_BASE_FACTOR = True
     _FACTOR_BOUNDS = (-1, 1)
-    # Keras writes `training=True` (its `call` default) into the saved node of every image
-    # layer; when loading, that argument is dropped so that the model's mode decides.
-    _training_from_model = True
 
     def __init__(self, factor=None, bounding_box_format=None, data_format=None, seed=None,
                  **kwargs):
