@@ -95,7 +95,8 @@ def _save_legacy_h5_model(model, filepath):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save only the weights: Keras 3 layout for `*.weights.h5`, Keras 2 layout for `*.h5`."""
+    """Save the weights: Keras 3 layout for `*.weights.h5` (with the compiled model's optimizer
+    state, as Keras writes it), Keras 2 layout for `*.h5`."""
     import h5py
     filepath = _path_str(filepath)
     if not (filepath.endswith(".h5") or filepath.endswith(".hdf5")):
@@ -105,10 +106,12 @@ def save_weights(model, filepath, overwrite=True):
         )
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
-    write = weights.write if filepath.endswith(".weights.h5") else legacy_h5.write
+    keras3 = filepath.endswith(".weights.h5")
     with files.atomic_path(filepath) as tmp:
         with h5py.File(tmp, "w") as f:
-            write(model, f)
+            (weights.write if keras3 else legacy_h5.write)(model, f)
+            if keras3:  # Keras 3 writes the compiled model's optimizer state alongside
+                optimizer_state.write(model, f)
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -267,4 +270,8 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
                     "Keras 3's layout, where weights are matched by position."
                 )
             plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
+            if filepath.endswith(".weights.h5"):  # (as in Keras, the optimizer's state too)
+                weights.assign(plan)
+                optimizer_state.read(model, f, label)
+                return
     weights.assign(plan)

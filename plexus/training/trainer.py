@@ -83,12 +83,14 @@ def _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps, class_weig
                        with_targets, replay)
 
 
-def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None):
-    """Call `fn` on every batch (`first(batch)` before the first one); the callbacks' batch
-    hooks run once per `n` batches (with the first and the last index of the group), as with
-    Keras's `steps_per_execution`."""
+def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None, skip=0):
+    """Call `fn` on every batch (`first(batch)` before the first one) but the first `skip`
+    (done before an interruption); the callbacks' batch hooks run once per `n` batches (with
+    the first and the last index of the group), as with Keras's `steps_per_execution`."""
     logs, step = None, -1
     for step, batch in enumerate(data.batches() if fn.flat else data.user_batches()):
+        if step < skip:
+            continue
         if first is not None:
             first(batch)
             first = None
@@ -150,14 +152,20 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         prepare = lambda b: fn.prepare(b[0] if fn.flat else b)  # noqa: E731
     try:
         cbs.on_train_begin()
+        # a callback may move the start (BackupAndRestore resuming an interrupted run)
+        initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
+        done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
+        trained = False
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             cbs.on_epoch_begin(epoch)
             last, step = _run_batches(fn, data, cbs.on_train_batch_begin,
                                       cbs.on_train_batch_end, model.steps_per_execution,
-                                      lambda: model.stop_training, prepare)
+                                      lambda: model.stop_training, prepare, done)
+            done = 0
             if step >= 0:
                 prepare = None
+                trained = True
             logs = _epoch_logs(model, last)
             if val is not None and _should_validate(epoch, validation_freq):
                 model.train(False)
@@ -169,6 +177,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
+        opt = getattr(model, "optimizer", None)
+        if trained and getattr(opt, "built", False) and hasattr(opt, "finalize_variable_values"):
+            opt.finalize_variable_values(opt._vars)  # (use_ema: the weights take the averages)
         cbs.on_train_end(logs)
     finally:
         model.train(was_training)
