@@ -89,13 +89,23 @@ def to_tensor(x, device=None, dtype=None, int_ok=True, what="data"):
     return x
 
 
-def adapt_rank(expected, x):
-    """Keras's rank adaptation of data for an input of shape `expected`: a missing last axis
-    of size 1 is added (`(N, 28, 28)` for `Input((28, 28, 1))`), an extra one removed."""
-    if x.ndim == len(expected) + 1 and x.shape[-1] == 1:
-        return x.squeeze(-1)
-    if x.ndim == len(expected) - 1 and expected and expected[-1] == 1:
-        return x.unsqueeze(-1)
+def string_array(x, name):
+    """Data for an `Input(dtype="string")`: a NumPy array of str/bytes."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind not in "USO":
+        raise TypeError(
+            f"Input {name!r} has dtype 'string', but received an array of dtype {arr.dtype}. "
+            "Pass text as a NumPy array (or list) of str or bytes.")
+    return arr
+
+
+def adjust_rank(x, expected):
+    """Data one rank off an input of shape `expected` whose (or whose data's) last size is 1
+    gets that axis added or dropped, as Keras does (`Input(shape=(1,))` takes shape (n,))."""
+    if len(x.shape) == len(expected) - 1 and expected and expected[-1] == 1:
+        return x[..., None]
+    if len(x.shape) == len(expected) + 1 and x.shape[-1] == 1:
+        return x[..., 0]
     return x
 
 

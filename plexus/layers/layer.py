@@ -53,6 +53,8 @@ class name_scope_of:
 
 def _to_tensor(x):
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "USO":  # text stays NumPy: torch has no string tensors
+            return x
         t = torch.from_numpy(x)
         return t.to(torch_dtype(None)) if t.dtype == torch.float64 else t
     if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
@@ -69,6 +71,22 @@ def _data_device(args):
         if isinstance(t, torch.Tensor):
             return t.device
     return None
+
+
+def text_refused(layer):
+    """The TypeError for text given to `layer`, which computes on numbers."""
+    return TypeError(
+        f"Layer {layer.name!r} ({type(layer).__name__}) takes numbers, but received strings. "
+        "Turn text into numbers first, e.g. with StringLookup, Hashing or TextVectorization "
+        "in front of this layer.")
+
+
+def _refuse_text(layer, inputs):
+    """`text_refused` when the inputs hold text (string arrays, string symbolic tensors)."""
+    for t in tree.flatten(inputs):
+        if (isinstance(t, np.ndarray) and t.dtype.kind in "USO") or isinstance(t, str) or (
+                isinstance(t, KerasTensor) and t.dtype == "string"):
+            raise text_refused(layer)
 
 
 def _shape_of(x):
@@ -95,6 +113,8 @@ class Layer(nn.Module):
             weights, bfloat16 computations), ... Floating inputs are cast to the compute dtype.
         input_shape: for the first layer of a `Sequential` model, the shape of one sample.
     """
+
+    _accepts_strings = False  # whether `call` takes text (NumPy arrays of str/bytes)
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -236,8 +256,8 @@ class Layer(nn.Module):
         name = name or "variable"
         attr = name if name.isidentifier() else "variable"
         base, i = attr, 1
-        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers \
-                or attr in self._modules:
+        while (attr in self._parameters or attr in self.__dict__ or attr in self._buffers
+               or attr in self._modules or hasattr(type(self), attr)):  # (a class attribute wins)
             attr, i = f"{base}_{i}", i + 1
         spec = Weight(attr, name, shape, to_keras, to_torch, trainable,
                       regularizers.get(regularizer), constraints.get(constraint),
@@ -599,6 +619,8 @@ class Layer(nn.Module):
         prev_mask = None
         if args:
             args = (tree.map_structure(_to_tensor, args[0]),) + args[1:]
+            if not self._accepts_strings and not isinstance(args[0], torch.Tensor):
+                _refuse_text(self, args[0])
             # As in Keras, a mask travels with a tensor (`_keras_mask`) between eager calls.
             prev_mask = getattr(args[0], "_keras_mask", None)
             if prev_mask is not None and kwargs.get("mask") is None \
@@ -618,6 +640,8 @@ class Layer(nn.Module):
             raise TypeError(f"Layer {self.name!r} must be called with its inputs as the first argument.")
         inputs = args[0]
         flat = tree.flatten(inputs)
+        if not self._accepts_strings:
+            _refuse_text(self, flat)
         for t in flat:
             if not isinstance(t, KerasTensor):
                 raise TypeError(

@@ -72,7 +72,8 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
 
     files.write_archive(filepath, {"metadata.json": metadata.encode(),
                                    "config.json": config.encode(),
-                                   "model.weights.h5": files.h5_bytes(write)})
+                                   "model.weights.h5": files.h5_bytes(write),
+                                   **weights.asset_members(model)})
 
 
 def _save_legacy_h5_model(model, filepath):
@@ -181,9 +182,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model = model_from_config(config, custom_objects, safe_mode, source=label)
         h5_data = files.read_member(archive, "model.weights.h5", label,
                                     max_bytes=_expected_h5_bytes(model))
+        assets = weights.read_assets(
+            model, lambda name: files.read_member(archive, name, label, required=False))
     with h5util.open_h5(h5_data, f"{label} (model.weights.h5)") as f:
         plan = weights.read(model, f, f"{label} (model.weights.h5)")
         weights.assign(plan)
+        for layer, data in assets:  # after the variables, as Keras (idf weights first)
+            layer._load_keras_assets(data.get)
         if compile:
             _compile_from_config(model, config.get("compile_config"), label, custom_objects)
             optimizer_state.read(model, f, f"{label} (model.weights.h5)")

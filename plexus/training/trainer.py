@@ -80,10 +80,10 @@ def _verbose(verbose):
 
 
 def _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None,
-          st=None):
+          st=None, replay=False):
     with_targets = fn.flat and st is not None and st.needs_targets()
     return D.make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weight,
-                       with_targets)
+                       with_targets, replay)
 
 
 def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None, skip=0):
@@ -135,12 +135,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                    steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                    validation_freq=validation_freq)
     fn = model.make_train_function()
+    several = epochs - initial_epoch > 1  # a one-shot generator must then be replayed
     data = _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
-                 class_weight, st)
+                 class_weight, st, replay=several)
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
-                          validation_steps)
+                          validation_steps, replay=several)
     elif validation_split:
         if not isinstance(data, D.ArrayData):
             raise ValueError("validation_split needs array data; with a generator or "
@@ -209,11 +210,12 @@ def _should_validate(epoch, validation_freq):
     return (epoch + 1) % validation_freq == 0
 
 
-def _validation(model, validation_data, batch_size, steps):
+def _validation(model, validation_data, batch_size, steps, replay=False):
     fn = model.make_test_function()
     st = S.compile_state(model)
     if D.is_iterable_source(validation_data):
-        return _data(model, fn, validation_data, None, None, batch_size, False, steps, st=st)
+        return _data(model, fn, validation_data, None, None, batch_size, False, steps, st=st,
+                     replay=replay)
     if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
         raise ValueError(
             "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
@@ -300,7 +302,7 @@ def _predict_one_batch(model, fn, x, batch_size):
     xs = model._standardize_inputs(x, D.model_device(model))
     flat = tree.flatten(xs)
     n = D.num_samples([(f"input {i}", t) for i, t in enumerate(flat)], "inputs") \
-        if len(flat) > 1 else (int(flat[0].shape[0]) if flat and flat[0].dim() else 0)
+        if len(flat) > 1 else (int(flat[0].shape[0]) if flat and flat[0].ndim else 0)
     if not 0 < n <= (batch_size or 32):
         return None
     was_training = model.training
