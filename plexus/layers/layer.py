@@ -306,12 +306,13 @@ class Layer(nn.Module):
                 if all(g is not value for g in gens):
                     gens.append(value)
             current = self._buffers.get(key)
-            if current is None:
+            if current is None and isinstance(value, nn.Parameter):
                 current = self._parameters.get(key)
             if isinstance(current, Variable) and isinstance(value, torch.Tensor) \
                     and value.shape == current.shape:
-                # A plain tensor set in a weight's place (`load_state_dict(assign=True)`): the
-                # variable keeps its Keras description and takes the tensor's storage.
+                # A tensor set in a buffer's place, or a parameter in a parameter's place
+                # (`load_state_dict(assign=True)`): the variable keeps its Keras description
+                # and takes the new storage.
                 current.data = value.detach()
                 return
             if isinstance(value, nn.Parameter):  # `self.w = nn.Parameter(...)`, registered elsewhere
