@@ -59,7 +59,7 @@ def functional_config(model):
         nodes = []
         for node in layer._inbound_nodes:
             if id(node) in own and node.input_tensors:
-                args = op_args(layer, node) if op else list(node.args)
+                args = list(node.args)
                 nodes.append({"args": tree.map_structure(serialize_arg, args),
                               "kwargs": tree.map_structure(serialize_arg, dict(node.kwargs))})
         entry["inbound_nodes"] = nodes
@@ -74,38 +74,13 @@ def functional_config(model):
             "output_layers": _endpoints(model._outputs_struct, endpoint)}
 
 
-_OP_NAMES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply",
-             "divide": "TrueDivide", "power": "Power", "matmul": "Matmul",
-             "negative": "Negative", "abs": "Absolute"}
-
-
 def op_entry(layer):
-    """plexus's operator layers (`x + 1`, `x[:, 0]`) in Keras's format for `keras.ops` calls."""
-    if type(layer).__module__ != "plexus.layers.ops":
+    """A recorded op (`x + 1`, `ops.mean(x)`) in Keras's format for `keras.ops` calls."""
+    opdef = getattr(layer, "opdef", None)
+    if opdef is None or not getattr(layer, "_is_op", False):
         return None
-    kind = type(layer).__name__
-    if kind == "GetItem":
-        name = "GetItem"
-    elif kind in ("TensorOp", "BinaryOp") and layer.op in _OP_NAMES:
-        name = _OP_NAMES[layer.op]
-    else:
-        return None
-    return {"module": "keras.src.ops.numpy", "class_name": name,
-            "config": {"name": layer.name}, "registered_name": None}
-
-
-def op_args(layer, node):
-    """The positional operands Keras records for an operator layer's call."""
-    kind = type(layer).__name__
-    x = node.args[0]
-    if kind == "GetItem":
-        key = layer.key
-        return [x, list(key) if isinstance(key, tuple) else key]
-    if kind == "BinaryOp":
-        return list(x)
-    if layer.op in ("negative", "abs"):
-        return [x]
-    return [layer.constant, x] if layer.reverse else [x, layer.constant]
+    return {"module": f"keras.src.ops.{opdef.module}", "class_name": opdef.class_name,
+            "config": layer.get_config(), "registered_name": None}
 
 
 def _endpoints(struct, fn):

@@ -1,0 +1,490 @@
+"""Element-wise NumPy-style ops (`keras.ops.numpy`): arithmetic, comparisons, math functions."""
+import torch
+
+from plexus.ops.common import float_tensor, floatx_dtype, pair, promoted, t
+from plexus.ops.dtypes import result_type, torch_dtype
+from plexus.ops.table import alias, op
+
+B = "x1,x2"
+
+
+# ------------------------------------------------------------------------------ arithmetic
+@op("numpy", "Add", B)
+def add(x1, x2):
+    """Add two tensors element-wise (broadcasting)."""
+    a, b = pair(x1, x2)
+    return torch.add(a, b)
+
+
+@op("numpy", "Subtract", B)
+def subtract(x1, x2):
+    """Subtract `x2` from `x1` element-wise."""
+    a, b = pair(x1, x2)
+    if a.dtype is torch.bool:
+        a = a.to(b.dtype)
+    if b.dtype is torch.bool:
+        b = b.to(a.dtype)
+    return torch.subtract(a, b)
+
+
+@op("numpy", "Multiply", B)
+def multiply(x1, x2):
+    """Multiply two tensors element-wise."""
+    a, b = pair(x1, x2)
+    return torch.multiply(a, b)
+
+
+def _divide(x1, x2):
+    if isinstance(x1, (int, float)) and not isinstance(x1, bool) and isinstance(x2, torch.Tensor):
+        return torch.true_divide(x1, x2)
+    if isinstance(x2, (int, float)) and not isinstance(x2, bool) and isinstance(x1, torch.Tensor):
+        return torch.true_divide(x1, x2)
+    a, b = pair(x1, x2)
+    return torch.true_divide(a, b)
+
+
+@op("numpy", "Divide", B)
+def divide(x1, x2):
+    """Divide `x1` by `x2` element-wise (true division: integers give floats)."""
+    return _divide(x1, x2)
+
+
+@op("numpy", "TrueDivide", B)
+def true_divide(x1, x2):
+    """Alias of `divide`."""
+    return _divide(x1, x2)
+
+
+@op("numpy", "DivideNoNan", B)
+def divide_no_nan(x1, x2):
+    """`x1 / x2`, with 0 where `x2` is 0."""
+    a, b = promoted(x1, x2, float)
+    zero = b == 0
+    return torch.where(zero, torch.zeros((), dtype=a.dtype, device=a.device),
+                       a / torch.where(zero, torch.ones_like(b), b))
+
+
+@op("numpy", "FloorDivide", B)
+def floor_divide(x1, x2):
+    """Largest integer not above `x1 / x2`, element-wise."""
+    a, b = promoted(x1, x2)
+    return torch.floor_divide(a, b)
+
+
+@op("numpy", "Mod", B)
+def mod(x1, x2):
+    """Remainder of division, with the sign of the divisor (as NumPy)."""
+    a, b = promoted(x1, x2)
+    if a.dtype is torch.bool:
+        a, b = a.int(), b.int()
+    return torch.remainder(a, b)
+
+
+@op("numpy", "Fmod", B)
+def fmod(x1, x2):
+    """Remainder of division, with the sign of the dividend (C's `fmod`)."""
+    a, b = promoted(x1, x2)
+    if a.dtype is torch.bool:
+        a, b = a.int(), b.int()
+    return torch.fmod(a, b)
+
+
+@op("numpy", "Power", B)
+def power(x1, x2):
+    """`x1 ** x2`, element-wise."""
+    a, b = pair(x1, x2)
+    return torch.pow(a, b)
+
+
+@op("numpy", "Negative", ("x",))
+def negative(x):
+    """`-x`, element-wise."""
+    return torch.negative(t(x))
+
+
+@op("numpy", "Absolute")
+def absolute(x):
+    """Absolute value, element-wise."""
+    x = t(x)
+    return x if x.dtype is torch.bool else torch.abs(x)
+
+
+abs_ = absolute
+alias("abs", "absolute")
+
+
+@op("numpy", "Fabs")
+def fabs(x):
+    """Absolute value as floats."""
+    return torch.abs(float_tensor(x))
+
+
+@op("numpy", "Square")
+def square(x):
+    """`x * x`, element-wise."""
+    x = t(x)
+    if x.dtype is torch.bool:
+        x = x.to(torch.int32)
+    return torch.square(x)
+
+
+@op("numpy", "Sqrt")
+def sqrt(x):
+    """Square root, element-wise (integers give floats)."""
+    return torch.sqrt(float_tensor(x))
+
+
+@op("numpy", "Cbrt")
+def cbrt(x):
+    """Cube root, element-wise."""
+    x = float_tensor(x)
+    return torch.sign(x) * torch.abs(x) ** (1.0 / 3.0)
+
+
+@op("numpy", "Reciprocal")
+def reciprocal(x):
+    """`1 / x`, element-wise."""
+    return torch.reciprocal(float_tensor(x))
+
+
+@op("numpy", "Sign")
+def sign(x):
+    """-1, 0 or 1 by the sign of each element."""
+    x = t(x)
+    return x if x.dtype is torch.bool else torch.sign(x)
+
+
+@op("numpy", "Signbit")
+def signbit(x):
+    """Whether the sign bit is set (True for -0.0 and negative numbers)."""
+    x = t(x)
+    return torch.zeros_like(x, dtype=torch.bool) if x.dtype is torch.bool else torch.signbit(x)
+
+
+@op("numpy", "Floor")
+def floor(x):
+    """Round down, element-wise."""
+    x = t(x)
+    return torch.floor(x) if x.is_floating_point() else x.to(floatx_dtype())
+
+
+@op("numpy", "Ceil")
+def ceil(x):
+    """Round up, element-wise."""
+    x = t(x)
+    return torch.ceil(x) if x.is_floating_point() else x.to(floatx_dtype())
+
+
+@op("numpy", "Trunc")
+def trunc(x):
+    """Round towards zero, element-wise."""
+    x = t(x)
+    return torch.trunc(x) if x.is_floating_point() else x
+
+
+@op("numpy", "Round")
+def round_(x, decimals=0):
+    """Round to `decimals` decimal places (halves to even, as NumPy)."""
+    x = t(x)
+    if not x.is_floating_point():
+        if decimals >= 0:
+            return x
+        f = 10 ** (-decimals)
+        return (torch.round(x.double() / f) * f).to(x.dtype)
+    return torch.round(x, decimals=decimals)
+
+
+@op("numpy", "Clip", ("x",))
+def clip(x, x_min, x_max):
+    """Limit values to `[x_min, x_max]`."""
+    x = t(x)
+    if x.dtype is torch.bool:
+        x = x.to(torch.int32)
+    return torch.clamp(x, min=x_min, max=x_max)
+
+
+# ------------------------------------------------------------------------------ floats
+def _unary_float(name, class_name, fn, doc):
+    def impl(x):
+        return fn(float_tensor(x))
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name)(impl)
+
+
+exp = _unary_float("exp", "Exp", torch.exp, "`e ** x`, element-wise.")
+exp2 = _unary_float("exp2", "Exp2", torch.exp2, "`2 ** x`, element-wise.")
+expm1 = _unary_float("expm1", "Expm1", torch.expm1, "`exp(x) - 1`, accurate near 0.")
+log = _unary_float("log", "Log", torch.log, "Natural logarithm, element-wise.")
+log10 = _unary_float("log10", "Log10", torch.log10, "Base-10 logarithm, element-wise.")
+log2 = _unary_float("log2", "Log2", torch.log2, "Base-2 logarithm, element-wise.")
+log1p = _unary_float("log1p", "Log1p", torch.log1p, "`log(1 + x)`, accurate near 0.")
+sin = _unary_float("sin", "Sin", torch.sin, "Sine, element-wise.")
+cos = _unary_float("cos", "Cos", torch.cos, "Cosine, element-wise.")
+tan = _unary_float("tan", "Tan", torch.tan, "Tangent, element-wise.")
+arcsin = _unary_float("arcsin", "Arcsin", torch.asin, "Inverse sine, element-wise.")
+arccos = _unary_float("arccos", "Arccos", torch.acos, "Inverse cosine, element-wise.")
+arctan = _unary_float("arctan", "Arctan", torch.atan, "Inverse tangent, element-wise.")
+sinh = _unary_float("sinh", "Sinh", torch.sinh, "Hyperbolic sine, element-wise.")
+cosh = _unary_float("cosh", "Cosh", torch.cosh, "Hyperbolic cosine, element-wise.")
+tanh = _unary_float("tanh", "Tanh", torch.tanh, "Hyperbolic tangent, element-wise.")
+arcsinh = _unary_float("arcsinh", "Arcsinh", torch.asinh, "Inverse hyperbolic sine.")
+arccosh = _unary_float("arccosh", "Arccosh", torch.acosh, "Inverse hyperbolic cosine.")
+arctanh = _unary_float("arctanh", "Arctanh", torch.atanh, "Inverse hyperbolic tangent.")
+deg2rad = _unary_float("deg2rad", "Deg2rad", torch.deg2rad, "Degrees to radians.")
+rad2deg = _unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.")
+i0 = _unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.")
+
+
+@op("numpy", "Sinc")
+def sinc(x):
+    """Normalized sinc: `sin(pi x) / (pi x)`, 1 at 0."""
+    return torch.sinc(float_tensor(x))
+
+
+def _binary_float(name, class_name, fn, doc):
+    def impl(x1, x2):
+        a, b = promoted(x1, x2, float)
+        return fn(a, b)
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name, B)(impl)
+
+
+arctan2 = _binary_float("arctan2", "Arctan2", torch.atan2, "Angle of the point `(x2, x1)`.")
+hypot = _binary_float("hypot", "Hypot", torch.hypot, "`sqrt(x1**2 + x2**2)`, element-wise.")
+logaddexp = _binary_float("logaddexp", "Logaddexp", torch.logaddexp,
+                          "`log(exp(x1) + exp(x2))`, computed stably.")
+logaddexp2 = _binary_float("logaddexp2", "Logaddexp2", torch.logaddexp2,
+                           "`log2(2**x1 + 2**x2)`, computed stably.")
+
+
+@op("numpy", "Nextafter", B)
+def nextafter(x1, x2):
+    """The next float after `x1` towards `x2`."""
+    dtype = torch_dtype(result_type(*[_dt(v) for v in (x1, x2)], float))
+    a, b = pair(x1, x2)
+    return torch.nextafter(a.double(), b.double()).to(dtype)
+
+
+def _dt(v):
+    return v.dtype if isinstance(v, torch.Tensor) else type(v) if isinstance(
+        v, (int, float)) else t(v).dtype
+
+
+@op("numpy", "Ldexp", B)
+def ldexp(x1, x2):
+    """`x1 * 2 ** x2`, element-wise."""
+    a, b = pair(x1, x2)
+    if b.is_floating_point():
+        raise TypeError(f"ldexp: the exponent x2 must be an integer tensor; got {b.dtype}.")
+    dtype = torch_dtype(result_type(a.dtype, b.dtype, float))
+    return (a.to(dtype) * torch.pow(torch.tensor(2.0, dtype=dtype, device=a.device), b))
+
+
+@op("numpy", "Heaviside", B)
+def heaviside(x1, x2):
+    """0 where `x1 < 0`, `x2` where `x1 == 0`, 1 where `x1 > 0`."""
+    dtype = torch_dtype(result_type(_dt(x1), _dt(x2)))
+    if dtype in (torch.int32, torch.int64, torch.bool, torch.int8, torch.int16, torch.uint8):
+        dtype = floatx_dtype()
+    a, b = pair(x1, x2)
+    return torch.heaviside(a.to(dtype), b.to(dtype))
+
+
+@op("numpy", "Maximum", B)
+def maximum(x1, x2):
+    """Element-wise maximum (NaN wins)."""
+    a, b = promoted(x1, x2)
+    return torch.maximum(a, b)
+
+
+@op("numpy", "Minimum", B)
+def minimum(x1, x2):
+    """Element-wise minimum (NaN wins)."""
+    a, b = promoted(x1, x2)
+    return torch.minimum(a, b)
+
+
+@op("numpy", "Fmax", B)
+def fmax(x1, x2):
+    """Element-wise maximum, ignoring NaNs."""
+    a, b = promoted(x1, x2)
+    return torch.fmax(a, b)
+
+
+@op("numpy", "Fmin", B)
+def fmin(x1, x2):
+    """Element-wise minimum, ignoring NaNs."""
+    a, b = promoted(x1, x2)
+    return torch.fmin(a, b)
+
+
+@op("numpy", "Gcd", B)
+def gcd(x1, x2):
+    """Greatest common divisor, element-wise."""
+    a, b = pair(x1, x2)
+    return torch.gcd(a, b)
+
+
+@op("numpy", "Lcm", B)
+def lcm(x1, x2):
+    """Least common multiple, element-wise."""
+    a, b = pair(x1, x2)
+    return torch.lcm(a, b)
+
+
+# ------------------------------------------------------------------------------ comparisons
+def _compare(name, class_name, fn, doc):
+    def impl(x1, x2):
+        a, b = pair(x1, x2)
+        return fn(a, b)
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name, B)(impl)
+
+
+equal = _compare("equal", "Equal", torch.eq, "`x1 == x2`, element-wise.")
+not_equal = _compare("not_equal", "NotEqual", torch.ne, "`x1 != x2`, element-wise.")
+greater = _compare("greater", "Greater", torch.gt, "`x1 > x2`, element-wise.")
+greater_equal = _compare("greater_equal", "GreaterEqual", torch.ge, "`x1 >= x2`, element-wise.")
+less = _compare("less", "Less", torch.lt, "`x1 < x2`, element-wise.")
+less_equal = _compare("less_equal", "LessEqual", torch.le, "`x1 <= x2`, element-wise.")
+
+
+def _logical(name, class_name, fn, doc):
+    def impl(x1, x2):
+        a, b = pair(x1, x2)
+        return fn(a.bool(), b.bool())
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name, B)(impl)
+
+
+logical_and = _logical("logical_and", "LogicalAnd", torch.logical_and, "Element-wise AND.")
+logical_or = _logical("logical_or", "LogicalOr", torch.logical_or, "Element-wise OR.")
+logical_xor = _logical("logical_xor", "LogicalXor", torch.logical_xor, "Element-wise XOR.")
+
+
+@op("numpy", "LogicalNot")
+def logical_not(x):
+    """Element-wise NOT."""
+    return torch.logical_not(t(x).bool())
+
+
+@op("numpy", "Isclose", "x1,x2")
+def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Whether `|x1 - x2| <= atol + rtol * |x2|`, element-wise."""
+    a, b = promoted(x1, x2)
+    return torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+@op("numpy", "AllClose", B)
+def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Whether every element pair is close (see `isclose`); a scalar bool tensor."""
+    a, b = promoted(x1, x2)
+    return torch.all(torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def _test(name, class_name, fn, doc, ints):
+    def impl(x):
+        x = t(x)
+        if not (x.is_floating_point() or x.is_complex()):
+            return torch.full(x.shape, ints, dtype=torch.bool, device=x.device)
+        return fn(x)
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name)(impl)
+
+
+isfinite = _test("isfinite", "Isfinite", torch.isfinite, "Whether each element is finite.", True)
+isinf = _test("isinf", "Isinf", torch.isinf, "Whether each element is infinite.", False)
+isnan = _test("isnan", "Isnan", torch.isnan, "Whether each element is NaN.", False)
+isneginf = _test("isneginf", "Isneginf", torch.isneginf, "Whether each element is -inf.", False)
+isposinf = _test("isposinf", "Isposinf", torch.isposinf, "Whether each element is +inf.", False)
+
+
+@op("numpy", "Isreal")
+def isreal(x):
+    """Whether each element has no imaginary part."""
+    return torch.isreal(t(x))
+
+
+@op("numpy", "NanToNum")
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """Replace NaN by `nan`, infinities by `posinf`/`neginf` (the dtype's extremes)."""
+    x = t(x)
+    if not x.is_floating_point():
+        return x
+    return torch.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+
+# ------------------------------------------------------------------------------ complex
+@op("numpy", "Conjugate")
+def conjugate(x):
+    """Complex conjugate, element-wise."""
+    x = t(x)
+    return torch.conj(x).resolve_conj() if x.is_complex() else x
+
+
+conj = conjugate
+alias("conj", "conjugate")
+
+
+@op("numpy", "Real")
+def real(x):
+    """Real part, element-wise."""
+    x = t(x)
+    return torch.real(x) if x.is_complex() else x
+
+
+@op("numpy", "Imag")
+def imag(x):
+    """Imaginary part, element-wise (0 for real input)."""
+    x = t(x)
+    return torch.imag(x) if x.is_complex() else torch.zeros_like(x)
+
+
+@op("numpy", "Angle")
+def angle(x):
+    """Argument (angle) of complex numbers; 0 or pi for real ones."""
+    x = t(x)
+    if not (x.is_floating_point() or x.is_complex()):
+        x = x.to(floatx_dtype())
+    return torch.angle(x)
+
+
+# ------------------------------------------------------------------------------ bitwise
+def _bitwise(name, class_name, fn, doc):
+    def impl(x, y):
+        a, b = pair(x, y)
+        return fn(a, b)
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name, "x,y")(impl)
+
+
+bitwise_and = _bitwise("bitwise_and", "BitwiseAnd", torch.bitwise_and, "Bitwise AND.")
+bitwise_or = _bitwise("bitwise_or", "BitwiseOr", torch.bitwise_or, "Bitwise OR.")
+bitwise_xor = _bitwise("bitwise_xor", "BitwiseXor", torch.bitwise_xor, "Bitwise XOR.")
+bitwise_left_shift = _bitwise("bitwise_left_shift", "BitwiseLeftShift",
+                              torch.bitwise_left_shift, "Shift bits of `x` left by `y`.")
+bitwise_right_shift = _bitwise("bitwise_right_shift", "BitwiseRightShift",
+                               torch.bitwise_right_shift, "Shift bits of `x` right by `y`.")
+left_shift = _bitwise("left_shift", "LeftShift", torch.bitwise_left_shift,
+                      "Shift bits of `x` left by `y`.")
+right_shift = _bitwise("right_shift", "RightShift", torch.bitwise_right_shift,
+                       "Shift bits of `x` right by `y`.")
+
+
+@op("numpy", "BitwiseInvert")
+def bitwise_invert(x):
+    """Bitwise NOT."""
+    return torch.bitwise_not(t(x))
+
+
+@op("numpy", "BitwiseNot")
+def bitwise_not(x):
+    """Bitwise NOT."""
+    return torch.bitwise_not(t(x))
+

@@ -1,0 +1,292 @@
+"""The one table of ops: what eager calls run, what symbolic calls record, what files name.
+
+Every `plexus.ops` function is registered here with `@op(module, class_name, call=...)`:
+
+- `module` and `class_name` are where Keras keeps the op (`"numpy"`, `"Mean"`): a saved model
+  names it as `{"module": "keras.src.ops.numpy", "class_name": "Mean"}`;
+- `call` names the arguments that are tensors (Keras's `Operation.call` arguments, recorded as
+  the inputs of a graph node); the other arguments are the op's config, plain data.
+
+Called on data, the function runs its torch implementation directly. Called with a symbolic
+tensor (`plexus.KerasTensor`) anywhere among its tensor arguments, it records an `OpLayer`
+node whose output shapes and dtypes come from running the implementation on shape-only (meta)
+tensors. Loading a file can only create the classes of this table, with plain-data configs.
+"""
+import functools
+import inspect
+
+import torch
+
+from plexus import backend
+from plexus.graph import tree
+from plexus.graph.node import Node
+from plexus.graph.tensor import KerasTensor
+from plexus.layers.layer import Layer
+from plexus.ops.dtypes import standardize_dtype
+
+OPS = {}  # Keras class name -> OpDef
+BY_NAME = {}  # public function name -> OpDef
+OP_CLASSES = {}  # Keras class name -> OpLayer subclass (what files can name)
+_STAND_INS = (83, 89)  # sizes traced for unknown (None) dimensions; differing results -> None
+
+
+class OpDef:
+    """One op: its Keras location, its tensor arguments and its torch implementation."""
+
+    __slots__ = ("name", "module", "class_name", "impl", "call", "signature", "config_names",
+                 "varargs", "spec", "leading", "public")
+
+    def __init__(self, name, module, class_name, impl, call, spec):
+        self.name, self.module, self.class_name = name, module, class_name
+        self.impl, self.spec = impl, spec
+        self.signature = inspect.signature(impl)
+        params = self.signature.parameters
+        self.call = tuple(call)
+        for c in self.call:
+            if c not in params:
+                raise TypeError(f"op {name}: tensor argument {c!r} is not a parameter")
+        self.varargs = next((p for p in self.call
+                             if params[p].kind is inspect.Parameter.VAR_POSITIONAL), None)
+        self.config_names = tuple(p for p, v in params.items() if p not in self.call
+                                  and v.kind is not inspect.Parameter.VAR_KEYWORD)
+        # Whether the tensor arguments are the leading positional parameters (then a graph
+        # node calls `impl(*tensors, **config)` without building a dict per step).
+        self.leading = list(params)[:len(self.call)] == list(self.call)
+
+
+def op(module, class_name, call=("x",), spec=None, name=None):
+    """Register a torch implementation as the op `class_name` of Keras's `ops.<module>`.
+
+    Returns the public function: eager on data, recording a graph node on symbolic tensors.
+    `spec(*args, **kwargs)`, where given, returns the output `KerasTensor`s of a symbolic call
+    (for ops whose output shape depends on values, such as `nonzero`).
+    """
+    if isinstance(call, str):
+        call = tuple(c.strip() for c in call.split(",") if c.strip())
+
+    def register(impl):
+        opdef = OpDef(name or impl.__name__.rstrip("_"), module, class_name, impl, call, spec)
+        if class_name not in OPS:
+            OPS[class_name] = opdef
+            OP_CLASSES[class_name] = _op_class(opdef)
+        BY_NAME[opdef.name] = opdef
+
+        @functools.wraps(impl)
+        def public(*args, **kwargs):
+            if _has_symbolic(args) or (kwargs and _has_symbolic(kwargs.values())):
+                return symbolic_call(opdef, args, kwargs)
+            return impl(*args, **kwargs)
+
+        public.__wrapped__ = impl
+        public.__name__ = public.__qualname__ = opdef.name
+        opdef.public = public
+        return public
+
+    return register
+
+
+def alias(name, target):
+    """Register `name` as another public name of the op named `target` (`abs`, `absolute`)."""
+    BY_NAME[name] = BY_NAME[target]
+
+
+def _has_symbolic(values):
+    for v in values:
+        if isinstance(v, KerasTensor):
+            return True
+        if isinstance(v, (list, tuple, dict)) and any(
+                isinstance(t, KerasTensor) for t in tree.flatten(v)):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------ symbolic
+def symbolic_call(opdef, args, kwargs):
+    """Record `opdef` called on symbolic tensors as a node of the graph; return its outputs."""
+    try:
+        bound = opdef.signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"ops.{opdef.name}: {e}") from None
+    bound.apply_defaults()
+    values = bound.arguments
+    config = {k: values[k] for k in opdef.config_names if k in values}
+    layer = OP_CLASSES[opdef.class_name](name=None, **config)
+    if opdef.varargs:
+        call_args = [values[c] for c in opdef.call if c != opdef.varargs]
+        call_args += list(values[opdef.varargs])
+    else:
+        call_args = [values[c] for c in opdef.call]
+    return layer.record(call_args)
+
+
+def _fake(t, size, device):
+    shape = tuple(size if d is None else d for d in t.shape)
+    return torch.empty(shape, dtype=_torch_dtype(t.dtype), device=device)
+
+
+def _torch_dtype(name):
+    from plexus.ops.dtypes import torch_dtype
+    return torch_dtype(name)
+
+
+def _describe(args, names):
+    parts = []
+    for i, a in enumerate(args):
+        name = names[i] if i < len(names) else f"argument {i}"
+        if isinstance(a, KerasTensor):
+            parts.append(f"{name} of shape {a.shape} ({a.dtype})")
+        elif isinstance(a, (list, tuple)) and any(isinstance(t, KerasTensor) for t in tree.flatten(a)):
+            shapes = [t.shape if isinstance(t, KerasTensor) else type(t).__name__
+                      for t in tree.flatten(a)]
+            parts.append(f"{name}, a sequence of shapes {shapes}")
+        else:
+            parts.append(f"{name} = {str(a)[:40]}")
+    return ", ".join(parts)
+
+
+def traced_spec(fn, args, kwargs, what, names=()):
+    """Output `KerasTensor`s of `fn(*args, **kwargs)`, traced on shape-only tensors twice with
+    different stand-ins for unknown sizes; a size that changes between runs is unknown."""
+    runs = []
+    for size in _STAND_INS:
+        fake = lambda t: _fake(t, size, "meta") if isinstance(t, KerasTensor) else t  # noqa
+        try:
+            with torch.no_grad():
+                runs.append(fn(*tree.map_structure(fake, list(args)),
+                               **tree.map_structure(fake, kwargs)))
+        except (ValueError, TypeError, NotImplementedError) as e:
+            if "meta" not in str(e).lower():
+                raise _shape_error(what, args, names, e) from None
+            runs.append(_fake_mode_run(fn, args, kwargs, size, what, names))
+        except Exception as e:  # noqa: torch kernels raise RuntimeError and IndexError
+            if "meta" in str(e).lower() or "data-dependent" in str(e).lower():
+                runs.append(_fake_mode_run(fn, args, kwargs, size, what, names))
+            else:
+                raise _shape_error(what, args, names, e) from None
+    specs = []
+    for a, b in zip(tree.flatten(runs[0]), tree.flatten(runs[1])):
+        if not isinstance(a, torch.Tensor):
+            raise ValueError(f"{what}: returned a {type(a).__name__}, not a tensor, so it "
+                             "cannot be recorded in a graph.")
+        shape = tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
+        specs.append(KerasTensor(shape, standardize_dtype(a.dtype)))
+    return tree.pack_like(_as_structure(runs[0]), specs)
+
+
+def _as_structure(out):
+    return list(out) if isinstance(out, tuple) and type(out) is not tuple else out
+
+
+def _fake_mode_run(fn, args, kwargs, size, what, names):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+            fake = lambda t: _fake(t, size, "cpu") if isinstance(t, KerasTensor) else t  # noqa
+            return fn(*tree.map_structure(fake, list(args)), **tree.map_structure(fake, kwargs))
+    except Exception as e:  # noqa: any failure of the implementation is the user's input
+        raise _shape_error(what, args, names, e) from None
+
+
+def _shape_error(what, args, names, e):
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if any(str(s) in detail for s in _STAND_INS):  # torch's words, about traced stand-in sizes
+        detail = "the shapes are incompatible"
+    return ValueError(f"{what}: cannot be applied to {_describe(args, names)}: {detail}")
+
+
+# ------------------------------------------------------------------------------ graph nodes
+class OpLayer(Layer):
+    """One recorded op call in a functional graph (Keras's `Operation`): no weights, no state.
+
+    The subclass for each op is named after Keras's class (`Mean`, `Add`, ...), so a saved model
+    names the op as Keras does. Running it calls the torch implementation directly.
+    """
+
+    opdef = None
+    _is_op = True
+    _autocast = False
+    _autocast_weights = False
+
+    def __init__(self, name=None, **config):
+        super().__init__(name=name or backend.unique_name(backend.to_snake_case(
+            self.opdef.class_name)))
+        unknown = [k for k in config if k not in self.opdef.config_names]
+        if unknown:
+            raise TypeError(
+                f"Op {self.opdef.class_name} ({self.name!r}) does not take "
+                f"{', '.join(map(str, unknown))}; it takes {', '.join(self.opdef.config_names)}.")
+        if config.get("dtype") is not None and "dtype" in self.opdef.config_names:
+            config["dtype"] = standardize_dtype(config["dtype"])
+        self.op_config = config
+        self.built = True
+        impl, leading = self.opdef.impl, self.opdef.leading
+        call_names = self.opdef.call
+        if leading or self.opdef.varargs:
+            self._run = functools.partial(impl, **config) if config else impl
+        else:
+            def run(*args, **kwargs):
+                return impl(**dict(zip(call_names, args)), **kwargs, **config)
+            self._run = run
+
+    @classmethod
+    def from_config(cls, config):
+        """Re-create from a saved config: only the op's own arguments, as plain data."""
+        config = {k: v for k, v in config.items() if k != "trainable"}
+        if isinstance(config.get("dtype"), dict) or (
+                "dtype" in config and "dtype" not in cls.opdef.config_names):
+            config.pop("dtype")  # a layer-style dtype policy, not the op's own argument
+        for key, value in config.items():
+            for leaf in tree.flatten(value):
+                if not isinstance(leaf, (str, int, float, bool, type(None))):
+                    raise TypeError(f"Op {cls.opdef.class_name}: argument {key!r} must be plain "
+                                    f"data (numbers, strings, lists); got {type(leaf).__name__}.")
+        return cls(**config)
+
+    def get_config(self):
+        return {"name": self.name, **self.op_config}
+
+    def call(self, *args, **kwargs):
+        return self._run(*args, **kwargs)
+
+    def _call_impl(self, *args, **kwargs):
+        # An op node holds no weights, hooks or losses: run the function, skip nn.Module's path.
+        return self._run(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        if _has_symbolic(args) or _has_symbolic(kwargs.values()):
+            return self.record(list(args), kwargs)
+        return self._run(*args, **kwargs)
+
+    def record(self, args, kwargs=None):
+        """Record a call on symbolic `args` as a node; return the output symbolic tensors."""
+        kwargs = kwargs or {}
+        what = f"ops.{self.opdef.name}"
+        if self.opdef.spec is not None:
+            spec_kwargs = dict(self.op_config, **kwargs)
+            outputs = self.opdef.spec(*args, **spec_kwargs)
+        else:
+            outputs = traced_spec(self._run, args, kwargs, what, self._arg_names())
+        outputs = tree.map_structure(lambda s: KerasTensor(s.shape, s.dtype), outputs)
+        Node(self, tuple(args), kwargs, outputs)
+        return outputs
+
+    def compute_output_spec(self, *args, **kwargs):
+        return traced_spec(self._run, args, kwargs, f"ops.{self.opdef.name}", self._arg_names())
+
+    def _arg_names(self):
+        names = [c for c in self.opdef.call if c != self.opdef.varargs]
+        return names if not self.opdef.varargs else names + [self.opdef.varargs] * 8
+
+
+def _op_class(opdef):
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(c, inspect.Parameter.VAR_POSITIONAL if c == opdef.varargs
+                                 else inspect.Parameter.POSITIONAL_OR_KEYWORD) for c in opdef.call]
+
+    def call(self, *args, **kwargs):
+        return self._run(*args, **kwargs)
+
+    call.__signature__ = inspect.Signature(params)
+    return type(opdef.class_name, (OpLayer,), {
+        "opdef": opdef, "call": call, "__module__": "plexus.ops.table",
+        "__doc__": f"The `{opdef.name}` op recorded in a graph (Keras's `{opdef.class_name}`)."})
