@@ -211,44 +211,46 @@ def adaptive_max_pool(inputs, output_size, data_format=None):
 def depth_to_space(x, block_size, data_format="channels_last"):
     """Move blocks of channels into `block_size x block_size` spatial blocks (4-D input)."""
     x = t(x)
+    data_format = _format(data_format, "depth_to_space")
     if x.ndim != 4:
         raise ValueError(f"depth_to_space: x must be 4-D; got shape {tuple(x.shape)}.")
-    first = _first(x, _format(data_format, "depth_to_space"), "depth_to_space")
-    b, c, h, w = first.shape
+    c = x.shape[-1] if data_format == "channels_last" else x.shape[1]
     if c % (block_size * block_size):
         raise ValueError(f"depth_to_space: {c} channels do not divide by block_size**2 = "
                          f"{block_size * block_size}.")
-    y = first.reshape(b, block_size, block_size, c // block_size ** 2, h, w)
-    y = y.permute(0, 3, 4, 1, 5, 2).reshape(b, c // block_size ** 2, h * block_size,
-                                            w * block_size)
-    return _back(y, data_format or image_data_format())
+    if data_format == "channels_first":  # channels ordered (channel, row, column)
+        return F.pixel_shuffle(x, block_size)
+    n, h, w, _ = x.shape  # channels ordered (row, column, channel), as TensorFlow's
+    y = x.reshape(n, h, w, block_size, block_size, c // block_size ** 2)
+    return y.permute(0, 1, 3, 2, 4, 5).reshape(n, h * block_size, w * block_size, -1)
 
 
 @op("nn", "SpaceToDepth")
 def space_to_depth(x, block_size, data_format="channels_last"):
     """Move `block_size x block_size` spatial blocks into channels (4-D input)."""
     x = t(x)
+    data_format = _format(data_format, "space_to_depth")
     if x.ndim != 4:
         raise ValueError(f"space_to_depth: x must be 4-D; got shape {tuple(x.shape)}.")
-    first = _first(x, _format(data_format, "space_to_depth"), "space_to_depth")
-    b, c, h, w = first.shape
+    h, w = x.shape[1:3] if data_format == "channels_last" else x.shape[2:]
     if h % block_size or w % block_size:
         raise ValueError(f"space_to_depth: height {h} and width {w} must divide by "
                          f"block_size {block_size}.")
-    y = first.reshape(b, c, h // block_size, block_size, w // block_size, block_size)
-    y = y.permute(0, 3, 5, 1, 2, 4).reshape(b, c * block_size ** 2, h // block_size,
-                                            w // block_size)
-    return _back(y, data_format or image_data_format())
+    if data_format == "channels_first":
+        return F.pixel_unshuffle(x, block_size)
+    n, _, _, c = x.shape
+    y = x.reshape(n, h // block_size, block_size, w // block_size, block_size, c)
+    return y.permute(0, 1, 3, 2, 4, 5).reshape(n, h // block_size, w // block_size, -1)
 
 
 @op("nn", "Unfold")
 def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """Sliding patches of a channels-first `(N, C, H, W)` tensor as `(N, C*kh*kw, L)`."""
-    return F.unfold(t(x), kernel_size, dilation=dilation, padding=padding, stride=stride)
+    return F.unfold(float_tensor(x), kernel_size, dilation=dilation, padding=padding, stride=stride)
 
 
 @op("nn", "Fold")
 def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """The inverse of `unfold`: sum `(N, C*kh*kw, L)` patches into `(N, C, *output_size)`."""
-    return F.fold(t(x), output_size, kernel_size, dilation=dilation, padding=padding,
+    return F.fold(float_tensor(x), output_size, kernel_size, dilation=dilation, padding=padding,
                   stride=stride)

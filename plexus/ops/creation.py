@@ -34,20 +34,10 @@ def empty(shape, dtype=None):
     return torch.zeros(_shape(shape), dtype=_dtype(dtype))
 
 
-def _fill_dtype(value, dtype):
-    if dtype is not None:
-        return torch_dtype(dtype)
-    v = value
-    kind = v.dtype if isinstance(v, torch.Tensor) else type(v) if isinstance(
-        v, (bool, int, float)) else convert_to_tensor(v).dtype
-    return torch_dtype(result_type(kind))
-
-
 @op("numpy", "Full", ("fill_value",))
 def full(shape, fill_value, dtype=None):
-    """A tensor of `shape` filled with `fill_value` (broadcast if it is a tensor)."""
-    dt = _fill_dtype(fill_value, dtype)
-    value = t(fill_value).to(dt)
+    """A tensor of `shape` (`floatx` unless `dtype` is given) filled with `fill_value`."""
+    value = t(fill_value).to(_dtype(dtype))
     return torch.broadcast_to(value, _shape(shape)).clone()
 
 

@@ -2,11 +2,17 @@
 import torch
 import torch.nn.functional as F
 
+from plexus.graph.tensor import KerasTensor
 from plexus.ops.common import float_tensor, t
 from plexus.ops.table import op
 
 
-@op("nn", "CTCLoss", "target,output,target_length,output_length")
+def _loss_spec(target, output, target_length, output_length, mask_index=0):
+    dtype = output.dtype if output.dtype in ("float32", "float64") else "float32"
+    return KerasTensor((output.shape[0],), dtype)
+
+
+@op("nn", "CTCLoss", "target,output,target_length,output_length", spec=_loss_spec)
 def ctc_loss(target, output, target_length, output_length, mask_index=0):
     """CTC loss per sample: `target` `(batch, max_label_length)` ids, `output`
     `(batch, max_length, num_classes)` logits; `mask_index` is the blank class."""

@@ -489,8 +489,7 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
     (row, column, channel) order into the channel axis."""
     what = "extract_patches"
     if not isinstance(size, int) and len(size) == 3:
-        return extract_patches_3d.__wrapped__(images, size, strides, dilation_rate, padding,
-                                              data_format)
+        return _extract_patches_3d(images, size, strides, dilation_rate, padding, data_format)
     data_format = _fmt(data_format, what)
     x, unbatched = _nchw(images, data_format, what)
     out, _ = _patches(x, size, strides, dilation_rate, padding, 2, what)
@@ -501,7 +500,13 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
 
 def extract_patches_3d(volumes, size, strides=None, dilation_rate=1, padding="valid",
                        data_format=None):
-    """3-D patches of `size` (d, h, w) from volumes `(batch, d, h, w, channels)`."""
+    """3-D patches of `size` (d, h, w) from volumes `(batch, d, h, w, channels)`, each
+    flattened in (depth, row, column, channel) order; recorded as `extract_patches`."""
+    size = (size,) * 3 if isinstance(size, int) else tuple(size)
+    return extract_patches(volumes, size, strides, dilation_rate, padding, data_format)
+
+
+def _extract_patches_3d(volumes, size, strides, dilation_rate, padding, data_format):
     what = "extract_patches_3d"
     data_format = _fmt(data_format, what)
     x = t(volumes)
@@ -604,10 +609,10 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear",
     else:
         gen.seed()
     noise = torch.rand((b, 2, h, w), generator=gen, device=nhwc.device, dtype=dtype) * 2 - 1
-    size = int(2 * math.ceil(3 * sigma) + 1)
+    size = int(6 * sigma) | 1
     k = _gauss1d(size, float(sigma), dtype, nhwc.device)
     kernel = torch.outer(k, k).reshape(1, 1, size, size).expand(2, 1, -1, -1)
-    field = F.conv2d(F.pad(noise, (size // 2,) * 4, mode="reflect"), kernel, groups=2) * alpha
+    field = F.conv2d(noise, kernel, padding=size // 2, groups=2) * alpha
     gy, gx = torch.meshgrid(torch.arange(h, dtype=dtype, device=nhwc.device),
                             torch.arange(w, dtype=dtype, device=nhwc.device), indexing="ij")
     out = _sample_nhwc(nhwc, gy + field[:, 0], gx + field[:, 1], order, fill_mode, fill_value)

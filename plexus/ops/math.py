@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus.ops.common import all_axes, float_tensor, pair, t
-from plexus.ops.dtypes import floatx, torch_dtype
+from plexus.graph.tensor import KerasTensor
 from plexus.ops.table import op
 
 
@@ -40,10 +40,9 @@ def logsumexp(x, axis=None, keepdims=False):
 
 @op("math", "TopK")
 def top_k(x, k, sorted=True):  # noqa: A002 (Keras's argument name)
-    """The `k` largest values along the last axis and their indices (int32)."""
+    """The `k` largest values along the last axis and their indices (int64, as torch's)."""
     x = t(x)
-    values, indices = torch.topk(x, k, dim=-1, sorted=True)
-    return values, indices.to(torch.int32)
+    return tuple(torch.topk(x, k, dim=-1, sorted=True))
 
 
 @op("math", "InTopK", "targets,predictions")
@@ -84,20 +83,24 @@ def _highest(dtype):
     return torch.finfo(dtype).max if dtype.is_floating_point else torch.iinfo(dtype).max
 
 
-@op("math", "SegmentSum", "data,segment_ids")
+def _segment_spec(data, segment_ids, num_segments=None, sorted=False):  # noqa: A002
+    return KerasTensor((num_segments,) + tuple(data.shape[1:]), data.dtype)
+
+
+@op("math", "SegmentSum", "data,segment_ids", spec=_segment_spec)
 def segment_sum(data, segment_ids, num_segments=None, sorted=False):  # noqa: A002
     """Sum of the rows of `data` in each segment (`segment_ids` per row; negative ids are
     dropped); empty segments are 0."""
     return _segment_reduce(data, segment_ids, num_segments, "sum", 0)
 
 
-@op("math", "SegmentProd", "data,segment_ids")
+@op("math", "SegmentProd", "data,segment_ids", spec=_segment_spec)
 def segment_prod(data, segment_ids, num_segments=None, sorted=False):  # noqa: A002
     """Product of the rows of `data` in each segment; empty segments are 1."""
     return _segment_reduce(data, segment_ids, num_segments, "prod", 1)
 
 
-@op("math", "SegmentMax", "data,segment_ids")
+@op("math", "SegmentMax", "data,segment_ids", spec=_segment_spec)
 def segment_max(data, segment_ids, num_segments=None, sorted=False):  # noqa: A002
     """Maximum of the rows of `data` in each segment; empty segments hold the dtype's lowest
     value."""
@@ -105,7 +108,7 @@ def segment_max(data, segment_ids, num_segments=None, sorted=False):  # noqa: A0
     return _segment_reduce(d, segment_ids, num_segments, "amax", _lowest(d.dtype))
 
 
-@op("math", "SegmentMin", "data,segment_ids")
+@op("math", "SegmentMin", "data,segment_ids", spec=_segment_spec)
 def segment_min(data, segment_ids, num_segments=None, sorted=False):  # noqa: A002
     """Minimum of the rows of `data` in each segment; empty segments hold the dtype's highest
     value."""
@@ -264,5 +267,3 @@ def cdist(x, y):
     a, b = float_tensor(a), float_tensor(b)
     return torch.cdist(a, b.to(a.dtype))
 
-
-_ = (floatx, torch_dtype)

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from plexus.ops.common import all_axes, float_tensor, floatx_dtype, pair, t
+from plexus.ops.common import all_axes, float_tensor, pair, t
 from plexus.ops.dtypes import epsilon as _epsilon, torch_dtype
 from plexus.ops.table import alias, op
 from plexus.ops.conv import (  # noqa: F401 (re-exported: keras.ops.nn holds them)
@@ -37,7 +37,7 @@ selu = _activation("selu", "Selu", F.selu, "Scaled exponential linear unit.")
 tanh_shrink = _activation("tanh_shrink", "TanhShrink", lambda x: x - torch.tanh(x),
                           "`x - tanh(x)`.")
 hard_tanh = _activation("hard_tanh", "HardTanh", lambda x: torch.clamp(x, -1, 1),
-                        "`x` clipped to [-1, 1].")
+                        "`x` clipped to [-1, 1].", to_float=False)
 hard_sigmoid = _activation("hard_sigmoid", "HardSigmoid", lambda x: torch.clamp(x / 6 + 0.5, 0, 1),
                            "`relu6(x + 3) / 6`: a piecewise-linear sigmoid.")
 hard_silu = _activation("hard_silu", "HardSilu", lambda x: x * torch.clamp(x / 6 + 0.5, 0, 1),
@@ -420,5 +420,3 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
 def _causal(q, k):
     return torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
 
-
-_ = floatx_dtype

@@ -7,6 +7,12 @@ from plexus.ops.dtypes import torch_dtype
 from plexus.ops.table import op
 
 _SMALL_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16)
+_TO_INT32 = _SMALL_INTS + (torch.int32,)
+
+
+def _int32_result(out, x):
+    """Sums and products of bools and integers up to int32 are int32 (torch gives int64)."""
+    return out.to(torch.int32) if x.dtype in _TO_INT32 else out
 
 
 def _keep(out, x, axis, keepdims):
@@ -29,8 +35,8 @@ def sum_(x, axis=None, keepdims=False):
     if _empty_axis(axis):
         return x
     if axis is None:
-        return _keep(torch.sum(x), x, axis, keepdims)
-    return torch.sum(x, dim=axes(axis), keepdim=keepdims)
+        return _int32_result(_keep(torch.sum(x), x, axis, keepdims), x)
+    return _int32_result(torch.sum(x, dim=axes(axis), keepdim=keepdims), x)
 
 
 @op("numpy", "Prod")
@@ -42,11 +48,11 @@ def prod(x, axis=None, keepdims=False, dtype=None):
     elif x.dtype in _SMALL_INTS:
         x = x.to(torch.int32)
     if axis is None:
-        return _keep(torch.prod(x), x, axis, keepdims)
+        return _int32_result(_keep(torch.prod(x), x, axis, keepdims), x)
     out = x
     for a in sorted(all_axes(x, axis), reverse=True):
         out = torch.prod(out, dim=a, keepdim=keepdims)
-    return out
+    return _int32_result(out, x)
 
 
 @op("numpy", "Mean")
@@ -228,7 +234,7 @@ def _cumulative(fn, x, axis, dtype):
         x = x.to(torch.int32)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    return fn(x, dim=axis)
+    return _int32_result(fn(x, dim=axis), x)
 
 
 @op("numpy", "Cumsum")
@@ -392,14 +398,20 @@ def average(x, axis=None, weights=None):
     return torch.sum(x * w, dim=dim) / torch.sum(w.expand_as(x), dim=dim)
 
 
-@op("numpy", "Bincount")
+def _bincount_spec(x, weights=None, minlength=0, sparse=False):
+    dtype = "int32" if weights is None or "int" in weights.dtype else weights.dtype
+    return KerasTensor(tuple(x.shape[:-1]) + (None,), dtype)
+
+
+@op("numpy", "Bincount", spec=_bincount_spec)
 def bincount(x, weights=None, minlength=0, sparse=False):
     """Count of each non-negative integer value in `x` (weighted sums with `weights`); a 2-D
     `x` counts each row."""
     if sparse:
         raise ValueError("bincount: sparse=True is not supported by plexus (torch tensors are dense).")
     x = t(x)
-    w = None if weights is None else t(weights).to(x.device)
+    w = None if weights is None or isinstance(weights, KerasTensor) else \
+        t(weights).to(x.device)
     dtype = torch.int32 if w is None else (w.dtype if w.is_floating_point() else torch.int32)
     if x.ndim == 1:
         return torch.bincount(x, weights=w, minlength=minlength).to(dtype)
@@ -434,8 +446,7 @@ def histogram(x, bins=10, range=None):  # noqa: A002 (Keras's argument name)
         raise ValueError(f"histogram: x must be 1-D; got shape {tuple(x.shape)}.")
     lo, hi = (x.min().item(), x.max().item()) if range is None else range
     edges = torch.linspace(lo, hi, bins + 1, dtype=x.dtype, device=x.device)
-    counts = torch.histc(x, bins=bins, min=lo, max=hi)
-    return counts.to(torch.int32), edges
+    return torch.histc(x, bins=bins, min=lo, max=hi), edges
 
 
 def _nonzero_spec(x):
@@ -444,8 +455,9 @@ def _nonzero_spec(x):
 
 @op("numpy", "Nonzero", spec=_nonzero_spec)
 def nonzero(x):
-    """Indices of the non-zero elements: a tuple with one int32 index tensor per axis."""
-    return tuple(i.to(torch.int32) for i in torch.nonzero(t(x), as_tuple=True))
+    """Indices of the non-zero elements, one row per axis: an int32 tensor `(x.ndim, n)`
+    (unpack it as `rows, cols = nonzero(x)`)."""
+    return torch.nonzero(t(x)).T.to(torch.int32)
 
 
 def _unique_spec(x, sorted=True, return_index=False, return_inverse=False,  # noqa: A002
@@ -453,11 +465,11 @@ def _unique_spec(x, sorted=True, return_index=False, return_inverse=False,  # no
     n = size
     out = [KerasTensor((n,) if axis is None else x.shape, x.dtype)]
     if return_index:
-        out.append(KerasTensor((n,), "int32"))
+        out.append(KerasTensor((n,), "int64"))
     if return_inverse:
-        out.append(KerasTensor(x.shape if axis is None else (x.shape[axis],), "int32"))
+        out.append(KerasTensor(x.shape if axis is None else (x.shape[axis],), "int64"))
     if return_counts:
-        out.append(KerasTensor((n,), "int32"))
+        out.append(KerasTensor((n,), "int64"))
     return out[0] if len(out) == 1 else out
 
 
@@ -476,11 +488,11 @@ def unique(x, sorted=True, return_index=False, return_inverse=False,  # noqa: A0
         idx = torch.full((values.shape[0],), n, dtype=torch.int64, device=x.device)
         idx = idx.scatter_reduce(0, inverse.reshape(-1), torch.arange(n, device=x.device),
                                  reduce="amin")
-        outs.append(idx.to(torch.int32))
+        outs.append(idx)
     if return_inverse:
-        outs.append(inverse.reshape(x.shape if axis is None else (-1,)).to(torch.int32))
+        outs.append(inverse.reshape(x.shape if axis is None else (-1,)))
     if return_counts:
-        outs.append(counts.to(torch.int32))
+        outs.append(counts)
     if size is not None:
         outs = [_fit(o, size, fill_value if i == 0 else 0) if i != (2 if return_index else 1)
                 or not return_inverse else o for i, o in enumerate(outs)]

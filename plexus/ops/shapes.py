@@ -74,21 +74,17 @@ def swapaxes(x, axis1, axis2):
     return torch.swapaxes(t(x), axis1, axis2)
 
 
-@op("numpy", "Ndim", spec=lambda x: _int_spec(()))
 def ndim(x):
-    """Number of axes, as an int32 scalar tensor."""
-    return torch.tensor(t(x).ndim, dtype=torch.int32)
-
-
-@op("numpy", "Size", spec=lambda x: _int_spec(()))
-def size(x):
-    """Number of elements, as an int32 scalar tensor."""
-    return torch.tensor(t(x).numel(), dtype=torch.int32)
-
-
-def _int_spec(shape):
+    """Number of axes of `x` (a Python int; known for symbolic tensors too)."""
     from plexus.graph.tensor import KerasTensor
-    return KerasTensor(shape, "int32")
+    return len(x.shape) if isinstance(x, KerasTensor) else t(x).ndim
+
+
+@op("numpy", "Size")
+def size(x):
+    """Number of elements, as an int64 scalar tensor."""
+    x = t(x)
+    return torch.prod(torch.tensor(tuple(x.shape), dtype=torch.int64))
 
 
 @op("numpy", "Copy")
@@ -209,7 +205,8 @@ def repeat(x, repeats, axis=None):
         shape[axis] *= repeats
         return y.reshape(shape)
     reps = torch.as_tensor(repeats, device=x.device)
-    return torch.repeat_interleave(x, reps, dim=axis)
+    total = int(sum(repeats)) if isinstance(repeats, (list, tuple)) else None
+    return torch.repeat_interleave(x, reps, dim=axis, output_size=total)
 
 
 @op("numpy", "Flip")
@@ -287,9 +284,9 @@ def diagonal(x, offset=0, axis1=0, axis2=1):
 def trace(x, offset=0, axis1=0, axis2=1):
     """Sum along a diagonal; small integers sum as int32."""
     x = t(x)
-    if x.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16):
-        x = x.to(torch.int32)
-    return torch.sum(torch.diagonal(x, offset=offset, dim1=axis1, dim2=axis2), dim=-1)
+    small = x.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32)
+    out = torch.sum(torch.diagonal(x, offset=offset, dim1=axis1, dim2=axis2), dim=-1)
+    return out.to(torch.int32) if small else out
 
 
 @op("numpy", "Diff", ("a",))
@@ -528,7 +525,7 @@ def where(condition, x1=None, x2=None):
     holds (like `nonzero`)."""
     c = t(condition).bool()
     if x1 is None and x2 is None:
-        return tuple(i.to(torch.int32) for i in torch.nonzero(c, as_tuple=True))
+        return torch.nonzero(c).T
     if x1 is None or x2 is None:
         raise ValueError("where: give both x1 and x2, or neither.")
     a, b = promoted(x1, x2)
@@ -605,5 +602,8 @@ def corrcoef(x):
     x = t(x)
     if not x.is_floating_point():
         x = x.float()
-    return torch.corrcoef(x)
+    centred = x - x.mean(dim=-1, keepdim=True)
+    cov = centred @ centred.transpose(-1, -2)
+    d = torch.sqrt(torch.diagonal(cov, dim1=-2, dim2=-1))
+    return torch.clamp(cov / d[..., :, None] / d[..., None, :], -1, 1)
 

@@ -34,7 +34,7 @@ class OpDef:
     """One op: its Keras location, its tensor arguments and its torch implementation."""
 
     __slots__ = ("name", "module", "class_name", "impl", "call", "signature", "config_names",
-                 "varargs", "spec", "leading", "public")
+                 "varargs", "varkw", "before_varargs", "spec", "leading", "public")
 
     def __init__(self, name, module, class_name, impl, call, spec):
         self.name, self.module, self.class_name = name, module, class_name
@@ -47,6 +47,12 @@ class OpDef:
                 raise TypeError(f"op {name}: tensor argument {c!r} is not a parameter")
         self.varargs = next((p for p in self.call
                              if params[p].kind is inspect.Parameter.VAR_POSITIONAL), None)
+        self.varkw = next((p for p, v in params.items()
+                           if v.kind is inspect.Parameter.VAR_KEYWORD), None)
+        # config arguments that come before `*varargs` (einsum's `subscripts`): positional
+        names = list(params)
+        cut = names.index(self.varargs) if self.varargs else 0
+        self.before_varargs = tuple(p for p in names[:cut] if p not in self.call)
         self.config_names = tuple(p for p, v in params.items() if p not in self.call
                                   and v.kind is not inspect.Parameter.VAR_KEYWORD)
         # Whether the tensor arguments are the leading positional parameters (then a graph
@@ -110,6 +116,8 @@ def symbolic_call(opdef, args, kwargs):
     bound.apply_defaults()
     values = bound.arguments
     config = {k: values[k] for k in opdef.config_names if k in values}
+    if opdef.varkw:
+        config.update(values.get(opdef.varkw, {}))
     layer = OP_CLASSES[opdef.class_name](name=None, **config)
     if opdef.varargs:
         call_args = [values[c] for c in opdef.call if c != opdef.varargs]
@@ -211,7 +219,7 @@ class OpLayer(Layer):
         super().__init__(name=name or backend.unique_name(backend.to_snake_case(
             self.opdef.class_name)))
         unknown = [k for k in config if k not in self.opdef.config_names]
-        if unknown:
+        if unknown and not self.opdef.varkw:
             raise TypeError(
                 f"Op {self.opdef.class_name} ({self.name!r}) does not take "
                 f"{', '.join(map(str, unknown))}; it takes {', '.join(self.opdef.config_names)}.")
@@ -221,7 +229,11 @@ class OpLayer(Layer):
         self.built = True
         impl, leading = self.opdef.impl, self.opdef.leading
         call_names = self.opdef.call
-        if leading or self.opdef.varargs:
+        if self.opdef.varargs:
+            front = [config[k] for k in self.opdef.before_varargs]
+            rest = {k: v for k, v in config.items() if k not in self.opdef.before_varargs}
+            self._run = functools.partial(impl, *front, **rest)
+        elif leading:
             self._run = functools.partial(impl, **config) if config else impl
         else:
             def run(*args, **kwargs):
