@@ -9,14 +9,14 @@ B = "x1,x2"
 
 
 # ------------------------------------------------------------------------------ arithmetic
-@op("numpy", "Add", B)
+@op("numpy", "Add", B, elementwise=True)
 def add(x1, x2):
     """Add two tensors element-wise (broadcasting)."""
     a, b = pair(x1, x2)
     return torch.add(a, b)
 
 
-@op("numpy", "Subtract", B)
+@op("numpy", "Subtract", B, elementwise=True)
 def subtract(x1, x2):
     """Subtract `x2` from `x1` element-wise."""
     a, b = pair(x1, x2)
@@ -27,7 +27,7 @@ def subtract(x1, x2):
     return torch.subtract(a, b)
 
 
-@op("numpy", "Multiply", B)
+@op("numpy", "Multiply", B, elementwise=True)
 def multiply(x1, x2):
     """Multiply two tensors element-wise."""
     a, b = pair(x1, x2)
@@ -43,19 +43,19 @@ def _divide(x1, x2):
     return torch.true_divide(a, b)
 
 
-@op("numpy", "Divide", B)
+@op("numpy", "Divide", B, elementwise=True)
 def divide(x1, x2):
     """Divide `x1` by `x2` element-wise (true division: integers give floats)."""
     return _divide(x1, x2)
 
 
-@op("numpy", "TrueDivide", B)
+@op("numpy", "TrueDivide", B, elementwise=True)
 def true_divide(x1, x2):
     """Alias of `divide`."""
     return _divide(x1, x2)
 
 
-@op("numpy", "DivideNoNan", B)
+@op("numpy", "DivideNoNan", B, elementwise=True)
 def divide_no_nan(x1, x2):
     """`x1 / x2`, with 0 where `x2` is 0."""
     a, b = promoted(x1, x2, float)
@@ -64,14 +64,14 @@ def divide_no_nan(x1, x2):
                        a / torch.where(zero, torch.ones_like(b), b))
 
 
-@op("numpy", "FloorDivide", B)
+@op("numpy", "FloorDivide", B, elementwise=True)
 def floor_divide(x1, x2):
     """Largest integer not above `x1 / x2`, element-wise."""
     a, b = promoted(x1, x2)
     return torch.floor_divide(a, b)
 
 
-@op("numpy", "Mod", B)
+@op("numpy", "Mod", B, elementwise=True)
 def mod(x1, x2):
     """Remainder of division, with the sign of the divisor (as NumPy)."""
     a, b = promoted(x1, x2)
@@ -80,7 +80,7 @@ def mod(x1, x2):
     return torch.remainder(a, b)
 
 
-@op("numpy", "Fmod", B)
+@op("numpy", "Fmod", B, elementwise=True)
 def fmod(x1, x2):
     """Remainder of division, with the sign of the dividend (C's `fmod`)."""
     a, b = promoted(x1, x2)
@@ -89,20 +89,20 @@ def fmod(x1, x2):
     return torch.fmod(a, b)
 
 
-@op("numpy", "Power", B)
+@op("numpy", "Power", B, elementwise=True)
 def power(x1, x2):
     """`x1 ** x2`, element-wise."""
     a, b = pair(x1, x2)
     return torch.pow(a, b)
 
 
-@op("numpy", "Negative", ("x",))
+@op("numpy", "Negative", ("x",), elementwise=True)
 def negative(x):
     """`-x`, element-wise."""
     return torch.negative(t(x))
 
 
-@op("numpy", "Absolute")
+@op("numpy", "Absolute", elementwise=True)
 def absolute(x):
     """Absolute value, element-wise."""
     x = t(x)
@@ -113,13 +113,13 @@ abs_ = absolute
 alias("abs", "absolute")
 
 
-@op("numpy", "Fabs")
+@op("numpy", "Fabs", elementwise=True)
 def fabs(x):
     """Absolute value as floats."""
     return torch.abs(float_tensor(x))
 
 
-@op("numpy", "Square")
+@op("numpy", "Square", elementwise=True)
 def square(x):
     """`x * x`, element-wise."""
     x = t(x)
@@ -128,61 +128,61 @@ def square(x):
     return torch.square(x)
 
 
-@op("numpy", "Sqrt")
+@op("numpy", "Sqrt", elementwise=True)
 def sqrt(x):
     """Square root, element-wise (integers give floats)."""
     return torch.sqrt(float_tensor(x))
 
 
-@op("numpy", "Cbrt")
+@op("numpy", "Cbrt", elementwise=True)
 def cbrt(x):
     """Cube root, element-wise."""
     x = float_tensor(x)
     return torch.sign(x) * torch.abs(x) ** (1.0 / 3.0)
 
 
-@op("numpy", "Reciprocal")
+@op("numpy", "Reciprocal", elementwise=True)
 def reciprocal(x):
     """`1 / x`, element-wise."""
     return torch.reciprocal(float_tensor(x))
 
 
-@op("numpy", "Sign")
+@op("numpy", "Sign", elementwise=True)
 def sign(x):
     """-1, 0 or 1 by the sign of each element."""
     x = t(x)
     return x if x.dtype is torch.bool else torch.sign(x)
 
 
-@op("numpy", "Signbit")
+@op("numpy", "Signbit", elementwise=True)
 def signbit(x):
     """Whether the sign bit is set (True for -0.0 and negative numbers)."""
     x = t(x)
     return torch.zeros_like(x, dtype=torch.bool) if x.dtype is torch.bool else torch.signbit(x)
 
 
-@op("numpy", "Floor")
+@op("numpy", "Floor", elementwise=True)
 def floor(x):
     """Round down, element-wise."""
     x = t(x)
     return torch.floor(x) if x.is_floating_point() else x.to(floatx_dtype())
 
 
-@op("numpy", "Ceil")
+@op("numpy", "Ceil", elementwise=True)
 def ceil(x):
     """Round up, element-wise."""
     x = t(x)
     return torch.ceil(x) if x.is_floating_point() else x.to(floatx_dtype())
 
 
-@op("numpy", "Trunc")
+@op("numpy", "Trunc", elementwise=True)
 def trunc(x):
     """Round towards zero, element-wise."""
     x = t(x)
     return torch.trunc(x) if x.is_floating_point() else x
 
 
-@op("numpy", "Round")
+@op("numpy", "Round", elementwise=True)
 def round_(x, decimals=0):
     """Round to `decimals` decimal places (halves to even, as NumPy)."""
     x = t(x)
@@ -194,7 +194,7 @@ def round_(x, decimals=0):
     return torch.round(x, decimals=decimals)
 
 
-@op("numpy", "Clip", ("x",))
+@op("numpy", "Clip", ("x",), elementwise=True)
 def clip(x, x_min, x_max):
     """Limit values to `[x_min, x_max]`."""
     x = t(x)
@@ -209,7 +209,7 @@ def _unary_float(name, class_name, fn, doc):
         return fn(float_tensor(x))
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name)(impl)
+    return op("numpy", class_name, elementwise=True)(impl)
 
 
 exp = _unary_float("exp", "Exp", torch.exp, "`e ** x`, element-wise.")
@@ -236,7 +236,7 @@ rad2deg = _unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.
 i0 = _unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.")
 
 
-@op("numpy", "Sinc")
+@op("numpy", "Sinc", elementwise=True)
 def sinc(x):
     """Normalized sinc: `sin(pi x) / (pi x)`, 1 at 0."""
     return torch.sinc(float_tensor(x))
@@ -248,7 +248,7 @@ def _binary_float(name, class_name, fn, doc):
         return fn(a, b)
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name, B)(impl)
+    return op("numpy", class_name, B, elementwise=True)(impl)
 
 
 arctan2 = _binary_float("arctan2", "Arctan2", torch.atan2, "Angle of the point `(x2, x1)`.")
@@ -259,7 +259,7 @@ logaddexp2 = _binary_float("logaddexp2", "Logaddexp2", torch.logaddexp2,
                            "`log2(2**x1 + 2**x2)`, computed stably.")
 
 
-@op("numpy", "Nextafter", B)
+@op("numpy", "Nextafter", B, elementwise=True)
 def nextafter(x1, x2):
     """The next float after `x1` towards `x2`."""
     dtype = torch_dtype(result_type(*[_dt(v) for v in (x1, x2)], float))
@@ -272,7 +272,7 @@ def _dt(v):
         v, (int, float)) else t(v).dtype
 
 
-@op("numpy", "Ldexp", B)
+@op("numpy", "Ldexp", B, elementwise=True)
 def ldexp(x1, x2):
     """`x1 * 2 ** x2`, element-wise."""
     a, b = pair(x1, x2)
@@ -282,7 +282,7 @@ def ldexp(x1, x2):
     return (a.to(dtype) * torch.pow(torch.tensor(2.0, dtype=dtype, device=a.device), b))
 
 
-@op("numpy", "Heaviside", B)
+@op("numpy", "Heaviside", B, elementwise=True)
 def heaviside(x1, x2):
     """0 where `x1 < 0`, `x2` where `x1 == 0`, 1 where `x1 > 0`."""
     dtype = torch_dtype(result_type(_dt(x1), _dt(x2)))
@@ -292,42 +292,42 @@ def heaviside(x1, x2):
     return torch.heaviside(a.to(dtype), b.to(dtype))
 
 
-@op("numpy", "Maximum", B)
+@op("numpy", "Maximum", B, elementwise=True)
 def maximum(x1, x2):
     """Element-wise maximum (NaN wins)."""
     a, b = promoted(x1, x2)
     return torch.maximum(a, b)
 
 
-@op("numpy", "Minimum", B)
+@op("numpy", "Minimum", B, elementwise=True)
 def minimum(x1, x2):
     """Element-wise minimum (NaN wins)."""
     a, b = promoted(x1, x2)
     return torch.minimum(a, b)
 
 
-@op("numpy", "Fmax", B)
+@op("numpy", "Fmax", B, elementwise=True)
 def fmax(x1, x2):
     """Element-wise maximum, ignoring NaNs."""
     a, b = promoted(x1, x2)
     return torch.fmax(a, b)
 
 
-@op("numpy", "Fmin", B)
+@op("numpy", "Fmin", B, elementwise=True)
 def fmin(x1, x2):
     """Element-wise minimum, ignoring NaNs."""
     a, b = promoted(x1, x2)
     return torch.fmin(a, b)
 
 
-@op("numpy", "Gcd", B)
+@op("numpy", "Gcd", B, elementwise=True)
 def gcd(x1, x2):
     """Greatest common divisor, element-wise."""
     a, b = pair(x1, x2)
     return torch.gcd(a, b)
 
 
-@op("numpy", "Lcm", B)
+@op("numpy", "Lcm", B, elementwise=True)
 def lcm(x1, x2):
     """Least common multiple, element-wise."""
     a, b = pair(x1, x2)
@@ -341,7 +341,7 @@ def _compare(name, class_name, fn, doc):
         return fn(a, b)
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name, B)(impl)
+    return op("numpy", class_name, B, elementwise=True)(impl)
 
 
 equal = _compare("equal", "Equal", torch.eq, "`x1 == x2`, element-wise.")
@@ -358,7 +358,7 @@ def _logical(name, class_name, fn, doc):
         return fn(a.bool(), b.bool())
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name, B)(impl)
+    return op("numpy", class_name, B, elementwise=True)(impl)
 
 
 logical_and = _logical("logical_and", "LogicalAnd", torch.logical_and, "Element-wise AND.")
@@ -366,13 +366,13 @@ logical_or = _logical("logical_or", "LogicalOr", torch.logical_or, "Element-wise
 logical_xor = _logical("logical_xor", "LogicalXor", torch.logical_xor, "Element-wise XOR.")
 
 
-@op("numpy", "LogicalNot")
+@op("numpy", "LogicalNot", elementwise=True)
 def logical_not(x):
     """Element-wise NOT."""
     return torch.logical_not(t(x).bool())
 
 
-@op("numpy", "Isclose", "x1,x2")
+@op("numpy", "Isclose", "x1,x2", elementwise=True)
 def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
     """Whether `|x1 - x2| <= atol + rtol * |x2|`, element-wise."""
     a, b = promoted(x1, x2)
@@ -394,7 +394,7 @@ def _test(name, class_name, fn, doc, ints):
         return fn(x)
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name)(impl)
+    return op("numpy", class_name, elementwise=True)(impl)
 
 
 isfinite = _test("isfinite", "Isfinite", torch.isfinite, "Whether each element is finite.", True)
@@ -404,13 +404,13 @@ isneginf = _test("isneginf", "Isneginf", torch.isneginf, "Whether each element i
 isposinf = _test("isposinf", "Isposinf", torch.isposinf, "Whether each element is +inf.", False)
 
 
-@op("numpy", "Isreal")
+@op("numpy", "Isreal", elementwise=True)
 def isreal(x):
     """Whether each element has no imaginary part."""
     return torch.isreal(t(x))
 
 
-@op("numpy", "NanToNum")
+@op("numpy", "NanToNum", elementwise=True)
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     """Replace NaN by `nan`, infinities by `posinf`/`neginf` (the dtype's extremes)."""
     x = t(x)
@@ -420,7 +420,7 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
 
 
 # ------------------------------------------------------------------------------ complex
-@op("numpy", "Conjugate")
+@op("numpy", "Conjugate", elementwise=True)
 def conjugate(x):
     """Complex conjugate, element-wise."""
     x = t(x)
@@ -431,21 +431,21 @@ conj = conjugate
 alias("conj", "conjugate")
 
 
-@op("numpy", "Real")
+@op("numpy", "Real", elementwise=True)
 def real(x):
     """Real part, element-wise."""
     x = t(x)
     return torch.real(x) if x.is_complex() else x
 
 
-@op("numpy", "Imag")
+@op("numpy", "Imag", elementwise=True)
 def imag(x):
     """Imaginary part, element-wise (0 for real input)."""
     x = t(x)
     return torch.imag(x) if x.is_complex() else torch.zeros_like(x)
 
 
-@op("numpy", "Angle")
+@op("numpy", "Angle", elementwise=True)
 def angle(x):
     """Argument (angle) of complex numbers; 0 or pi for real ones."""
     x = t(x)
@@ -461,7 +461,7 @@ def _bitwise(name, class_name, fn, doc):
         return fn(a, b)
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name, "x,y")(impl)
+    return op("numpy", class_name, "x,y", elementwise=True)(impl)
 
 
 bitwise_and = _bitwise("bitwise_and", "BitwiseAnd", torch.bitwise_and, "Bitwise AND.")
@@ -477,13 +477,13 @@ right_shift = _bitwise("right_shift", "RightShift", torch.bitwise_right_shift,
                        "Shift bits of `x` right by `y`.")
 
 
-@op("numpy", "BitwiseInvert")
+@op("numpy", "BitwiseInvert", elementwise=True)
 def bitwise_invert(x):
     """Bitwise NOT."""
     return torch.bitwise_not(t(x))
 
 
-@op("numpy", "BitwiseNot")
+@op("numpy", "BitwiseNot", elementwise=True)
 def bitwise_not(x):
     """Bitwise NOT."""
     return torch.bitwise_not(t(x))

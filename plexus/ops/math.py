@@ -7,25 +7,25 @@ from plexus.graph.tensor import KerasTensor
 from plexus.ops.table import op
 
 
-@op("math", "Erf")
+@op("math", "Erf", elementwise=True)
 def erf(x):
     """The error function, element-wise."""
     return torch.erf(float_tensor(x))
 
 
-@op("math", "Erfc")
+@op("math", "Erfc", elementwise=True)
 def erfc(x):
     """`1 - erf(x)`, accurate for large `x`."""
     return torch.erfc(float_tensor(x))
 
 
-@op("math", "Erfinv")
+@op("math", "Erfinv", elementwise=True)
 def erfinv(x):
     """Inverse of the error function, element-wise."""
     return torch.erfinv(float_tensor(x))
 
 
-@op("math", "Rsqrt")
+@op("math", "Rsqrt", elementwise=True)
 def rsqrt(x):
     """`1 / sqrt(x)`, element-wise."""
     return torch.rsqrt(float_tensor(x))

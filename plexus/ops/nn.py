@@ -22,7 +22,7 @@ def _activation(name, class_name, fn, doc, to_float=True):
         return fn(float_tensor(x) if to_float else t(x))
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("nn", class_name)(impl)
+    return op("nn", class_name, elementwise=True)(impl)
 
 
 relu = _activation("relu", "Relu", torch.relu, "`max(x, 0)`.", to_float=False)
@@ -57,25 +57,25 @@ sparse_sigmoid = _activation(
     "0 below -1, 1 above 1, `(x + 1) / 2` between.")
 
 
-@op("nn", "LeakyRelu")
+@op("nn", "LeakyRelu", elementwise=True)
 def leaky_relu(x, negative_slope=0.2):
     """`x` for positive values, `negative_slope * x` otherwise."""
     return F.leaky_relu(float_tensor(x), negative_slope)
 
 
-@op("nn", "Elu")
+@op("nn", "Elu", elementwise=True)
 def elu(x, alpha=1.0):
     """Exponential linear unit: `x` if positive, else `alpha * (exp(x) - 1)`."""
     return F.elu(float_tensor(x), alpha)
 
 
-@op("nn", "Celu")
+@op("nn", "Celu", elementwise=True)
 def celu(x, alpha=1.0):
     """Continuously differentiable ELU: `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`."""
     return F.celu(float_tensor(x), alpha)
 
 
-@op("nn", "Gelu")
+@op("nn", "Gelu", elementwise=True)
 def gelu(x, approximate=True):
     """Gaussian error linear unit; `approximate` uses the tanh formula."""
     return F.gelu(float_tensor(x), approximate="tanh" if approximate else "none")
@@ -90,19 +90,19 @@ def glu(x, axis=-1):
     return F.glu(x, dim=axis)
 
 
-@op("nn", "HardShrink")
+@op("nn", "HardShrink", elementwise=True)
 def hard_shrink(x, threshold=0.5):
     """`x` where `|x| > threshold`, else 0."""
     return F.hardshrink(float_tensor(x), threshold)
 
 
-@op("nn", "SoftShrink")
+@op("nn", "SoftShrink", elementwise=True)
 def soft_shrink(x, threshold=0.5):
     """`x - threshold` above it, `x + threshold` below `-threshold`, else 0."""
     return F.softshrink(float_tensor(x), threshold)
 
 
-@op("nn", "Threshold")
+@op("nn", "Threshold", elementwise=True)
 def threshold(x, threshold, default_value):
     """`x` where `x > threshold`, else `default_value`."""
     x = t(x)
@@ -110,7 +110,7 @@ def threshold(x, threshold, default_value):
                                                           device=x.device))
 
 
-@op("nn", "Squareplus")
+@op("nn", "Squareplus", elementwise=True)
 def squareplus(x, b=4):
     """`(x + sqrt(x**2 + b)) / 2`: a smooth ReLU."""
     x = float_tensor(x)

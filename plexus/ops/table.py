@@ -14,6 +14,7 @@ tensors. Loading a file can only create the classes of this table, with plain-da
 """
 import functools
 import inspect
+import itertools
 
 import torch
 
@@ -27,7 +28,10 @@ from plexus.ops.dtypes import standardize_dtype
 OPS = {}  # Keras class name -> OpDef
 BY_NAME = {}  # public function name -> OpDef
 OP_CLASSES = {}  # Keras class name -> OpLayer subclass (what files can name)
-_STAND_INS = (83, 89)  # sizes traced for unknown (None) dimensions; differing results -> None
+# Sizes traced for unknown (None) dimensions: two runs, and output sizes that differ between
+# them are unknown. Both divide by 2..10 and 12, so splitting an unknown axis into equal
+# sections traces as it runs; shape-only tensors make the sizes free.
+_STAND_INS = (360, 720)
 
 
 class OpDef:
@@ -60,18 +64,25 @@ class OpDef:
         self.leading = list(params)[:len(self.call)] == list(self.call)
 
 
-def op(module, class_name, call=("x",), spec=None, name=None):
+def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False):
     """Register a torch implementation as the op `class_name` of Keras's `ops.<module>`.
 
     Returns the public function: eager on data, recording a graph node on symbolic tensors.
     `spec(*args, **kwargs)`, where given, returns the output `KerasTensor`s of a symbolic call
-    (for ops whose output shape depends on values, such as `nonzero`).
+    (for ops whose output shape depends on values, such as `nonzero`). `elementwise` ops
+    broadcast their tensor arguments: their output shape is the broadcast shape, and their
+    dtype comes from running them on one-element tensors (cheaper than a shape-only trace,
+    which runs some torch kernels through Python decompositions).
     """
     if isinstance(call, str):
         call = tuple(c.strip() for c in call.split(",") if c.strip())
 
     def register(impl):
+        if elementwise:
+            nonlocal spec
+            spec = _elementwise_spec(impl, class_name)
         opdef = OpDef(name or impl.__name__.rstrip("_"), module, class_name, impl, call, spec)
+        BY_NAME_OF_CLASS.setdefault(class_name, opdef.name)
         if class_name not in OPS:
             OPS[class_name] = opdef
             OP_CLASSES[class_name] = _op_class(opdef)
@@ -104,6 +115,40 @@ def _has_symbolic(values):
                 isinstance(t, KerasTensor) for t in tree.flatten(v)):
             return True
     return False
+
+
+def _broadcast(shapes, what, args, names):
+    out = []
+    for dims in itertools.zip_longest(*[reversed(s) for s in shapes], fillvalue=1):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ValueError(f"{what}: cannot broadcast {_describe(args, names)} together: "
+                             f"sizes {sorted(known)} meet on one axis.")
+        if known:
+            out.append(known.pop())
+        else:
+            out.append(None if any(d is None for d in dims) else 1)
+    return tuple(reversed(out))
+
+
+def _elementwise_spec(impl, class_name):
+    def spec(*args, **kwargs):
+        what = f"ops.{BY_NAME_OF_CLASS[class_name]}"
+        names = OPS[class_name].call
+        shapes = [a.shape for a in args if isinstance(a, KerasTensor)]
+        shape = _broadcast(shapes, what, args, names)
+        tiny = [torch.ones((1,) * len(a.shape), dtype=_torch_dtype(a.dtype))
+                if isinstance(a, KerasTensor) else a for a in args]
+        try:
+            with torch.no_grad():
+                probe = impl(*tiny, **kwargs)
+        except Exception as e:  # noqa: any failure here is about the inputs' dtypes
+            raise _shape_error(what, args, names, e) from None
+        return KerasTensor(shape, standardize_dtype(probe.dtype))
+    return spec
+
+
+BY_NAME_OF_CLASS = {}
 
 
 # ------------------------------------------------------------------------------ symbolic
@@ -172,7 +217,11 @@ def traced_spec(fn, args, kwargs, what, names=()):
             else:
                 raise _shape_error(what, args, names, e) from None
     specs = []
-    for a, b in zip(tree.flatten(runs[0]), tree.flatten(runs[1])):
+    flat_a, flat_b = tree.flatten(runs[0]), tree.flatten(runs[1])
+    if len(flat_a) != len(flat_b):
+        raise ValueError(f"{what}: the number of outputs depends on a size that is unknown "
+                         f"for {_describe(args, names)}; give that axis a fixed size.")
+    for a, b in zip(flat_a, flat_b):
         if not isinstance(a, torch.Tensor):
             raise ValueError(f"{what}: returned a {type(a).__name__}, not a tensor, so it "
                              "cannot be recorded in a graph.")

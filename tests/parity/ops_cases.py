@@ -134,6 +134,10 @@ CASES["floor_divide"] = [C(F(2, 3), P(2, 3)), C(I(2, 3, hi=9), 2)]
 CASES["mod"] = [C(F(2, 3), P(2, 3)), C(I(2, 3, hi=9), 4)]
 CASES["fmod"] = CASES["mod"]
 CASES["ldexp"] = [C(F(2, 3), I(2, 3))]
+CASES["bitwise_invert"] = [C(I(2, 3, hi=9)), C(B(4))]
+CASES["bitwise_not"] = CASES["bitwise_invert"]
+CASES["clip"] = [C(F(2, 3), -0.5, 0.5), C(I(2, 3), 1, 3)]
+CASES["round"] = [C(F(2, 3)), C(F(2, 3), decimals=1), C(I(2, 3))]
 for _n in REDUCE:
     CASES[_n] = [C(F(2, 3, 4)), C(F(2, 3, 4), axis=1), C(F(2, 3, 4), axis=(0, 2), keepdims=True),
                  C(F(2, 3), axis=-1, keepdims=True)]
