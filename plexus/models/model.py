@@ -129,9 +129,18 @@ class Model(Layer):
     # ------------------------------------------------------------------ public graph API
     @property
     def layers(self):
+        """The model's layers, in Keras's order; recorded ops (`x + 1`, `ops.mean`) are not
+        layers here, as in Keras (see `operations`)."""
+        if getattr(self, "_is_graph", False):
+            return [l for l in self._graph_layers if not getattr(l, "_is_op", False)]
+        return [m for m in self._modules.values() if isinstance(m, Layer)]
+
+    @property
+    def operations(self):
+        """Every layer and recorded op of the graph, in Keras's order."""
         if getattr(self, "_is_graph", False):
             return list(self._graph_layers)
-        return [m for m in self._modules.values() if isinstance(m, Layer)]
+        return self.layers
 
     def _sublayers(self):
         return self.layers

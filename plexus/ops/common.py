@@ -6,6 +6,18 @@ from plexus.ops.dtypes import convert_to_tensor, floatx, result_type, torch_dtyp
 t = convert_to_tensor
 
 
+def operands(x1, x2):
+    """Operands for torch's binary kernels: a Python int or float next to a non-bool tensor
+    stays a Python number (torch then treats it as Keras treats a weak type, and no tensor is
+    made per call); anything else as `pair`."""
+    if type(x1) is torch.Tensor:
+        if type(x2) in (int, float) and x1.dtype is not torch.bool:
+            return x1, x2
+    elif type(x2) is torch.Tensor and type(x1) in (int, float) and x2.dtype is not torch.bool:
+        return x1, x2
+    return pair(x1, x2)
+
+
 def pair(x1, x2):
     """Both operands as tensors; a converted operand joins the other's device."""
     a = x1 if isinstance(x1, torch.Tensor) else None
@@ -23,6 +35,9 @@ def pair(x1, x2):
 
 def promoted(x1, x2, *extra):
     """Both operands as tensors of Keras's promoted dtype (`result_type`)."""
+    if not extra and type(x1) is torch.Tensor and type(x2) is torch.Tensor and \
+            x1.dtype is x2.dtype:
+        return x1, x2
     dtype = torch_dtype(result_type(_kind(x1), _kind(x2), *extra))
     a, b = pair(x1, x2)
     return a.to(dtype), b.to(dtype)
@@ -66,6 +81,11 @@ def all_axes(x, axis):
 
 def tensor_list(xs):
     """A sequence of operands as tensors on one device, promoted to one dtype."""
+    first = xs[0] if len(xs) else None
+    if type(first) is torch.Tensor and all(
+            type(x) is torch.Tensor and x.dtype is first.dtype and x.device == first.device
+            for x in xs):
+        return list(xs)
     xs = list(xs)
     if not xs:
         raise ValueError("Expected a non-empty sequence of tensors; received an empty one.")

@@ -6,6 +6,7 @@ is `float32`, `bfloat16 tensor * 2` stays `bfloat16`), and 64-bit results are na
 bits (`int64` -> `int32`, `float64` -> `float32`) as on Keras's torch and JAX backends.
 """
 import functools
+import sys
 
 import numpy as np
 import torch
@@ -52,31 +53,28 @@ _ABOVE = _closure()
 _NARROW = {"int64": "int32", "uint64": "uint32", "float64": "float32", "complex128": "complex64"}
 
 
+def _setting(name, default):
+    """A global setting from `plexus.config` once that module is loaded, else the default.
+    (A dictionary lookup: ops read these on every call.)"""
+    config = sys.modules.get("plexus.config")
+    getter = getattr(config, name, None) if config is not None else None
+    return getter() if getter is not None else default
+
+
 def floatx():
-    """The default float dtype (`plexus.config.floatx()` where that exists)."""
-    try:
-        from plexus import config  # noqa: optional until plexus.config exists
-        return config.floatx()
-    except (ImportError, AttributeError):
-        return "float32"
+    """The default float dtype (`plexus.config.floatx()`; "float32")."""
+    return _setting("floatx", "float32")
 
 
 def epsilon():
-    """The fuzz factor ops add to denominators (`plexus.config.epsilon()`; 1e-7 by default)."""
-    try:
-        from plexus import config  # noqa: optional until plexus.config exists
-        return config.epsilon()
-    except (ImportError, AttributeError):
-        return 1e-7
+    """The fuzz factor ops add to denominators (`plexus.config.epsilon()`; 1e-7)."""
+    return _setting("epsilon", 1e-7)
 
 
 def image_data_format():
-    """`"channels_last"` or `"channels_first"`: the default `data_format` of image ops."""
-    try:
-        from plexus import config  # noqa: optional until plexus.config exists
-        return config.image_data_format()
-    except (ImportError, AttributeError):
-        return "channels_last"
+    """The default `data_format` of image ops (`plexus.config.image_data_format()`;
+    "channels_last")."""
+    return _setting("image_data_format", "channels_last")
 
 
 def standardize_dtype(dtype):

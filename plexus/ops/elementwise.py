@@ -1,7 +1,7 @@
 """Element-wise NumPy-style ops (`keras.ops.numpy`): arithmetic, comparisons, math functions."""
 import torch
 
-from plexus.ops.common import float_tensor, floatx_dtype, pair, promoted, t
+from plexus.ops.common import float_tensor, floatx_dtype, operands, pair, promoted, t
 from plexus.ops.dtypes import result_type, torch_dtype
 from plexus.ops.table import alias, op
 
@@ -12,14 +12,18 @@ B = "x1,x2"
 @op("numpy", "Add", B, elementwise=True)
 def add(x1, x2):
     """Add two tensors element-wise (broadcasting)."""
-    a, b = pair(x1, x2)
+    a, b = operands(x1, x2)
     return torch.add(a, b)
 
 
 @op("numpy", "Subtract", B, elementwise=True)
 def subtract(x1, x2):
     """Subtract `x2` from `x1` element-wise."""
-    a, b = pair(x1, x2)
+    a, b = operands(x1, x2)
+    if type(a) is not torch.Tensor:  # a Python number minus a tensor
+        return torch.rsub(b, a)
+    if type(b) is not torch.Tensor:
+        return torch.subtract(a, b)
     if a.dtype is torch.bool:
         a = a.to(b.dtype)
     if b.dtype is torch.bool:
@@ -30,7 +34,7 @@ def subtract(x1, x2):
 @op("numpy", "Multiply", B, elementwise=True)
 def multiply(x1, x2):
     """Multiply two tensors element-wise."""
-    a, b = pair(x1, x2)
+    a, b = operands(x1, x2)
     return torch.multiply(a, b)
 
 
@@ -92,7 +96,7 @@ def fmod(x1, x2):
 @op("numpy", "Power", B, elementwise=True)
 def power(x1, x2):
     """`x1 ** x2`, element-wise."""
-    a, b = pair(x1, x2)
+    a, b = operands(x1, x2)
     return torch.pow(a, b)
 
 
@@ -337,13 +341,17 @@ def lcm(x1, x2):
 # ------------------------------------------------------------------------------ comparisons
 def _compare(name, class_name, fn, doc):
     def impl(x1, x2):
-        a, b = pair(x1, x2)
+        a, b = operands(x1, x2)
+        if type(a) is not torch.Tensor:  # `2 < x` is `x > 2`
+            return _SWAPPED[fn](b, a)
         return fn(a, b)
     impl.__name__ = name
     impl.__doc__ = doc
     return op("numpy", class_name, B, elementwise=True)(impl)
 
 
+_SWAPPED = {torch.eq: torch.eq, torch.ne: torch.ne, torch.gt: torch.lt, torch.ge: torch.le,
+            torch.lt: torch.gt, torch.le: torch.ge}
 equal = _compare("equal", "Equal", torch.eq, "`x1 == x2`, element-wise.")
 not_equal = _compare("not_equal", "NotEqual", torch.ne, "`x1 != x2`, element-wise.")
 greater = _compare("greater", "Greater", torch.gt, "`x1 > x2`, element-wise.")

@@ -12,7 +12,9 @@ def reshape(x, newshape):
     """`x` with shape `newshape` (one entry may be -1)."""
     if isinstance(newshape, int):
         newshape = (newshape,)
-    return torch.reshape(t(x), tuple(-1 if d is None else d for d in newshape))
+    elif None in newshape:
+        newshape = tuple(-1 if d is None else d for d in newshape)
+    return torch.reshape(t(x), newshape)
 
 
 @op("numpy", "Transpose")

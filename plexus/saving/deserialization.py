@@ -121,6 +121,9 @@ def deserialize_keras_object(value, custom_objects=None, safe_mode=None, categor
         return Ellipsis
     if class_name == "__numpy__":
         return _numpy_from_config(config)
+    if class_name == "__tensor__":  # Keras writes tensor constants (`ops.ones(3)`) this way
+        import torch
+        return torch.from_numpy(_numpy_from_config(config))
     if class_name == "__lambda__":
         return _lambda_function(config)
     if class_name == "function":
@@ -176,6 +179,13 @@ def deserialize_layer(cls, value):
         model = cls.from_config(config, custom_objects=ctx.custom_objects)
         _build_subclassed(model, value.get("build_config"), name)
         return model
+    if getattr(cls, "_is_op", False):  # a recorded op: its arguments are plain data only
+        config = _plain_op_config(config, value["class_name"])
+        try:
+            return cls.from_config(config)
+        except (TypeError, ValueError) as e:
+            raise LoadError(f"Could not create op {name!r} ({value['class_name']})"
+                            f"{ctx.where()} from its config: {e}") from e
     _supply_lambda_code(config, name)
     config = _resolve_activation_names(deserialize_keras_object(config))
     config = fit_config(cls, config, value["class_name"], name)
@@ -189,6 +199,23 @@ def deserialize_layer(cls, value):
             f"config: {e}"
         ) from e
     return layer
+
+
+def _plain_op_config(value, class_name):
+    """An op's config with tuples revived; any other serialized object is refused."""
+    if isinstance(value, list):
+        return [_plain_op_config(v, class_name) for v in value]
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and isinstance(value.get("config"), dict):
+            return tuple(_plain_op_config(value["config"].get("value", []), class_name))
+        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return None  # a layer-style policy where an op takes no dtype
+        if is_serialized_object(value):
+            raise LoadError(f"Op {class_name}: arguments must be plain data (numbers, strings, "
+                            f"lists); the config holds a {str(value.get('class_name'))[:40]!r}"
+                            f"{current_context().where()}.")
+        return {k: _plain_op_config(v, class_name) for k, v in value.items()}
+    return value
 
 
 MAX_BUILD_INPUT_ELEMENTS = 1 << 24

@@ -84,7 +84,9 @@ def serialize_keras_object(obj):
     if obj is Ellipsis:
         return {"class_name": "__ellipsis__", "config": {}}
     if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
+        value = obj.detach().cpu()
+        return {"class_name": "__tensor__", "config": {
+            "value": value.tolist(), "dtype": str(value.dtype).replace("torch.", "")}}
     if isinstance(obj, np.ndarray):
         return {"class_name": "__numpy__",
                 "config": {"value": obj.tolist(), "dtype": str(obj.dtype)}}

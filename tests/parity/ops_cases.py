@@ -122,8 +122,9 @@ for _n in UNARY_UNIT:
     CASES[_n] = [C(U(2, 3))]
 for _n in BINARY:
     CASES[_n] = [C(f23, F(2, 3)), C(F(2, 3), F(3)), C(F(4, 1), I(1, 3)), C(F(2, 3), 2.0),
-                 C(I(2, 3), 3), C(I(2, 3), 1.5)]
-CASES["power"] = [C(P(2, 3), F(2, 3)), C(P(2, 3), 2.0), C(I(2, 3), 2), C(P(2, 3), I(3))]
+                 C(I(2, 3), 3), C(I(2, 3), 1.5), C(1.5, F(2, 3)), C(2, I(2, 3))]
+CASES["power"] = [C(P(2, 3), F(2, 3)), C(P(2, 3), 2.0), C(I(2, 3), 2), C(P(2, 3), I(3)),
+                  C(2.0, F(2, 3))]
 CASES["divide_no_nan"] = [C(F(2, 3), I(2, 3, hi=3)), C(F(2, 3), 0.0)]
 CASES["nextafter"] = [C(f23, F(2, 3))]
 for _n in ["logical_and", "logical_or", "logical_xor"]:
