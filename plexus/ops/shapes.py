@@ -86,7 +86,7 @@ def ndim(x):
 def size(x):
     """Number of elements, as an int64 scalar tensor."""
     x = t(x)
-    return torch.prod(torch.tensor(tuple(x.shape), dtype=torch.int64))
+    return torch.prod(torch.tensor(tuple(x.shape), dtype=torch.int64, device=x.device))
 
 
 @op("numpy", "Copy")
