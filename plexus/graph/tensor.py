@@ -9,6 +9,16 @@ _DTYPES = {
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 _counter = [0]
+# `handler(op_name, *operands) -> KerasTensor`: what Python operators on symbolic tensors do
+# (`x + 1` is `handler("add", x, 1)`, `x[:, 0]` is `handler("get_item", x, key)`); installed by
+# `set_operator_handler` (plexus.ops does it), so the graph imports no layers or ops.
+_operator_handler = [None]
+
+
+def set_operator_handler(handler):
+    """Install the function that records Python operators on symbolic tensors as graph
+    operations: `handler(op_name, *operands)`, `op_name` a `plexus.ops` function name."""
+    _operator_handler[0] = handler
 
 
 def standardize_dtype(dtype):
@@ -83,8 +93,7 @@ class KerasTensor:
         self.__array__()
 
     # Python operators record the same op nodes as the `plexus.ops` functions (`x + 1` is
-    # `ops.add(x, 1)`). `plexus.ops` installs the recorder with `set_operator_hook`, so this
-    # module imports no layers or ops.
+    # `ops.add(x, 1)`), through the handler `plexus.ops` installs.
     def __add__(self, o): return _apply("add", self, o)
     def __radd__(self, o): return _apply("add", o, self)
     def __sub__(self, o): return _apply("subtract", self, o)
@@ -121,16 +130,8 @@ class KerasTensor:
     __hash__ = object.__hash__
 
 
-_operator_hook = [None]  # the function recording `x + y` and friends; set by plexus.ops
-
-
-def set_operator_hook(fn):
-    """Install `fn(op_name, *operands)`, which records an operator on symbolic tensors."""
-    _operator_hook[0] = fn
-
-
 def _apply(name, *operands):
-    hook = _operator_hook[0]
+    hook = _operator_handler[0]
     if hook is None:
         raise RuntimeError(f"Operator {name!r} on a symbolic tensor needs plexus.ops; "
                            "`import plexus` (or `plexus.ops`) first.")

@@ -8,4 +8,4 @@ def record_operator(name, *operands):
     return BY_NAME[name].public(*operands)
 
 
-_tensor.set_operator_hook(record_operator)
+_tensor.set_operator_handler(record_operator)

@@ -321,17 +321,14 @@ class OpLayer(Layer):
     def record(self, args, kwargs=None):
         """Record a call on symbolic `args` as a node; return the output symbolic tensors."""
         kwargs = kwargs or {}
-        what = f"ops.{self.opdef.name}"
-        if self.opdef.spec is not None:
-            spec_kwargs = dict(self.op_config, **kwargs)
-            outputs = self.opdef.spec(*args, **spec_kwargs)
-        else:
-            outputs = traced_spec(self._run, args, kwargs, what, self._arg_names())
+        outputs = self.compute_output_spec(*args, **kwargs)
         outputs = tree.map_structure(lambda s: KerasTensor(s.shape, s.dtype), outputs)
         Node(self, tuple(args), kwargs, outputs)
         return outputs
 
     def compute_output_spec(self, *args, **kwargs):
+        if self.opdef.spec is not None:
+            return self.opdef.spec(*args, **dict(self.op_config, **kwargs))
         return traced_spec(self._run, args, kwargs, f"ops.{self.opdef.name}", self._arg_names())
 
     def _arg_names(self):
