@@ -187,24 +187,24 @@ _ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adapti
 _ADAPTIVE_MAX = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}
 
 
+def _adaptive(x, output_size, data_format, kernels, what):
+    data_format = _format(data_format, what)
+    x = _first(x, data_format, what)
+    rank = x.ndim - 2
+    return _back(kernels[rank](x, _tuple(output_size, rank, what, "output_size")), data_format)
+
+
 @op("nn", "AdaptiveAveragePool", ("inputs",))
 def adaptive_average_pool(inputs, output_size, data_format=None):
     """Average pooling to a fixed spatial `output_size`, whatever the input size."""
-    data_format = _format(data_format, "adaptive_average_pool")
-    x = _first(float_tensor(inputs), data_format, "adaptive_average_pool")
-    rank = x.ndim - 2
-    size = _tuple(output_size, rank, "adaptive_average_pool", "output_size")
-    return _back(_ADAPTIVE_AVG[rank](x, size), data_format)
+    return _adaptive(float_tensor(inputs), output_size, data_format, _ADAPTIVE_AVG,
+                     "adaptive_average_pool")
 
 
 @op("nn", "AdaptiveMaxPool", ("inputs",))
 def adaptive_max_pool(inputs, output_size, data_format=None):
     """Max pooling to a fixed spatial `output_size`, whatever the input size."""
-    data_format = _format(data_format, "adaptive_max_pool")
-    x = _first(t(inputs), data_format, "adaptive_max_pool")
-    rank = x.ndim - 2
-    size = _tuple(output_size, rank, "adaptive_max_pool", "output_size")
-    return _back(_ADAPTIVE_MAX[rank](x, size), data_format)
+    return _adaptive(t(inputs), output_size, data_format, _ADAPTIVE_MAX, "adaptive_max_pool")
 
 
 @op("nn", "DepthToSpace")

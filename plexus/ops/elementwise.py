@@ -75,22 +75,20 @@ def floor_divide(x1, x2):
     return torch.floor_divide(a, b)
 
 
-@op("numpy", "Mod", B, elementwise=True)
-def mod(x1, x2):
-    """Remainder of division, with the sign of the divisor (as NumPy)."""
-    a, b = promoted(x1, x2)
-    if a.dtype is torch.bool:
-        a, b = a.int(), b.int()
-    return torch.remainder(a, b)
+def _remainder(name, class_name, fn, doc):
+    def impl(x1, x2):
+        a, b = promoted(x1, x2)
+        if a.dtype is torch.bool:
+            a, b = a.int(), b.int()
+        return fn(a, b)
+    impl.__name__, impl.__doc__ = name, doc
+    return op("numpy", class_name, B, elementwise=True)(impl)
 
 
-@op("numpy", "Fmod", B, elementwise=True)
-def fmod(x1, x2):
-    """Remainder of division, with the sign of the dividend (C's `fmod`)."""
-    a, b = promoted(x1, x2)
-    if a.dtype is torch.bool:
-        a, b = a.int(), b.int()
-    return torch.fmod(a, b)
+mod = _remainder("mod", "Mod", torch.remainder,
+                 "Remainder of division, with the sign of the divisor (as NumPy).")
+fmod = _remainder("fmod", "Fmod", torch.fmod,
+                  "Remainder of division, with the sign of the dividend (C's `fmod`).")
 
 
 @op("numpy", "Power", B, elementwise=True)
@@ -208,36 +206,37 @@ def clip(x, x_min, x_max):
 
 
 # ------------------------------------------------------------------------------ floats
-def _unary_float(name, class_name, fn, doc):
+def unary_float(name, class_name, fn, doc, module="numpy"):
+    """Register `fn` as an element-wise op on floats (integers and bools cast to floatx)."""
     def impl(x):
         return fn(float_tensor(x))
     impl.__name__ = name
     impl.__doc__ = doc
-    return op("numpy", class_name, elementwise=True)(impl)
+    return op(module, class_name, elementwise=True)(impl)
 
 
-exp = _unary_float("exp", "Exp", torch.exp, "`e ** x`, element-wise.")
-exp2 = _unary_float("exp2", "Exp2", torch.exp2, "`2 ** x`, element-wise.")
-expm1 = _unary_float("expm1", "Expm1", torch.expm1, "`exp(x) - 1`, accurate near 0.")
-log = _unary_float("log", "Log", torch.log, "Natural logarithm, element-wise.")
-log10 = _unary_float("log10", "Log10", torch.log10, "Base-10 logarithm, element-wise.")
-log2 = _unary_float("log2", "Log2", torch.log2, "Base-2 logarithm, element-wise.")
-log1p = _unary_float("log1p", "Log1p", torch.log1p, "`log(1 + x)`, accurate near 0.")
-sin = _unary_float("sin", "Sin", torch.sin, "Sine, element-wise.")
-cos = _unary_float("cos", "Cos", torch.cos, "Cosine, element-wise.")
-tan = _unary_float("tan", "Tan", torch.tan, "Tangent, element-wise.")
-arcsin = _unary_float("arcsin", "Arcsin", torch.asin, "Inverse sine, element-wise.")
-arccos = _unary_float("arccos", "Arccos", torch.acos, "Inverse cosine, element-wise.")
-arctan = _unary_float("arctan", "Arctan", torch.atan, "Inverse tangent, element-wise.")
-sinh = _unary_float("sinh", "Sinh", torch.sinh, "Hyperbolic sine, element-wise.")
-cosh = _unary_float("cosh", "Cosh", torch.cosh, "Hyperbolic cosine, element-wise.")
-tanh = _unary_float("tanh", "Tanh", torch.tanh, "Hyperbolic tangent, element-wise.")
-arcsinh = _unary_float("arcsinh", "Arcsinh", torch.asinh, "Inverse hyperbolic sine.")
-arccosh = _unary_float("arccosh", "Arccosh", torch.acosh, "Inverse hyperbolic cosine.")
-arctanh = _unary_float("arctanh", "Arctanh", torch.atanh, "Inverse hyperbolic tangent.")
-deg2rad = _unary_float("deg2rad", "Deg2rad", torch.deg2rad, "Degrees to radians.")
-rad2deg = _unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.")
-i0 = _unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.")
+exp = unary_float("exp", "Exp", torch.exp, "`e ** x`, element-wise.")
+exp2 = unary_float("exp2", "Exp2", torch.exp2, "`2 ** x`, element-wise.")
+expm1 = unary_float("expm1", "Expm1", torch.expm1, "`exp(x) - 1`, accurate near 0.")
+log = unary_float("log", "Log", torch.log, "Natural logarithm, element-wise.")
+log10 = unary_float("log10", "Log10", torch.log10, "Base-10 logarithm, element-wise.")
+log2 = unary_float("log2", "Log2", torch.log2, "Base-2 logarithm, element-wise.")
+log1p = unary_float("log1p", "Log1p", torch.log1p, "`log(1 + x)`, accurate near 0.")
+sin = unary_float("sin", "Sin", torch.sin, "Sine, element-wise.")
+cos = unary_float("cos", "Cos", torch.cos, "Cosine, element-wise.")
+tan = unary_float("tan", "Tan", torch.tan, "Tangent, element-wise.")
+arcsin = unary_float("arcsin", "Arcsin", torch.asin, "Inverse sine, element-wise.")
+arccos = unary_float("arccos", "Arccos", torch.acos, "Inverse cosine, element-wise.")
+arctan = unary_float("arctan", "Arctan", torch.atan, "Inverse tangent, element-wise.")
+sinh = unary_float("sinh", "Sinh", torch.sinh, "Hyperbolic sine, element-wise.")
+cosh = unary_float("cosh", "Cosh", torch.cosh, "Hyperbolic cosine, element-wise.")
+tanh = unary_float("tanh", "Tanh", torch.tanh, "Hyperbolic tangent, element-wise.")
+arcsinh = unary_float("arcsinh", "Arcsinh", torch.asinh, "Inverse hyperbolic sine.")
+arccosh = unary_float("arccosh", "Arccosh", torch.acosh, "Inverse hyperbolic cosine.")
+arctanh = unary_float("arctanh", "Arctanh", torch.atanh, "Inverse hyperbolic tangent.")
+deg2rad = unary_float("deg2rad", "Deg2rad", torch.deg2rad, "Degrees to radians.")
+rad2deg = unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.")
+i0 = unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.")
 
 
 @op("numpy", "Sinc", elementwise=True)
@@ -296,46 +295,21 @@ def heaviside(x1, x2):
     return torch.heaviside(a.to(dtype), b.to(dtype))
 
 
-@op("numpy", "Maximum", B, elementwise=True)
-def maximum(x1, x2):
-    """Element-wise maximum (NaN wins)."""
-    a, b = promoted(x1, x2)
-    return torch.maximum(a, b)
+def _binary(name, class_name, fn, doc, convert=promoted):
+    def impl(x1, x2):
+        a, b = convert(x1, x2)
+        return fn(a, b)
+    impl.__name__ = name
+    impl.__doc__ = doc
+    return op("numpy", class_name, B, elementwise=True)(impl)
 
 
-@op("numpy", "Minimum", B, elementwise=True)
-def minimum(x1, x2):
-    """Element-wise minimum (NaN wins)."""
-    a, b = promoted(x1, x2)
-    return torch.minimum(a, b)
-
-
-@op("numpy", "Fmax", B, elementwise=True)
-def fmax(x1, x2):
-    """Element-wise maximum, ignoring NaNs."""
-    a, b = promoted(x1, x2)
-    return torch.fmax(a, b)
-
-
-@op("numpy", "Fmin", B, elementwise=True)
-def fmin(x1, x2):
-    """Element-wise minimum, ignoring NaNs."""
-    a, b = promoted(x1, x2)
-    return torch.fmin(a, b)
-
-
-@op("numpy", "Gcd", B, elementwise=True)
-def gcd(x1, x2):
-    """Greatest common divisor, element-wise."""
-    a, b = pair(x1, x2)
-    return torch.gcd(a, b)
-
-
-@op("numpy", "Lcm", B, elementwise=True)
-def lcm(x1, x2):
-    """Least common multiple, element-wise."""
-    a, b = pair(x1, x2)
-    return torch.lcm(a, b)
+maximum = _binary("maximum", "Maximum", torch.maximum, "Element-wise maximum (NaN wins).")
+minimum = _binary("minimum", "Minimum", torch.minimum, "Element-wise minimum (NaN wins).")
+fmax = _binary("fmax", "Fmax", torch.fmax, "Element-wise maximum, ignoring NaNs.")
+fmin = _binary("fmin", "Fmin", torch.fmin, "Element-wise minimum, ignoring NaNs.")
+gcd = _binary("gcd", "Gcd", torch.gcd, "Greatest common divisor, element-wise.", pair)
+lcm = _binary("lcm", "Lcm", torch.lcm, "Least common multiple, element-wise.", pair)
 
 
 # ------------------------------------------------------------------------------ comparisons

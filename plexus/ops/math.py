@@ -3,32 +3,15 @@ import torch
 import torch.nn.functional as F
 
 from plexus.ops.common import all_axes, float_tensor, pair, t
+from plexus.ops.elementwise import unary_float
 from plexus.graph.tensor import KerasTensor
 from plexus.ops.table import op
 
 
-@op("math", "Erf", elementwise=True)
-def erf(x):
-    """The error function, element-wise."""
-    return torch.erf(float_tensor(x))
-
-
-@op("math", "Erfc", elementwise=True)
-def erfc(x):
-    """`1 - erf(x)`, accurate for large `x`."""
-    return torch.erfc(float_tensor(x))
-
-
-@op("math", "Erfinv", elementwise=True)
-def erfinv(x):
-    """Inverse of the error function, element-wise."""
-    return torch.erfinv(float_tensor(x))
-
-
-@op("math", "Rsqrt", elementwise=True)
-def rsqrt(x):
-    """`1 / sqrt(x)`, element-wise."""
-    return torch.rsqrt(float_tensor(x))
+erf = unary_float("erf", "Erf", torch.erf, "The error function, element-wise.", "math")
+erfc = unary_float("erfc", "Erfc", torch.erfc, "`1 - erf(x)`, accurate for large `x`.", "math")
+erfinv = unary_float("erfinv", "Erfinv", torch.erfinv, "Inverse of the error function.", "math")
+rsqrt = unary_float("rsqrt", "Rsqrt", torch.rsqrt, "`1 / sqrt(x)`, element-wise.", "math")
 
 
 @op("math", "Logsumexp")

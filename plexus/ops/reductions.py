@@ -249,32 +249,25 @@ def cumprod(x, axis=None, dtype=None):
     return _cumulative(torch.cumprod, x, axis, dtype)
 
 
-@op("numpy", "Nancumsum")
-def nancumsum(x, axis=None, dtype=None):
-    """Cumulative sum treating NaN as 0."""
-    x = t(x)
-    return cumsum(_nan_fill(x, 0) if x.is_floating_point() else x, axis, dtype)
+def _named(impl, name, class_name, doc):
+    impl.__name__, impl.__doc__ = name, doc
+    return op("numpy", class_name)(impl)
 
 
-@op("numpy", "Nancumprod")
-def nancumprod(x, axis=None, dtype=None):
-    """Cumulative product treating NaN as 1."""
-    x = t(x)
-    return cumprod(_nan_fill(x, 1) if x.is_floating_point() else x, axis, dtype)
+def _nan_reduction(name, class_name, fn, fill, doc):
+    """`fn(x, axis, keepdims)` with NaNs replaced by `fill` (its neutral element) first."""
+    def impl(x, axis=None, keepdims=False):
+        x = t(x)
+        return fn.__wrapped__(_nan_fill(x, fill) if x.is_floating_point() else x, axis, keepdims)
+    return _named(impl, name, class_name, doc)
 
 
-@op("numpy", "Nansum")
-def nansum(x, axis=None, keepdims=False):
-    """Sum treating NaN as 0."""
-    x = t(x)
-    return sum_(_nan_fill(x, 0) if x.is_floating_point() else x, axis, keepdims)
-
-
-@op("numpy", "Nanprod")
-def nanprod(x, axis=None, keepdims=False):
-    """Product treating NaN as 1."""
-    x = t(x)
-    return prod(_nan_fill(x, 1) if x.is_floating_point() else x, axis, keepdims)
+def _nan_cumulative(name, class_name, fn, fill, doc):
+    """`fn(x, axis, dtype)` with NaNs replaced by `fill` first."""
+    def impl(x, axis=None, dtype=None):
+        x = t(x)
+        return fn.__wrapped__(_nan_fill(x, fill) if x.is_floating_point() else x, axis, dtype)
+    return _named(impl, name, class_name, doc)
 
 
 @op("numpy", "Nanmean")
@@ -507,3 +500,11 @@ def _fit(v, size, fill):
     pad = pad + torch.as_tensor(pad_value, dtype=v.dtype, device=v.device)
     return torch.cat([v, pad])
 
+
+
+nancumsum = _nan_cumulative("nancumsum", "Nancumsum", cumsum, 0,
+                            "Cumulative sum treating NaN as 0.")
+nancumprod = _nan_cumulative("nancumprod", "Nancumprod", cumprod, 1,
+                             "Cumulative product treating NaN as 1.")
+nansum = _nan_reduction("nansum", "Nansum", sum_, 0, "Sum treating NaN as 0.")
+nanprod = _nan_reduction("nanprod", "Nanprod", prod, 1, "Product treating NaN as 1.")
