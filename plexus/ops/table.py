@@ -276,18 +276,36 @@ class OpLayer(Layer):
             config["dtype"] = standardize_dtype(config["dtype"])
         self.op_config = config
         self.built = True
-        impl, leading = self.opdef.impl, self.opdef.leading
+        self._bind()
+
+    def _bind(self):
+        """Bind the config to the implementation once; a graph step then calls `_call_impl`
+        (an instance attribute: nn.Module's call machinery is skipped, since an op has no
+        hooks, weights or losses)."""
+        impl, leading, config = self.opdef.impl, self.opdef.leading, self.op_config
         call_names = self.opdef.call
         if self.opdef.varargs:
             front = [config[k] for k in self.opdef.before_varargs]
             rest = {k: v for k, v in config.items() if k not in self.opdef.before_varargs}
-            self._run = functools.partial(impl, *front, **rest)
+            run = functools.partial(impl, *front, **rest)
         elif leading:
-            self._run = functools.partial(impl, **config) if config else impl
+            run = functools.partial(impl, **config) if config else impl
         else:
             def run(*args, **kwargs):
                 return impl(**dict(zip(call_names, args)), **kwargs, **config)
-            self._run = run
+        self.__dict__["_run"] = self.__dict__["_call_impl"] = run
+
+    def __getstate__(self):  # pickling and deepcopy: the bound function is rebuilt
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
+            self.__dict__)
+        state = dict(state)
+        state.pop("_run", None)
+        state.pop("_call_impl", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._bind()
 
     @classmethod
     def from_config(cls, config):
@@ -307,10 +325,6 @@ class OpLayer(Layer):
         return {"name": self.name, **self.op_config}
 
     def call(self, *args, **kwargs):
-        return self._run(*args, **kwargs)
-
-    def _call_impl(self, *args, **kwargs):
-        # An op node holds no weights, hooks or losses: run the function, skip nn.Module's path.
         return self._run(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
@@ -348,3 +362,10 @@ def _op_class(opdef):
     return type(opdef.class_name, (OpLayer,), {
         "opdef": opdef, "call": call, "__module__": "plexus.ops.table",
         "__doc__": f"The `{opdef.name}` op recorded in a graph (Keras's `{opdef.class_name}`)."})
+
+
+def __getattr__(name):
+    """The op classes by Keras name (`plexus.ops.table.Mean`), so pickle finds them."""
+    if name in OP_CLASSES:
+        return OP_CLASSES[name]
+    raise AttributeError(f"module 'plexus.ops.table' has no attribute {name!r}")

@@ -384,17 +384,21 @@ _IMG = F(2, 6, 8, 3)
 _U8 = Arr("I", (2, 6, 8, 3), "uint8", 255)
 _SHEAR = np.array([[1.0, 0.2, -1.0, 0.1, 1.0, 2.0, 0, 0]] * 2, "float32")
 CASES.update({
-    "image.resize": [C(_IMG, (3, 4)), C(_IMG, (12, 10), interpolation="nearest"),
-                     C(_IMG, (4, 5), interpolation="bicubic", tol=1e-4),
-                     C(_IMG, (3, 4), antialias=True), C(_IMG, (4, 4), crop_to_aspect_ratio=True),
-                     C(_IMG, (4, 4), pad_to_aspect_ratio=True), C(_U8, (3, 4)),
+    # (shape-only traces of image ops are slow: a few cases per op are traced symbolically)
+    "image.resize": [C(_IMG, (3, 4)), C(_IMG, (12, 10), interpolation="nearest", symbolic=False),
+                     C(_IMG, (4, 5), interpolation="bicubic", tol=1e-4, symbolic=False),
+                     C(_IMG, (3, 4), antialias=True, symbolic=False),
+                     C(_IMG, (4, 4), crop_to_aspect_ratio=True),
+                     C(_IMG, (4, 4), pad_to_aspect_ratio=True, symbolic=False),
+                     C(_U8, (3, 4), symbolic=False),
                      C(F(3, 6, 8), (3, 4), data_format="channels_first")],
     "image.affine_transform": [
         C(_IMG, np.array([[1.0, 0.1, 0.5, -0.1, 1.0, 0.3, 0, 0]] * 2, "float32")),
         C(_IMG, np.array([[0.9, 0, 1.2, 0, 1.1, -0.5, 0, 0]] * 2, "float32"),
           interpolation="nearest", fill_mode="reflect"),
-        C(_IMG, _SHEAR, fill_mode="wrap"), C(_IMG, _SHEAR, fill_mode="mirror"),
-        C(_IMG, _SHEAR, fill_mode="nearest", fill_value=1.0),
+        C(_IMG, _SHEAR, fill_mode="wrap", symbolic=False),
+        C(_IMG, _SHEAR, fill_mode="mirror", symbolic=False),
+        C(_IMG, _SHEAR, fill_mode="nearest", fill_value=1.0, symbolic=False),
         C(F(6, 8, 3), _SHEAR[0])],
     "image.map_coordinates": [C(F(5, 6), np.array([[0.5, 3.2, -1.0], [1.5, 4.9, 2.0]],
                                                    "float32"), 1),
@@ -418,7 +422,7 @@ CASES.update({
                               data_format="channels_last")],
     "image.sobel_edges": [C(_IMG)],
     "image.ssim": [C(Arr("P", (2, 16, 16, 3)), Arr("P", (2, 16, 16, 3)), max_val=2.0)],
-    "image.elastic_transform": [C(_IMG, seed=1, values=False)],
+    "image.elastic_transform": [C(_IMG, seed=1, values=False, symbolic=False)],
     "image.perspective_transform": [
         C(_IMG, np.array([[0, 0], [7, 0], [0, 5], [7, 5]], "float32"),
           np.array([[1, 0], [7, 1], [0, 4], [6, 5]], "float32"), tol=1e-3)],

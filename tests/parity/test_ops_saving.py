@@ -148,3 +148,14 @@ def test_ops_model_round_trips_with_weights_and_training(tmp_path):
     again = plexus.models.load_model(tmp_path / "trained.keras")
     assert_close(again(x)[0], pm(x)[0])
     assert all(ops.is_tensor(w) for w in again.weights)
+
+
+def test_ops_models_pickle_and_deepcopy():
+    import copy
+    import pickle
+    pm = _model(plexus)
+    x = _x()
+    expected = [o.detach().numpy() for o in pm(x)]
+    for clone in (pickle.loads(pickle.dumps(pm)), copy.deepcopy(pm)):
+        for got, want in zip(clone(x), expected):
+            np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-6)
