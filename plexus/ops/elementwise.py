@@ -112,7 +112,7 @@ def absolute(x):
 
 
 abs_ = absolute
-alias("abs", "absolute")
+alias("abs", "absolute", "Abs")
 
 
 @op("numpy", "Fabs", elementwise=True)
@@ -410,7 +410,7 @@ def conjugate(x):
 
 
 conj = conjugate
-alias("conj", "conjugate")
+alias("conj", "conjugate", "Conj")
 
 
 @op("numpy", "Real", elementwise=True)

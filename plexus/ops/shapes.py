@@ -82,6 +82,12 @@ def ndim(x):
     return len(x.shape) if isinstance(x, KerasTensor) else t(x).ndim
 
 
+@op("numpy", "Ndim", name="_ndim_node")
+def _ndim_node(x):
+    """What a Keras file's `Ndim` node computes: the number of axes as an int32 tensor."""
+    return torch.tensor(t(x).ndim, dtype=torch.int32)
+
+
 @op("numpy", "Size")
 def size(x):
     """Number of elements, as an int64 scalar tensor."""

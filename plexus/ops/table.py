@@ -102,9 +102,12 @@ def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False)
     return register
 
 
-def alias(name, target):
-    """Register `name` as another public name of the op named `target` (`abs`, `absolute`)."""
+def alias(name, target, class_name=None):
+    """Register `name` as another public name of the op named `target` (`abs`, `absolute`);
+    `class_name` is a second Keras class name files may use for it (`Abs`)."""
     BY_NAME[name] = BY_NAME[target]
+    if class_name is not None:
+        OP_CLASSES[class_name] = OP_CLASSES[BY_NAME[target].class_name]
 
 
 def _has_symbolic(values):
@@ -163,6 +166,11 @@ def symbolic_call(opdef, args, kwargs):
     config = {k: values[k] for k in opdef.config_names if k in values}
     if opdef.varkw:
         config.update(values.get(opdef.varkw, {}))
+    for key, value in config.items():
+        if _has_symbolic([value]):
+            raise TypeError(f"ops.{opdef.name}: argument {key!r} is a setting of the op and "
+                            "cannot be a symbolic tensor; pass a fixed value (only "
+                            f"{', '.join(opdef.call)} may come from the graph).")
     layer = OP_CLASSES[opdef.class_name](name=None, **config)
     if opdef.varargs:
         call_args = [values[c] for c in opdef.call if c != opdef.varargs]

@@ -198,6 +198,8 @@ def test_symbolic_errors_name_the_op_arguments_and_shapes():
         ops.unstack(plexus.Input((3,)), axis=0)
     with pytest.raises(TypeError, match="ops.mean"):
         ops.mean(a, axiss=1)
+    with pytest.raises(TypeError, match="ops.trapezoid: argument 'x' is a setting"):
+        ops.trapezoid(a, x=plexus.Input((3,)))
 
 
 def test_operators_record_the_same_ops_as_the_functions():
