@@ -12,7 +12,11 @@ def reshape(x, newshape):
     """`x` with shape `newshape` (one entry may be -1)."""
     if isinstance(newshape, int):
         newshape = (newshape,)
-    elif None in newshape:
+    elif None in newshape:  # an unknown size (`ops.shape(x)[0]` of a symbolic tensor)
+        if sum(1 for d in newshape if d is None or d == -1) > 1:
+            raise ValueError(f"reshape: newshape {tuple(newshape)} leaves more than one size "
+                             "to infer (None is an unknown size, inferred like -1); give all "
+                             "sizes but one, for example (-1, 40) instead of (batch, -1).")
         newshape = tuple(-1 if d is None else d for d in newshape)
     return torch.reshape(t(x), newshape)
 

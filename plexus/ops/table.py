@@ -208,22 +208,7 @@ def _describe(args, names):
 def traced_spec(fn, args, kwargs, what, names=()):
     """Output `KerasTensor`s of `fn(*args, **kwargs)`, traced on shape-only tensors twice with
     different stand-ins for unknown sizes; a size that changes between runs is unknown."""
-    runs = []
-    for size in _STAND_INS:
-        fake = lambda t: _fake(t, size, "meta") if isinstance(t, KerasTensor) else t  # noqa
-        try:
-            with torch.no_grad():
-                runs.append(fn(*tree.map_structure(fake, list(args)),
-                               **tree.map_structure(fake, kwargs)))
-        except (ValueError, TypeError, NotImplementedError) as e:
-            if "meta" not in str(e).lower():
-                raise _shape_error(what, args, names, e) from None
-            runs.append(_fake_mode_run(fn, args, kwargs, size, what, names))
-        except Exception as e:  # noqa: torch kernels raise RuntimeError and IndexError
-            if "meta" in str(e).lower() or "data-dependent" in str(e).lower():
-                runs.append(_fake_mode_run(fn, args, kwargs, size, what, names))
-            else:
-                raise _shape_error(what, args, names, e) from None
+    runs = [_trace_once(fn, args, kwargs, size, what, names) for size in _STAND_INS]
     specs = []
     flat_a, flat_b = tree.flatten(runs[0]), tree.flatten(runs[1])
     if len(flat_a) != len(flat_b):
@@ -236,6 +221,20 @@ def traced_spec(fn, args, kwargs, what, names=()):
         shape = tuple(x if x == y else None for x, y in zip(a.shape, b.shape))
         specs.append(KerasTensor(shape, standardize_dtype(a.dtype)))
     return tree.pack_like(_as_structure(runs[0]), specs)
+
+
+def _trace_once(fn, args, kwargs, size, what, names):
+    fake = lambda t: _fake(t, size, "meta") if isinstance(t, KerasTensor) else t  # noqa: E731
+    try:
+        with torch.no_grad():
+            return fn(*tree.map_structure(fake, list(args)), **tree.map_structure(fake, kwargs))
+    except (ValueError, TypeError, NotImplementedError) as e:
+        if "meta" not in str(e).lower():
+            raise _shape_error(what, args, names, e) from None
+    except Exception as e:  # noqa: torch kernels raise RuntimeError and IndexError
+        if "meta" not in str(e).lower() and "data-dependent" not in str(e).lower():
+            raise _shape_error(what, args, names, e) from None
+    return _fake_mode_run(fn, args, kwargs, size, what, names)
 
 
 def _as_structure(out):

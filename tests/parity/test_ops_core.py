@@ -192,6 +192,9 @@ def test_symbolic_errors_name_the_op_arguments_and_shapes():
         ops.matmul(a, plexus.KerasTensor((5, 2)))
     with pytest.raises(ValueError, match="ops.reshape"):
         ops.reshape(a, (-1, 7))
+    with pytest.raises(ValueError, match="more than one size to infer"):
+        ops.reshape(a, (ops.shape(a)[0], -1))
+    assert ops.reshape(a, (ops.shape(a)[0], 3, 1)).shape == (None, 3, 1)
     with pytest.raises(ValueError, match="ops.conv.*kernel"):
         ops.conv(plexus.Input((8, 3)), np.zeros((3, 5, 4), "float32"))
     with pytest.raises(ValueError, match="ops.unstack.*unknown"):
