@@ -30,7 +30,7 @@ def _side(text, what):
     return groups
 
 
-@op("einops", "Rearrange", ("tensor",))
+@op("einops", "Rearrange", ("tensor", "pattern"), varkw_call=True)
 def rearrange(tensor, pattern, **axes_lengths):
     """Reorder, split and merge axes as described by `pattern`, for example
     `"b (h w) c -> b h w c"` with `h=4`."""

@@ -354,7 +354,7 @@ def logical_not(x):
     return torch.logical_not(t(x).bool())
 
 
-@op("numpy", "Isclose", "x1,x2", elementwise=True)
+@op("numpy", "Isclose", "x1,x2,rtol,atol", elementwise=True)
 def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
     """Whether `|x1 - x2| <= atol + rtol * |x2|`, element-wise."""
     a, b = promoted(x1, x2)

@@ -3,7 +3,7 @@ import torch
 
 from plexus.graph.tensor import KerasTensor
 from plexus.ops.common import all_axes, axes, float_tensor, t
-from plexus.ops.dtypes import torch_dtype
+from plexus.ops.dtypes import standardize_dtype, torch_dtype
 from plexus.ops.table import op
 
 _SMALL_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16)
@@ -392,7 +392,9 @@ def average(x, axis=None, weights=None):
 
 
 def _bincount_spec(x, weights=None, minlength=0, sparse=False):
-    dtype = "int32" if weights is None or "int" in weights.dtype else weights.dtype
+    from plexus.ops.dtypes import dtype_of
+    w = None if weights is None else standardize_dtype(dtype_of(weights))
+    dtype = "int32" if w is None or "int" in w else w
     return KerasTensor(tuple(x.shape[:-1]) + (None,), dtype)
 
 

@@ -605,7 +605,7 @@ def meshgrid(*x, indexing="xy"):
     """Coordinate grids from 1-D coordinate vectors (`indexing` "xy" or "ij"); a list."""
     if indexing not in ("xy", "ij"):
         raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij'; got {indexing!r}.")
-    return list(torch.meshgrid(*[t(v) for v in x], indexing=indexing))
+    return list(torch.meshgrid(*tensor_list(x), indexing=indexing))
 
 
 @op("numpy", "Corrcoef")

@@ -16,6 +16,7 @@ import functools
 import inspect
 import itertools
 
+import numpy as np
 import torch
 
 from plexus import backend
@@ -38,9 +39,10 @@ class OpDef:
     """One op: its Keras location, its tensor arguments and its torch implementation."""
 
     __slots__ = ("name", "module", "class_name", "impl", "call", "signature", "config_names",
-                 "varargs", "varkw", "before_varargs", "spec", "leading", "public")
+                 "varargs", "varkw", "varkw_call", "before_varargs", "spec", "leading",
+                 "public")
 
-    def __init__(self, name, module, class_name, impl, call, spec):
+    def __init__(self, name, module, class_name, impl, call, spec, varkw_call=False):
         self.name, self.module, self.class_name = name, module, class_name
         self.impl, self.spec = impl, spec
         self.signature = inspect.signature(impl)
@@ -53,6 +55,7 @@ class OpDef:
                              if params[p].kind is inspect.Parameter.VAR_POSITIONAL), None)
         self.varkw = next((p for p, v in params.items()
                            if v.kind is inspect.Parameter.VAR_KEYWORD), None)
+        self.varkw_call = varkw_call  # `**kwargs` are call arguments (node kwargs), not config
         # config arguments that come before `*varargs` (einsum's `subscripts`): positional
         names = list(params)
         cut = names.index(self.varargs) if self.varargs else 0
@@ -64,7 +67,8 @@ class OpDef:
         self.leading = list(params)[:len(self.call)] == list(self.call)
 
 
-def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False):
+def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False,
+       varkw_call=False):
     """Register a torch implementation as the op `class_name` of Keras's `ops.<module>`.
 
     Returns the public function: eager on data, recording a graph node on symbolic tensors.
@@ -72,7 +76,9 @@ def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False)
     (for ops whose output shape depends on values, such as `nonzero`). `elementwise` ops
     broadcast their tensor arguments: their output shape is the broadcast shape, and their
     dtype comes from running them on one-element tensors (cheaper than a shape-only trace,
-    which runs some torch kernels through Python decompositions).
+    which runs some torch kernels through Python decompositions). With `varkw_call`, the
+    function's `**kwargs` are recorded as the node's keyword arguments (Keras's `rearrange`
+    axis lengths) rather than as its config.
     """
     if isinstance(call, str):
         call = tuple(c.strip() for c in call.split(",") if c.strip())
@@ -81,7 +87,8 @@ def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False)
         if elementwise:
             nonlocal spec
             spec = _elementwise_spec(impl, class_name)
-        opdef = OpDef(name or impl.__name__.rstrip("_"), module, class_name, impl, call, spec)
+        opdef = OpDef(name or impl.__name__.rstrip("_"), module, class_name, impl, call, spec,
+                      varkw_call)
         BY_NAME_OF_CLASS.setdefault(class_name, opdef.name)
         if class_name not in OPS:
             OPS[class_name] = opdef
@@ -164,7 +171,10 @@ def symbolic_call(opdef, args, kwargs):
     bound.apply_defaults()
     values = bound.arguments
     config = {k: values[k] for k in opdef.config_names if k in values}
-    if opdef.varkw:
+    node_kwargs = {}
+    if opdef.varkw and opdef.varkw_call:
+        node_kwargs = dict(values.get(opdef.varkw, {}))
+    elif opdef.varkw:
         config.update(values.get(opdef.varkw, {}))
     for key, value in config.items():
         if _has_symbolic([value]):
@@ -177,7 +187,7 @@ def symbolic_call(opdef, args, kwargs):
         call_args += list(values[opdef.varargs])
     else:
         call_args = [values[c] for c in opdef.call]
-    return layer.record(call_args)
+    return layer.record(call_args, node_kwargs)
 
 
 def _fake(t, size, device):
@@ -300,6 +310,11 @@ class OpLayer(Layer):
         else:
             def run(*args, **kwargs):
                 return impl(**dict(zip(call_names, args)), **kwargs, **config)
+        if self.opdef.varkw_call:  # the run loop offers `training`/`mask` to such a call
+            inner = run
+
+            def run(*args, training=None, mask=None, **kwargs):
+                return inner(*args, **kwargs)
         self.__dict__["_run"] = self.__dict__["_call_impl"] = run
 
     def __getstate__(self):  # pickling and deepcopy: the bound function is rebuilt
@@ -323,7 +338,8 @@ class OpLayer(Layer):
             config.pop("dtype")  # a layer-style dtype policy, not the op's own argument
         for key, value in config.items():
             for leaf in tree.flatten(value):
-                if not isinstance(leaf, (str, int, float, bool, type(None))):
+                if not isinstance(leaf, (str, int, float, bool, type(None), torch.Tensor,
+                                         np.ndarray)):
                     raise TypeError(f"Op {cls.opdef.class_name}: argument {key!r} must be plain "
                                     f"data (numbers, strings, lists); got {type(leaf).__name__}.")
         return cls(**config)
@@ -361,6 +377,8 @@ def _op_class(opdef):
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(c, inspect.Parameter.VAR_POSITIONAL if c == opdef.varargs
                                  else inspect.Parameter.POSITIONAL_OR_KEYWORD) for c in opdef.call]
+    if opdef.varkw_call:
+        params.append(inspect.Parameter(opdef.varkw, inspect.Parameter.VAR_KEYWORD))
 
     def call(self, *args, **kwargs):
         return self._run(*args, **kwargs)

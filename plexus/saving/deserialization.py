@@ -209,9 +209,12 @@ def _plain_op_config(value, class_name):
             return tuple(_plain_op_config(value["config"].get("value", []), class_name))
         if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
             return None  # a layer-style policy where an op takes no dtype
+        if value.get("class_name") in ("__numpy__", "__tensor__"):  # numbers, size-limited
+            return deserialize_keras_object(value)
         if is_serialized_object(value):
             raise LoadError(f"Op {class_name}: arguments must be plain data (numbers, strings, "
-                            f"lists); the config holds a {str(value.get('class_name'))[:40]!r}"
+                            f"lists, arrays); the config holds a "
+                            f"{str(value.get('class_name'))[:40]!r}"
                             f"{current_context().where()}.")
         return {k: _plain_op_config(v, class_name) for k, v in value.items()}
     return value
