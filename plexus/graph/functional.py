@@ -105,7 +105,9 @@ class Step:
         # several tensors): filled with one comprehension instead of a structure walk.
         self.flat = not kwargs and not any(isinstance(a, (list, tuple, dict)) for a in args)
         self.out_slots = [slot_of[id(t)] for t in node.output_tensors]
-        self.pass_training = "training" not in node.kwargs and call_accepts(self.layer, "training")
+        # As Keras: the model's mode, when given (fit, predict), wins over a `training=`
+        # recorded with the call (Keras records one for Dropout, SpectralNormalization, ...).
+        self.pass_training = call_accepts(self.layer, "training")
         in_masked = any(t.has_mask for t in node.input_tensors)
         self.mask_in = in_masked and call_accepts(self.layer, "mask")
         self.makes_mask = any(t.has_mask for t in node.output_tensors)
