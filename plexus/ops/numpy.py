@@ -19,12 +19,14 @@ from plexus.ops.reductions import (  # noqa: F401, A004
     prod, ptp, quantile, searchsorted, sort, std, sum_ as sum, unique, var,
 )
 from plexus.ops.shapes import (  # noqa: F401, A004
-    append, array_split, broadcast_to, concatenate, copy, corrcoef, correlate, cross, diag,
-    diagflat, diagonal, diff, dot, dsplit, dstack, einsum, expand_dims, flip, fliplr, flipud,
-    get_item, hsplit, hstack, inner, isin, kron, matmul, meshgrid, moveaxis, ndim, outer, pad,
-    ravel, repeat, reshape, roll, rot90, select, size, split, squeeze, stack, swapaxes, take,
-    take_along_axis, tensordot, tile, trace, transpose, trapezoid, tril, triu, unravel_index,
-    vander, vdot, view, vsplit, vstack, where,
+    append, array_split, broadcast_to, concatenate, copy, corrcoef, diag, diagflat, diagonal,
+    diff, dsplit, dstack, expand_dims, flip, fliplr, flipud, get_item, hsplit, hstack, isin,
+    meshgrid, moveaxis, ndim, pad, ravel, repeat, reshape, roll, rot90, select, size, split,
+    squeeze, stack, swapaxes, take, take_along_axis, tile, trace, transpose, trapezoid, tril,
+    triu, unravel_index, vander, view, vsplit, vstack, where,
+)
+from plexus.ops.products import (  # noqa: F401, A004
+    correlate, cross, dot, einsum, inner, kron, matmul, outer, tensordot, vdot,
 )
 from plexus.ops.creation import (  # noqa: F401, A004
     arange, array, bartlett, blackman, empty, empty_like, eye, full, full_like, geomspace,
