@@ -36,10 +36,21 @@ def pair(x1, x2):
 def promoted(x1, x2, *extra):
     """Both operands as tensors of Keras's promoted dtype (`result_type`)."""
     if not extra and type(x1) is torch.Tensor and type(x2) is torch.Tensor and \
-            x1.dtype is x2.dtype:
+            x1.dtype is x2.dtype and x1.dtype not in _WIDE:
         return x1, x2
     dtype = torch_dtype(result_type(_kind(x1), _kind(x2), *extra))
     a, b = pair(x1, x2)
+    return a.to(dtype), b.to(dtype)
+
+
+_WIDE = (torch.float64, torch.int64, torch.uint64, torch.complex128)  # narrowed by result_type
+
+
+def strong(x1, x2, *extra):
+    """Both operands as tensors of `result_type` of their tensor dtypes (Python numbers made
+    tensors first, so they count at full strength: `float16 tensor, 2.5` gives float32)."""
+    a, b = pair(x1, x2)
+    dtype = torch_dtype(result_type(a.dtype, b.dtype, *extra))
     return a.to(dtype), b.to(dtype)
 
 
@@ -57,6 +68,13 @@ def float_tensor(x):
     if x.is_floating_point() or x.is_complex():
         return x
     return x.to(torch_dtype(floatx()))
+
+
+def narrow_float(x):
+    """`x` as a tensor of `result_type(dtype, float)`: integers to floatx, float64 narrowed to
+    float32 (Keras's rule for most floating reductions)."""
+    x = x if isinstance(x, torch.Tensor) else convert_to_tensor(x)
+    return x.to(torch_dtype(result_type(x.dtype, float)))
 
 
 def floatx_dtype():

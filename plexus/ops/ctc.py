@@ -17,7 +17,7 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
     """CTC loss per sample: `target` `(batch, max_label_length)` ids, `output`
     `(batch, max_length, num_classes)` logits; `mask_index` is the blank class."""
     out = float_tensor(output)
-    if out.dtype in (torch.float16, torch.bfloat16):
+    if out.dtype in (torch.float16, torch.bfloat16, torch.float64):  # float32, as Keras
         out = out.float()
     log_probs = torch.log_softmax(out.transpose(0, 1), dim=-1)
     return F.ctc_loss(log_probs, t(target).long().to(out.device),
@@ -39,7 +39,7 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
         raise ValueError(f"ctc_decode: strategy must be 'greedy' or 'beam_search'; got "
                          f"{strategy!r}.")
     x = float_tensor(inputs)
-    if x.dtype in (torch.float16, torch.bfloat16):
+    if x.dtype in (torch.float16, torch.bfloat16, torch.float64):  # float32, as Keras
         x = x.float()
     lengths = t(sequence_lengths).to(x.device)
     batch, max_length, _ = x.shape

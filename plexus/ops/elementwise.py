@@ -1,7 +1,7 @@
 """Element-wise NumPy-style ops (`keras.ops.numpy`): arithmetic, comparisons, math functions."""
 import torch
 
-from plexus.ops.common import float_tensor, floatx_dtype, operands, pair, promoted, t
+from plexus.ops.common import float_tensor, floatx_dtype, operands, pair, promoted, strong, t
 from plexus.ops.dtypes import result_type, torch_dtype
 from plexus.ops.table import alias, op
 
@@ -71,14 +71,17 @@ def divide_no_nan(x1, x2):
 @op("numpy", "FloorDivide", B, elementwise=True)
 def floor_divide(x1, x2):
     """Largest integer not above `x1 / x2`, element-wise."""
-    a, b = promoted(x1, x2)
-    return torch.floor_divide(a, b)
+    dtype = torch_dtype(result_type(_dt(x1), _dt(x2)))
+    a, b = operands(x1, x2)
+    if type(a) is not torch.Tensor:
+        a = torch.as_tensor(a, device=b.device)
+    return torch.floor_divide(a, b).to(dtype)
 
 
 def _remainder(name, class_name, fn, doc):
     def impl(x1, x2):
-        a, b = promoted(x1, x2)
-        if a.dtype is torch.bool:
+        a, b = pair(x1, x2)
+        if a.dtype is torch.bool and b.dtype is torch.bool:
             a, b = a.int(), b.int()
         return fn(a, b)
     impl.__name__, impl.__doc__ = name, doc
@@ -139,7 +142,8 @@ def sqrt(x):
 @op("numpy", "Cbrt", elementwise=True)
 def cbrt(x):
     """Cube root, element-wise."""
-    x = float_tensor(x)
+    x = t(x)
+    x = x.to(torch.float64) if x.dtype is torch.int64 else float_tensor(x)
     return torch.sign(x) * torch.abs(x) ** (1.0 / 3.0)
 
 
@@ -163,18 +167,24 @@ def signbit(x):
     return torch.zeros_like(x, dtype=torch.bool) if x.dtype is torch.bool else torch.signbit(x)
 
 
+def _rounded_float(x):
+    """Floor and ceil give floats: int64 -> floatx, else `result_type(dtype, float)`."""
+    x = t(x)
+    if x.dtype is torch.int64:
+        return x.to(floatx_dtype())
+    return x.to(torch_dtype(result_type(x.dtype, float)))
+
+
 @op("numpy", "Floor", elementwise=True)
 def floor(x):
     """Round down, element-wise."""
-    x = t(x)
-    return torch.floor(x) if x.is_floating_point() else x.to(floatx_dtype())
+    return torch.floor(_rounded_float(x))
 
 
 @op("numpy", "Ceil", elementwise=True)
 def ceil(x):
     """Round up, element-wise."""
-    x = t(x)
-    return torch.ceil(x) if x.is_floating_point() else x.to(floatx_dtype())
+    return torch.ceil(_rounded_float(x))
 
 
 @op("numpy", "Trunc", elementwise=True)
@@ -206,9 +216,12 @@ def clip(x, x_min, x_max):
 
 
 # ------------------------------------------------------------------------------ floats
-def unary_float(name, class_name, fn, doc, module="numpy"):
-    """Register `fn` as an element-wise op on floats (integers and bools cast to floatx)."""
+def unary_float(name, class_name, fn, doc, module="numpy", wide_int=False):
+    """Register `fn` as an element-wise op on floats (integers and bools cast to floatx;
+    with `wide_int`, int64 to float64, as Keras does for these)."""
     def impl(x):
+        if wide_int and isinstance(x, torch.Tensor) and x.dtype is torch.int64:
+            return fn(x.to(torch.float64))
         return fn(float_tensor(x))
     impl.__name__ = name
     impl.__doc__ = doc
@@ -234,9 +247,12 @@ tanh = unary_float("tanh", "Tanh", torch.tanh, "Hyperbolic tangent, element-wise
 arcsinh = unary_float("arcsinh", "Arcsinh", torch.asinh, "Inverse hyperbolic sine.")
 arccosh = unary_float("arccosh", "Arccosh", torch.acosh, "Inverse hyperbolic cosine.")
 arctanh = unary_float("arctanh", "Arctanh", torch.atanh, "Inverse hyperbolic tangent.")
-deg2rad = unary_float("deg2rad", "Deg2rad", torch.deg2rad, "Degrees to radians.")
-rad2deg = unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.")
-i0 = unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.")
+deg2rad = unary_float("deg2rad", "Deg2rad", torch.deg2rad, "Degrees to radians.",
+                      wide_int=True)
+rad2deg = unary_float("rad2deg", "Rad2deg", torch.rad2deg, "Radians to degrees.",
+                      wide_int=True)
+i0 = unary_float("i0", "I0", torch.special.i0, "Modified Bessel function of order 0.",
+                 wide_int=True)
 
 
 @op("numpy", "Sinc", elementwise=True)
@@ -247,8 +263,9 @@ def sinc(x):
 
 def _binary_float(name, class_name, fn, doc):
     def impl(x1, x2):
-        a, b = promoted(x1, x2, float)
-        return fn(a, b)
+        a, b = strong(x1, x2, float)
+        return fn(a, b) if a.dtype is not torch.float16 or a.device.type != "cpu" else \
+            fn(a.float(), b.float()).to(torch.float16)
     impl.__name__ = name
     impl.__doc__ = doc
     return op("numpy", class_name, B, elementwise=True)(impl)

@@ -1,7 +1,7 @@
 """Linear algebra ops (`keras.ops.linalg`) on `torch.linalg`."""
 import torch
 
-from plexus.ops.common import float_tensor, pair, t
+from plexus.ops.common import float_tensor, narrow_float, pair, t
 from plexus.ops.table import op
 
 
@@ -60,7 +60,7 @@ def lu_factor(x):
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 (Keras's argument name)
     """Vector norm (an int `axis`, or 1-D input) or matrix norm (a pair of axes, or 2-D
     input); `ord` as NumPy's."""
-    x = float_tensor(x)
+    x = narrow_float(x)
     if axis is None:
         axis = tuple(range(x.ndim))
         if ord is None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus.ops.common import all_axes, float_tensor, pair, t
-from plexus.ops.dtypes import epsilon as _epsilon, torch_dtype
+from plexus.ops.dtypes import epsilon as _epsilon, result_type, torch_dtype
 from plexus.ops.table import alias, op
 from plexus.ops.conv import (  # noqa: F401 (re-exported: keras.ops.nn holds them)
     adaptive_average_pool, adaptive_max_pool, average_pool, conv, conv_transpose, depth_to_space,
@@ -238,9 +238,9 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
     """Normalize each sample over `axis` to zero mean and unit variance, then scale by
     `gamma` and shift by `beta`."""
     eps = _epsilon() if epsilon is None else epsilon
-    x = float_tensor(x)
-    dtype = x.dtype
-    x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+    x = t(x)
+    dtype = x.dtype  # the result is cast back to it, as Keras does
+    x = x.to(torch_dtype(result_type(x.dtype, "float32")))
     g = None if gamma is None else t(gamma).to(x.device, x.dtype)
     b = None if beta is None else t(beta).to(x.device, x.dtype)
     last, dims = _contiguous_last(x, axis)
@@ -273,9 +273,9 @@ def _lay(v, x, dims):
 def rms_normalization(x, scale=None, axis=-1, epsilon=None):
     """`x / sqrt(mean(x**2 over axis) + epsilon) * scale`."""
     eps = _epsilon() if epsilon is None else epsilon
-    x = float_tensor(x)
-    dtype = x.dtype
-    x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+    x = t(x)
+    dtype = x.dtype  # the result is cast back to it, as Keras does
+    x = x.to(torch_dtype(result_type(x.dtype, "float32")))
     dims = all_axes(x, axis)
     out = x * torch.rsqrt(torch.mean(torch.square(x), dim=dims, keepdim=True) + eps)
     if scale is not None:
@@ -374,6 +374,8 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
     (3-D tensors without the heads axis work too). `mask` (bool) marks the positions that may
     be attended; `bias` is added to the logits; `scale` defaults to `1 / sqrt(head_dim)`."""
     q, k, v = (float_tensor(a) for a in (query, key, value))
+    if q.dtype is torch.float64:  # Keras's torch backend computes attention in float32
+        q, k, v = q.float(), k.float(), v.float()
     three = q.ndim == 3
     if three:
         q, k, v = q[:, :, None], k[:, :, None], v[:, :, None]

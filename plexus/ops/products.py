@@ -2,7 +2,8 @@
 import torch
 import torch.nn.functional as F
 
-from plexus.ops.common import promoted, t, tensor_list
+from plexus.ops.common import pair, promoted, t, tensor_list
+from plexus.ops.dtypes import floatx, result_type, torch_dtype
 from plexus.ops.table import op
 
 
@@ -12,24 +13,47 @@ def _int8_guard(a, b, fn):
     return fn(a, b)
 
 
+def _product_dtypes(a, b, both_int8_gives):
+    """(result dtype, compute dtype) of Keras's matmul/dot: `result_type` of the operands,
+    computed in a dtype torch's CPU kernels take (bools as floats, float16 as float32)."""
+    if a.dtype is torch.int8 and b.dtype is torch.int8:
+        result = both_int8_gives
+    else:
+        result = torch_dtype(result_type(a.dtype, b.dtype))
+    compute = result
+    if result is torch.bool:
+        compute = torch_dtype(floatx())
+    elif result is torch.float16 and a.device.type == "cpu":
+        compute = torch.float32
+    return result, compute
+
+
 @op("numpy", "Matmul", "x1,x2")
 def matmul(x1, x2):
-    """Matrix product (batched over leading axes; 1-D operands as vectors)."""
-    a, b = promoted(x1, x2)
-    if a.dtype is torch.bool:
-        return torch.matmul(a.to(torch.int32), b.to(torch.int32)).bool()
-    return _int8_guard(a, b, torch.matmul)
+    """Matrix product (batched over leading axes; 1-D operands as vectors); two int8
+    operands give int32."""
+    a, b = pair(x1, x2)
+    result, compute = _product_dtypes(a, b, torch.int32)
+    if a.dtype is compute and b.dtype is compute:  # the common case: no casts
+        return torch.matmul(a, b)
+    return torch.matmul(a.to(compute), b.to(compute)).to(result)
 
 
 @op("numpy", "Dot", "x1,x2")
 def dot(x1, x2):
     """Dot product: scalars multiply, vectors give a scalar, matrices multiply."""
-    a, b = promoted(x1, x2)
+    a, b = pair(x1, x2)
+    result, compute = _product_dtypes(a, b, torch.int8)
+    if compute is not torch.float64 and not compute.is_floating_point:
+        compute = torch_dtype(result_type(compute, float))
+    a, b = a.to(compute), b.to(compute)
     if a.ndim == 0 or b.ndim == 0:
-        return torch.multiply(a, b)
-    if b.ndim > 2:
-        return torch.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2]))
-    return _int8_guard(a, b, torch.matmul)
+        out = torch.multiply(a, b)
+    elif b.ndim > 2:
+        out = torch.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2]))
+    else:
+        out = torch.matmul(a, b)
+    return out.to(result)
 
 
 @op("numpy", "Tensordot", "x1,x2")
@@ -51,7 +75,7 @@ def inner(x1, x2):
 @op("numpy", "Outer", "x1,x2")
 def outer(x1, x2):
     """Outer product of the flattened operands."""
-    a, b = promoted(x1, x2)
+    a, b = pair(x1, x2)
     return torch.outer(a.reshape(-1), b.reshape(-1))
 
 
@@ -65,7 +89,7 @@ def vdot(x1, x2):
 @op("numpy", "Kron", "x1,x2")
 def kron(x1, x2):
     """Kronecker product."""
-    a, b = promoted(x1, x2)
+    a, b = pair(x1, x2)
     return torch.kron(a, b)
 
 

@@ -2,8 +2,8 @@
 import torch
 
 from plexus.graph.tensor import KerasTensor
-from plexus.ops.common import all_axes, axes, float_tensor, t
-from plexus.ops.dtypes import standardize_dtype, torch_dtype
+from plexus.ops.common import all_axes, axes, float_tensor, narrow_float, t
+from plexus.ops.dtypes import result_type, standardize_dtype, torch_dtype
 from plexus.ops.table import op
 
 _SMALL_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16)
@@ -47,6 +47,8 @@ def prod(x, axis=None, keepdims=False, dtype=None):
         x = x.to(torch_dtype(dtype))
     elif x.dtype in _SMALL_INTS:
         x = x.to(torch.int32)
+    else:
+        x = x.to(torch_dtype(result_type(x.dtype)))  # 64-bit narrowed, as Keras
     if axis is None:
         return _int32_result(_keep(torch.prod(x), x, axis, keepdims), x)
     out = x
@@ -66,24 +68,19 @@ def mean(x, axis=None, keepdims=False):
     return torch.mean(x, dim=axes(axis), keepdim=keepdims)
 
 
-def _variance(x, axis, keepdims):
-    x = float_tensor(x)
-    dim = None if axis is None else axes(axis)
-    return torch.var(x, dim=dim, correction=0, keepdim=keepdims), x
-
-
 @op("numpy", "Var")
 def var(x, axis=None, keepdims=False):
     """Variance over `axis` (population variance: divided by N)."""
-    out, x = _variance(x, axis, keepdims)
-    return out
+    x = t(x)
+    x = x.to(torch_dtype(result_type(x.dtype, float)))
+    return torch.var(x, dim=None if axis is None else axes(axis), correction=0, keepdim=keepdims)
 
 
 @op("numpy", "Std")
 def std(x, axis=None, keepdims=False):
     """Standard deviation over `axis` (population: divided by N)."""
-    out, x = _variance(x, axis, keepdims)
-    return torch.sqrt(out)
+    x = float_tensor(x)  # unlike var, float64 stays float64 (as Keras)
+    return torch.std(x, dim=None if axis is None else axes(axis), correction=0, keepdim=keepdims)
 
 
 def _extreme(fn, x, axis, keepdims, initial, pick):
@@ -228,13 +225,14 @@ def argpartition(x, kth, axis=-1):
 
 def _cumulative(fn, x, axis, dtype):
     x = t(x)
-    if dtype is not None:
-        x = x.to(torch_dtype(dtype))
-    elif x.dtype is torch.bool:
-        x = x.to(torch.int32)
+    out_dtype = torch_dtype(result_type(x.dtype if dtype is None else dtype))
+    if out_dtype is torch.bool:
+        out_dtype = torch.int32
     if axis is None:
         x, axis = x.reshape(-1), 0
-    return _int32_result(fn(x, dim=axis), x)
+    if out_dtype is torch.float16 and x.device.type == "cpu":
+        return fn(x, dim=axis, dtype=torch.float32).to(torch.float16)
+    return fn(x, dim=axis, dtype=out_dtype)
 
 
 @op("numpy", "Cumsum")
@@ -273,7 +271,7 @@ def _nan_cumulative(name, class_name, fn, fill, doc):
 @op("numpy", "Nanmean")
 def nanmean(x, axis=None, keepdims=False):
     """Mean of the non-NaN elements."""
-    x = float_tensor(x)
+    x = narrow_float(x)
     dim = all_axes(x, axis)
     return torch.nanmean(x, dim=dim, keepdim=keepdims) if dim else x
 
@@ -281,7 +279,7 @@ def nanmean(x, axis=None, keepdims=False):
 @op("numpy", "Nanvar")
 def nanvar(x, axis=None, keepdims=False):
     """Variance of the non-NaN elements (divided by their count)."""
-    x = float_tensor(x)
+    x = narrow_float(x)
     dim = all_axes(x, axis)
     m = torch.nanmean(x, dim=dim, keepdim=True)
     return torch.nanmean(torch.square(x - m), dim=dim, keepdim=keepdims)
@@ -316,7 +314,8 @@ def nanmin(x, axis=None, keepdims=False):
 
 
 def _quantile(x, q, axis, method, keepdims, nan):
-    x = float_tensor(x)
+    x = t(x)
+    x = x.to(torch_dtype(result_type(x.dtype, float)))
     q = t(q).to(x.dtype, copy=False).to(x.device)
     if x.dtype in (torch.float16, torch.bfloat16):
         out = _quantile(x.float(), q.float(), axis, method, keepdims, nan)
@@ -373,13 +372,11 @@ def nanmedian(x, axis=None, keepdims=False):
 @op("numpy", "Average", "x,weights")
 def average(x, axis=None, weights=None):
     """Weighted mean over `axis`; `weights` has the shape of `x` or of that axis."""
-    x = float_tensor(x)
+    x = narrow_float(x)
     if weights is None:
         return mean(x, axis)
     w = t(weights).to(x.device)
-    if not w.is_floating_point():
-        w = w.to(x.dtype)
-    dtype = torch.promote_types(x.dtype, w.dtype)
+    dtype = torch_dtype(result_type(x.dtype, w.dtype, float))
     x, w = x.to(dtype), w.to(dtype)
     if axis is not None and w.ndim == 1 and x.ndim > 1:
         shape = [1] * x.ndim
@@ -407,7 +404,8 @@ def bincount(x, weights=None, minlength=0, sparse=False):
     x = t(x)
     w = None if weights is None or isinstance(weights, KerasTensor) else \
         t(weights).to(x.device)
-    dtype = torch.int32 if w is None else (w.dtype if w.is_floating_point() else torch.int32)
+    # as Keras: result_type(x, weights) with weights, else int32
+    dtype = torch.int32 if w is None else torch_dtype(result_type(x.dtype, w.dtype))
     if x.ndim == 1:
         return torch.bincount(x, weights=w, minlength=minlength).to(dtype)
     length = max(int(x.max()) + 1 if x.numel() else 0, minlength)

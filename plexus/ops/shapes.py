@@ -2,8 +2,8 @@
 import torch
 import torch.nn.functional as F
 
-from plexus.ops.common import pair, promoted, t, tensor_list
-from plexus.ops.dtypes import torch_dtype
+from plexus.ops.common import operands, pair, promoted, t, tensor_list
+from plexus.ops.dtypes import result_type, torch_dtype
 from plexus.ops.table import op
 
 
@@ -117,7 +117,10 @@ def concatenate(xs, axis=0):
 @op("numpy", "Append", "x1,x2")
 def append(x1, x2, axis=None):
     """`x2` appended to `x1` along `axis` (flattened when None)."""
-    return concatenate([x1, x2], axis=axis)
+    a, b = pair(x1, x2)
+    if axis is None:
+        return torch.cat((a.reshape(-1), b.reshape(-1)))
+    return torch.cat((a, b), dim=axis)
 
 
 @op("numpy", "Stack", ("x",))
@@ -420,7 +423,9 @@ def where(condition, x1=None, x2=None):
         return torch.nonzero(c).T
     if x1 is None or x2 is None:
         raise ValueError("where: give both x1 and x2, or neither.")
-    a, b = promoted(x1, x2)
+    a, b = operands(x1, x2)
+    if type(a) is not torch.Tensor or type(b) is not torch.Tensor:  # a weak Python number
+        a, b = pair(a, b)
     return torch.where(c.to(a.device), a, b)
 
 
@@ -450,7 +455,7 @@ def isin(x1, x2, assume_unique=False, invert=False):
 def unravel_index(indices, shape):
     """Flat `indices` as a tuple of coordinate tensors for a tensor of `shape`."""
     idx = t(indices)
-    dtype = idx.dtype if not idx.is_floating_point() else torch.int32
+    dtype = torch_dtype(result_type(idx.dtype)) if not idx.is_floating_point() else torch.int32
     return tuple(c.to(dtype) for c in torch.unravel_index(idx.long(), tuple(shape)))
 
 
