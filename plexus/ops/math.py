@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from plexus.ops.common import all_axes, float_tensor, pair, t
+from plexus.ops.common import all_axes, float_tensor, narrow_float, pair, t
 from plexus.ops.elementwise import unary_float
 from plexus.graph.tensor import KerasTensor
 from plexus.ops.table import op
@@ -154,8 +154,8 @@ def irfft(x, fft_length=None):
 
 @op("math", "ViewAsComplex")
 def view_as_complex(x):
-    """A `(..., 2)` real tensor read as complex numbers."""
-    x = float_tensor(x)
+    """A `(..., 2)` real tensor read as complex numbers (float64 narrowed first, as Keras)."""
+    x = narrow_float(x)
     if x.shape[-1] != 2:
         raise ValueError(f"view_as_complex: the last axis must have size 2; got shape "
                          f"{tuple(x.shape)}.")

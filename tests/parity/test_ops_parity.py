@@ -215,3 +215,59 @@ def test_every_keras_name_has_a_case():
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'not_an_op'"):
         ops.not_an_op  # noqa: B018
+
+
+SWEEP_DTYPES = ("float16", "float64", "int8", "int64", "bool")
+# Inputs where plexus's result dtype differs from Keras 3.15's torch backend (or plexus
+# refuses what Keras computes): integer or bool data fed to convolutions, image filters,
+# bitwise shifts and a few others, which Keras runs in the input dtype.
+KNOWN_DTYPE_GAPS = {
+    "average_pool": "int64", "bitwise_left_shift": "bool", "bitwise_right_shift": "bool",
+    "left_shift": "bool", "right_shift": "bool", "conv": "int8 int64", "conv_transpose": "int64",
+    "depthwise_conv": "int8 int64", "separable_conv": "int8 int64", "corrcoef": "int64",
+    "fold": "bool", "unfold": "bool", "heaviside": "bool", "image.sobel_edges": "int8 int64",
+    "image.ssim": "bool int8 int64", "inner": "bool", "tensordot": "bool", "vdot": "bool",
+    "isin": "bool", "segment_max": "bool", "select": "bool int8 int64", "cdist": "float16",
+    "polar": "float16", "vander": "bool float64 int8 int64", "view_as_complex": "float16",
+}
+
+
+def _retyped(value, dtype):
+    import copy
+    if isinstance(value, Arr) and value.dtype in ("float32", "int32"):
+        value = copy.copy(value)
+        value.dtype = dtype
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_retyped(v, dtype) for v in value)
+    return value
+
+
+@pytest.mark.parametrize("dtype", SWEEP_DTYPES)
+def test_result_dtypes_follow_keras_for_other_input_dtypes(dtype):
+    """The first case of every op, its float32/int32 arrays given as `dtype` instead: where
+    Keras computes a result, plexus computes one of the same dtype."""
+    import copy
+    wrong = []
+    for name in NAMES:
+        if dtype in KNOWN_DTYPE_GAPS.get(name, "").split():
+            continue
+        case = copy.copy(CASES[name][0])
+        case.args = _retyped(case.args, dtype)
+        case.kwargs = {k: _retyped(v, dtype) for k, v in case.kwargs.items()}
+        try:
+            k_args, k_kwargs = _args(name, 0, case, torch.from_numpy)
+            expected = _flat(_keras_fn(name)(*k_args, **k_kwargs))
+        except Exception:  # noqa: Keras refuses this dtype; nothing to compare
+            continue
+        p_args, p_kwargs = _args(name, 0, case, torch.from_numpy)
+        try:
+            got = _flat(_plexus_fn(name)(*p_args, **p_kwargs))
+        except Exception as e:  # noqa: reported below
+            wrong.append(f"{name}: raised {type(e).__name__}")
+            continue
+        for p, k in zip(got, expected):
+            if isinstance(p, torch.Tensor) and hasattr(k, "dtype") and _dtype(p) != _dtype(k):
+                wrong.append(f"{name}: {_dtype(p)}, Keras {_dtype(k)}")
+                break
+    assert not wrong, wrong
