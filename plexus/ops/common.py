@@ -100,10 +100,10 @@ def all_axes(x, axis):
 def tensor_list(xs):
     """A sequence of operands as tensors on one device, promoted to one dtype."""
     first = xs[0] if len(xs) else None
-    if type(first) is torch.Tensor and all(
-            type(x) is torch.Tensor and x.dtype is first.dtype and x.device == first.device
-            for x in xs):
-        return list(xs)
+    if type(first) is torch.Tensor:
+        dtype = first.dtype
+        if all(type(x) is torch.Tensor and x.dtype is dtype for x in xs):
+            return xs  # torch itself refuses tensors on different devices
     xs = list(xs)
     if not xs:
         raise ValueError("Expected a non-empty sequence of tensors; received an empty one.")

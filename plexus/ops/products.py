@@ -13,6 +13,9 @@ def _int8_guard(a, b, fn):
     return fn(a, b)
 
 
+_PLAIN = (torch.float32, torch.bfloat16)
+
+
 def _product_dtypes(a, b, both_int8_gives):
     """(result dtype, compute dtype) of Keras's matmul/dot: `result_type` of the operands,
     computed in a dtype torch's CPU kernels take (bools as floats, float16 as float32)."""
@@ -32,6 +35,9 @@ def _product_dtypes(a, b, both_int8_gives):
 def matmul(x1, x2):
     """Matrix product (batched over leading axes; 1-D operands as vectors); two int8
     operands give int32."""
+    if type(x1) is torch.Tensor and type(x2) is torch.Tensor and x1.dtype is x2.dtype and \
+            x1.dtype in _PLAIN:  # the common case: same float dtype, nothing to convert
+        return torch.matmul(x1, x2)
     a, b = pair(x1, x2)
     result, compute = _product_dtypes(a, b, torch.int32)
     if a.dtype is compute and b.dtype is compute:  # the common case: no casts

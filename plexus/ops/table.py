@@ -118,11 +118,14 @@ def alias(name, target, class_name=None):
 
 
 def _has_symbolic(values):
+    """Whether a `KerasTensor` is among `values` or inside a list, tuple or dict of them."""
     for v in values:
         if isinstance(v, KerasTensor):
             return True
-        if isinstance(v, (list, tuple, dict)) and any(
-                isinstance(t, KerasTensor) for t in tree.flatten(v)):
+        kind = type(v)
+        if (kind is list or kind is tuple) and _has_symbolic(v):
+            return True
+        if kind is dict and _has_symbolic(v.values()):
             return True
     return False
 
