@@ -28,7 +28,31 @@ from plexus.ops.dtypes import standardize_dtype
 
 OPS = {}  # Keras class name -> OpDef
 BY_NAME = {}  # public function name -> OpDef
-OP_CLASSES = {}  # Keras class name -> OpLayer subclass (what files can name)
+class _OpClasses(dict):
+    """Keras class name -> `OpLayer` subclass (what files can name), each class made on first
+    use: `import plexus` does not pay for some 350 classes a program may never record."""
+
+    def __init__(self):
+        super().__init__()
+        self.aliases = {}  # a second Keras name -> the table's name (`Abs` -> `Absolute`)
+
+    def __missing__(self, name):
+        target = self.aliases.get(name, name)
+        if target not in OPS:
+            raise KeyError(name)
+        cls = dict.get(self, target) or _op_class(OPS[target])
+        self[target] = self[name] = cls
+        return cls
+
+    def __contains__(self, name):
+        return name in OPS or name in self.aliases
+
+    def all(self):
+        """Every class, made now: name -> class."""
+        return {name: self[name] for name in list(OPS) + list(self.aliases)}
+
+
+OP_CLASSES = _OpClasses()
 # Sizes traced for unknown (None) dimensions: two runs, and output sizes that differ between
 # them are unknown. Both divide by 2..10 and 12, so splitting an unknown axis into equal
 # sections traces as it runs; shape-only tensors make the sizes free.
@@ -92,7 +116,6 @@ def op(module, class_name, call=("x",), spec=None, name=None, elementwise=False,
         BY_NAME_OF_CLASS.setdefault(class_name, opdef.name)
         if class_name not in OPS:
             OPS[class_name] = opdef
-            OP_CLASSES[class_name] = _op_class(opdef)
         BY_NAME[opdef.name] = opdef
 
         @functools.wraps(impl)
@@ -114,7 +137,7 @@ def alias(name, target, class_name=None):
     `class_name` is a second Keras class name files may use for it (`Abs`)."""
     BY_NAME[name] = BY_NAME[target]
     if class_name is not None:
-        OP_CLASSES[class_name] = OP_CLASSES[BY_NAME[target].class_name]
+        OP_CLASSES.aliases[class_name] = BY_NAME[target].class_name
 
 
 def _has_symbolic(values):

@@ -101,7 +101,7 @@ def _collect(category):
         table = {k: v for k, v in table.items() if inspect.isclass(v) and issubclass(v, Layer)}
     if category == "ops":
         from plexus.ops.table import OP_CLASSES
-        table = dict(OP_CLASSES)
+        table = OP_CLASSES.all()
     if category == "models":
         table = dict(_MODEL_CLASSES)
     return table
