@@ -219,13 +219,13 @@ def test_h5_links_external_and_strings_are_refused(tmp_path):
     def soft(f):
         del f["layers/dense/vars/0"]
         f["layers/dense/vars/0"] = h5py.SoftLink("/layers/dense_1/vars/0")
-    with pytest.raises(LoadError, match="SoftLink"):
+    with pytest.raises(LoadError, match="soft link at /layers/dense/vars/0"):
         _model().load_weights(_weights_file(tmp_path, soft))
 
     def external(f):
         del f["layers/dense/vars/0"]
         f["layers/dense/vars/0"] = h5py.ExternalLink("/etc/passwd", "/x")
-    with pytest.raises(LoadError, match="ExternalLink"):
+    with pytest.raises(LoadError, match="external link at /layers/dense/vars/0"):
         _model().load_weights(_weights_file(tmp_path, external))
 
     def strings(f):
@@ -240,7 +240,7 @@ def test_h5_shape_bomb_is_refused_before_reading(tmp_path):
         del f["layers/dense/vars/0"]
         f.create_dataset("layers/dense/vars/0", shape=(10 ** 6, 10 ** 6), dtype="float32",
                          chunks=(1, 1024), compression="gzip")
-    with pytest.raises(LoadError, match=r"\(3, 4\).*\(1000000, 1000000\)"):
+    with pytest.raises(LoadError, match=r"vars/0 declares 4000000000000 bytes but occupies 0"):
         _model().load_weights(_weights_file(tmp_path, bomb))
 
 

@@ -29,33 +29,46 @@ def build_map(inputs, outputs):
     finished, in_progress = set(), set()
     ordered, layer_index = [], {}
 
-    def visit(tensor, consumer):
+    def enter(tensor, consumer):
+        """Mark the node of `tensor` as being visited; its input tensors still to visit."""
         node = tensor.node
         if node is None:
             raise ValueError(f"Tensor {tensor.name!r} was not produced by a layer call.")
         if id(node) in finished:
-            return
+            return None
         if id(node) in in_progress:
             raise ValueError(f"The graph has a cycle at layer {node.layer.name!r}.")
         layer_index.setdefault(node.layer, len(layer_index))
         in_progress.add(id(node))
-        if id(tensor) not in input_ids:
-            if node.is_input:
-                needed_by = f"layer {consumer.name!r}" if consumer else "the outputs"
-                raise ValueError(
-                    f"Graph disconnected: {needed_by} needs input {tensor.name!r} "
-                    f"(shape {tensor.shape}), which is not among the model's inputs "
-                    f"[{', '.join(repr(t.name) for t in inputs)}]. Pass every Input the outputs "
-                    "depend on to Model(inputs=...)."
-                )
-            for t in node.input_tensors:
-                visit(t, node.layer)
-        finished.add(id(node))
-        in_progress.discard(id(node))
-        ordered.append(node)
+        if id(tensor) in input_ids:
+            return iter(())
+        if node.is_input:
+            needed_by = f"layer {consumer.name!r}" if consumer else "the outputs"
+            raise ValueError(
+                f"Graph disconnected: {needed_by} needs input {tensor.name!r} "
+                f"(shape {tensor.shape}), which is not among the model's inputs "
+                f"[{', '.join(repr(t.name) for t in inputs)}]. Pass every Input the outputs "
+                "depend on to Model(inputs=...)."
+            )
+        return iter(node.input_tensors)
 
+    # A depth-first walk with its own stack (a chain of thousands of layers is a fine model,
+    # but would exhaust Python's recursion limit).
     for out in outputs:
-        visit(out, None)
+        pending = enter(out, None)
+        stack = [(out.node, pending)] if pending is not None else []
+        while stack:
+            node, pending = stack[-1]
+            tensor = next(pending, None)
+            if tensor is not None:
+                inner = enter(tensor, node.layer)
+                if inner is not None:
+                    stack.append((tensor.node, inner))
+                continue
+            stack.pop()
+            finished.add(id(node))
+            in_progress.discard(id(node))
+            ordered.append(node)
 
     # Depth: outputs at 0, each parent at least one deeper than its children.
     node_depth, layer_depth = {}, {}

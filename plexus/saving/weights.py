@@ -17,6 +17,7 @@ from torch import nn
 
 from plexus import backend
 from plexus.saving import h5 as h5util
+from plexus.saving import limits
 from plexus.saving.errors import LoadError
 
 
@@ -142,10 +143,35 @@ def _int_key(label, path):
     return key
 
 
-def assign(plan):
-    """Copy checked arrays into their parameters (Keras layout converted to torch layout)."""
+def stage(plan, label):
+    """Turn checked `(owner, Weight, array)` triples into `(weight tensor, new tensor)` pairs in
+    the weight's dtype, torch layout and device. Nothing in the model changes; `commit` copies
+    the new tensors in once everything of a load has been staged."""
+    staged = []
+    for owner, w, value in plan:
+        target = getattr(owner, w.attr)
+        what = f"weight {w.name!r} of layer {owner.name!r}"
+        limits.charge(target.numel() * target.element_size(), f"a staged copy of {what}")
+        try:
+            t = torch.from_numpy(np.asarray(value, order="C")).to(target.dtype)
+            t = w.to_torch(t).to(target.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise LoadError(f"{label}: the values for {what} cannot be converted to its dtype "
+                            f"{target.dtype}: {e}") from e
+        if t.shape != target.shape:
+            raise LoadError(f"{label}: {what} has shape {tuple(target.shape)} inside the model, "
+                            f"but its values convert to {tuple(t.shape)}.")
+        staged.append((target, t))
+    return staged
+
+
+def commit(staged):
+    """Copy staged tensors into their weights (parameters or buffers; same storage kept)."""
     with torch.no_grad():
-        for owner, w, value in plan:
-            p = getattr(owner, w.attr)
-            t = torch.as_tensor(np.ascontiguousarray(value), dtype=p.dtype)
-            p.copy_(w.to_torch(t).to(p.device))
+        for target, value in staged:
+            target.copy_(value)
+
+
+def assign(plan, label="the file"):
+    """Stage every array of `plan`, then copy them all in: all or nothing."""
+    commit(stage(plan, label))
