@@ -9,6 +9,7 @@ import torch
 
 from plexus.training import losses as L
 from plexus.training import metrics as M
+from plexus.training import validation as V
 
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -85,8 +86,11 @@ class CompiledLoss:
             if preds[i].dtype in _HALF:  # mixed precision: losses are computed in float32
                 preds = [p if j != i else as_float32(p) for j, p in enumerate(preds)]
             sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
-            v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
-                L.reduce_weighted(loss(ys[i], preds[i]), sw)
+            try:
+                v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
+                    L.reduce_weighted(loss(ys[i], preds[i]), sw)
+            except (V.LossResultTypeError, V.LossResultShapeError) as e:
+                raise V.for_output(e, self.names[i]) from None
             values.append(v)
             v = v if w is None else v * w
             total = v if total is None else total + v

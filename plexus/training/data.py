@@ -277,6 +277,7 @@ class IterableData:
         self.source, self.model, self.n_out, self.device = source, model, n_out, device
         self.with_targets = with_targets
         self.steps = steps
+        self.check_targets = None  # called on each batch's targets (training/validation.py)
         if steps is None:
             try:
                 self.steps = len(source)
@@ -290,6 +291,8 @@ class IterableData:
         if xs is None:
             xs = [x]
         ys = prepare_targets(self.model, y, self.n_out, self.device) if y is not None else None
+        if ys is not None and self.check_targets is not None:
+            self.check_targets(ys)
         sw = prepare_sample_weight(self.model, sw, self.n_out, self.device)
         return xs, ys, sw
 

@@ -13,6 +13,7 @@ from plexus.training import backprop
 from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
+from plexus.training import validation as V
 from plexus.training.compile import CompileState, _resolve_loss, _check_metric_name
 from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer
 
@@ -344,13 +345,19 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
         validation_batch_size=None, validation_freq=1):
     """Train `model` (see `Model.fit`); returns a `History`."""
+    V.check_arguments("fit", batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                      validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+    V.check_inputs("fit", x)
     st = _state(model, _n_outputs(model))
     data = make_data(model, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
                      class_weight, with_targets=_needs_targets(st))
+    V.check_data("fit", data, model, st.loss.losses)
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
                           validation_steps)
+        V.check_data("fit (validation_data)", val, model, st.loss.losses)
     elif validation_split:
         if not isinstance(data, D.ArrayData):
             raise ValueError("validation_split needs array data; with a generator or "
@@ -417,9 +424,12 @@ def _run_evaluation(model, st, data, cbs):
 def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
              steps=None, callbacks=None, return_dict=False):
     """Loss and metrics on the data (see `Model.evaluate`)."""
+    V.check_arguments("evaluate", batch_size=batch_size, steps=steps)
+    V.check_inputs("evaluate", x)
     st = _state(model, _n_outputs(model))
     data = make_data(model, x, y, sample_weight, batch_size, False, steps,
                      with_targets=_needs_targets(st))
+    V.check_data("evaluate", data, model, st.loss.losses)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="test")
@@ -440,11 +450,14 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 @torch.no_grad()
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     """Predictions as NumPy arrays (see `Model.predict`)."""
+    V.check_arguments("predict", batch_size=batch_size, steps=steps)
+    V.check_inputs("predict", x)
     if callbacks is None and steps is None and _verbose(verbose) == 0:
         out = _predict_one_batch(model, x, batch_size)
         if out is not None:
             return out
     data = make_data(model, x, None, None, batch_size, False, steps, with_targets=False)
+    V.check_data("predict", data)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="predict")
@@ -511,8 +524,10 @@ def _pack_predictions(model, chunks):
 
 
 # ---------------------------------------------------------------------- single batches
-def _one_batch(model, x, y, sample_weight, class_weight=None):
+def _one_batch(model, method, st, x, y, sample_weight, class_weight=None):
+    V.check_inputs(method, x)
     data = make_data(model, x, y, sample_weight, None, False, None, class_weight)
+    V.check_data(method, data, model, st.loss.losses)
     xs, ys, sw = data.xs, data.ys, data.sw
     return xs, ys, sw
 
@@ -527,7 +542,7 @@ def _batch_result(st, logs, return_dict):
 def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
     """One training step on exactly this batch; returns its loss (and metrics)."""
     st = _state(model, _n_outputs(model))
-    xs, ys, sw = _one_batch(model, x, y, sample_weight, class_weight)
+    xs, ys, sw = _one_batch(model, "train_on_batch", st, x, y, sample_weight, class_weight)
     was_training = model.training
     model.train()
     try:
@@ -542,7 +557,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
 def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
     """Loss (and metrics) on exactly this batch, without training."""
     st = _state(model, _n_outputs(model))
-    xs, ys, sw = _one_batch(model, x, y, sample_weight)
+    xs, ys, sw = _one_batch(model, "test_on_batch", st, x, y, sample_weight)
     was_training = model.training
     model.train(False)
     try:
@@ -556,7 +571,9 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
 @torch.no_grad()
 def predict_on_batch(model, x):
     """Predictions for exactly this batch, as NumPy arrays."""
+    V.check_inputs("predict_on_batch", x)
     data = make_data(model, x, None, None, None, False, None, with_targets=False)
+    V.check_data("predict_on_batch", data)
     was_training = model.training
     model.train(False)
     try:
