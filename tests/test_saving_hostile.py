@@ -444,6 +444,15 @@ def test_gzip_weights_load_and_bombs_beyond_any_real_ratio_are_refused(tmp_path,
     target = _model()
     target.load_weights(path)
     np.testing.assert_array_equal(source.get_weights()[0], target.get_weights()[0])
+    with h5py.File(path, "a") as f:  # 48 bytes in one compressed chunk of 4 MiB
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", data=value, maxshape=(None, None),
+                         chunks=(1024, 1024), compression="gzip")
+    with pytest.raises(LoadError, match="vars/0 holds 48 bytes in chunks of 4194304"):
+        _model().load_weights(path)
+    with h5py.File(path, "a") as f:
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", data=value, compression="gzip", chunks=(3, 4))
     from plexus.saving import h5 as h5util
     from plexus.saving import limits
     monkeypatch.setattr(limits, "MAX_COMPRESSION_RATIO", 0)

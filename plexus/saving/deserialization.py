@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from plexus.saving import registry
+from plexus.saving import limits, registry
 from plexus.saving.context import (
     check_name, check_shape, current_context, element_count, load_context,
 )
@@ -39,6 +39,7 @@ def _numpy_from_config(config):
             f"Refusing an inline array of {count} elements{ctx.where()} (the limit is "
             f"{MAX_INLINE_ARRAY_ELEMENTS}); weights belong in the weights file."
         )
+    limits.charge(count * dtype.itemsize, "an inline array")
     return np.asarray(value, dtype=dtype)
 
 

@@ -9,6 +9,7 @@ are then walked one component at a time, and a dataset's shape is compared with 
 model expects before a single byte of it is read; data in another byte order is converted.
 """
 import io
+import math
 import os
 import stat
 
@@ -125,10 +126,13 @@ def scan(f, label):
     return stored
 
 
-# HDF5 filters built into the library or h5py (deflate, shuffle, fletcher32, szip, lzf);
-# an unknown filter would make HDF5 search its plugin folders for a library to load.
-_ALLOWED_FILTERS = {1, 2, 3, 4, 32000}
+# HDF5 filters built into the library or h5py (deflate, shuffle, fletcher32, szip, nbit,
+# scale-offset, lzf); an unknown filter would make HDF5 search its plugin folders for a library
+# to load.
+_ALLOWED_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 _SLACK_BYTES = 64 << 10
+# Reading a chunked dataset decodes whole chunks: one may not be much larger than its data.
+_MAX_CHUNK_BYTES = 1 << 20
 
 
 def _check_dataset(dsid, where, label):
@@ -143,6 +147,7 @@ def _check_dataset(dsid, where, label):
         itemsize = dsid.get_type().get_size()
         kind = dsid.dtype.kind
         stored = dsid.get_storage_size()
+        chunk = plist.get_chunk() if layout == h5py.h5d.CHUNKED else None
     except (OSError, ValueError, TypeError, RuntimeError) as e:
         raise LoadError(f"{label}: cannot inspect dataset {where}: {e}") from e
     if layout == h5py.h5d.VIRTUAL or external:
@@ -156,6 +161,10 @@ def _check_dataset(dsid, where, label):
     if kind not in _NUMERIC_KINDS:
         return 0
     declared = points * itemsize
+    chunk_bytes = math.prod(chunk) * itemsize if chunk else 0
+    if chunk_bytes > max(declared, _MAX_CHUNK_BYTES):
+        raise LoadError(f"{label}: dataset {where} holds {declared} bytes in chunks of "
+                        f"{chunk_bytes}; refused (reading it would decode far more than it holds).")
     ratio = limits.MAX_COMPRESSION_RATIO if filters else 1
     if declared > stored * ratio + _SLACK_BYTES:
         raise LoadError(

@@ -128,30 +128,25 @@ def check_weight_size(layer_name, weight_name, shape, itemsize=4):
     budget.charge(count * itemsize, what)
 
 
+def _count(attr, n, cap, what, where):
+    budget = _budget.get()
+    total = n + (getattr(budget, attr) if budget is not None else 0)
+    if total > cap:
+        where = where or (budget.where() if budget is not None else "")
+        raise LoadError(f"The model config{where} {what} ({total}); refused "
+                        f"(plexus.saving.limits.MAX_{attr.upper()}).")
+    if budget is not None:
+        setattr(budget, attr, total)
+
+
 def count_layers(n, where=""):
     """Count `n` layers about to be created from a config; refuse more than `MAX_LAYERS`."""
-    budget = _budget.get()
-    total = n + (budget.layers if budget is not None else 0)
-    if total > MAX_LAYERS:
-        raise LoadError(
-            f"The model config{where or (budget.where() if budget else '')} describes more than "
-            f"{MAX_LAYERS} layers ({total}); refused (plexus.saving.limits.MAX_LAYERS)."
-        )
-    if budget is not None:
-        budget.layers = total
+    _count("layers", n, MAX_LAYERS, f"describes more than {MAX_LAYERS} layers", where)
 
 
 def count_nodes(n, where=""):
     """Count `n` layer calls about to be replayed from a config; refuse more than `MAX_NODES`."""
-    budget = _budget.get()
-    total = n + (budget.nodes if budget is not None else 0)
-    if total > MAX_NODES:
-        raise LoadError(
-            f"The model config{where or (budget.where() if budget else '')} records more than "
-            f"{MAX_NODES} layer calls ({total}); refused (plexus.saving.limits.MAX_NODES)."
-        )
-    if budget is not None:
-        budget.nodes = total
+    _count("nodes", n, MAX_NODES, f"records more than {MAX_NODES} layer calls", where)
 
 
 def check_depth(value, what):
