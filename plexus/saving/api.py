@@ -12,7 +12,7 @@ import os
 import warnings
 
 import plexus
-from plexus.saving import files, legacy_h5, limits, optimizer_state, weights
+from plexus.saving import files, legacy_h5, limits, optimizer_state, registry, weights
 from plexus.saving import h5 as h5util
 from plexus.saving.context import check_custom_objects
 from plexus.saving.errors import LoadError, as_load_errors
@@ -128,8 +128,7 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
         config = dict(config)
         config.setdefault("config", {})
         model = deserialize_keras_object(config, category="layers")
-    from plexus.models.model import Model
-    if not isinstance(model, Model):
+    if not registry.is_model(model):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
     return model
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus import activations
-from plexus.training.validation import check_loss_values
+from plexus.training.arguments import check_loss_values
 
 EPSILON = 1e-7  # probability clipping for cross-entropies, as in Keras (backend.epsilon())
 

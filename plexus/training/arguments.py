@@ -1,44 +1,81 @@
-"""Checks on what users pass to `fit`/`evaluate`/`predict` and the `*_on_batch` methods, made
-before any step runs, and on what a loss returns.
+"""Checks of what users pass to `fit`, `evaluate`, `predict` and the `*_on_batch` methods, made
+before any step runs, and of what a loss returns: a mistake fails here with a message that
+names the method, the argument (or the output and the loss) and what it received.
 
-Each entry point calls `check_arguments` with its counting arguments, `check_inputs` with `x`,
-and `check_data` with the prepared data; a bad value is a `TypeError` or `ValueError` that
-names the method, the argument, what it received and what it takes.
+The loops call `check_fit_args` & co. first, `check_inputs` on `x`, and `check_data` on the
+prepared batches (samples present; targets that fit the outputs of built-in losses).
 """
 import numbers
 
 import torch
 
-# Arguments that count something: (smallest value allowed, what the value means, whether None
-# stands for a default).
+# Arguments that count something: (smallest value allowed, what the value means).
 _COUNTS = {
-    "batch_size": (1, "samples per batch", True),
-    "validation_batch_size": (1, "samples per validation batch", True),
-    "epochs": (0, "the epoch to train up to; 0 trains nothing", False),
-    "initial_epoch": (0, "the epoch to start from", False),
-    "steps": (1, "batches to run", True),
-    "steps_per_epoch": (1, "batches per epoch", True),
-    "validation_steps": (1, "validation batches per epoch", True),
-    "validation_freq": (1, "epochs between validations", False),
+    "batch_size": (1, "samples per batch"),
+    "validation_batch_size": (1, "samples per validation batch"),
+    "epochs": (0, "the epoch to train up to; 0 trains nothing"),
+    "initial_epoch": (0, "the epoch to start from"),
+    "steps": (1, "batches to run"),
+    "steps_per_epoch": (1, "batches per epoch"),
+    "validation_steps": (1, "validation batches per epoch"),
+    "validation_freq": (1, "epochs between validations"),
 }
 
 
-def check_arguments(method, **values):
-    """Refuse counting arguments (`batch_size`, `epochs`, `steps`, ...) that are not whole
-    numbers at least as large as they must be (None: the default, where there is one)."""
-    for name, value in values.items():
-        low, meaning, optional = _COUNTS[name]
-        if value is None and optional:
-            continue
-        kind = "a positive integer" if low == 1 else "a non-negative integer"
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            whole = isinstance(value, float) and value.is_integer() and value >= low
-            raise TypeError(
-                f"{method}: {name} must be {kind} ({meaning}); received {value!r} of type "
-                f"{type(value).__name__}." + (f" Pass {name}={int(value)}." if whole else "")
-            )
-        if value < low:
-            raise ValueError(f"{method}: {name} must be {kind} ({meaning}); received {value}.")
+def _count(method, name, value, optional=True):
+    """A whole number at least `_COUNTS[name][0]` (None allowed when `optional`)."""
+    if value is None and optional:
+        return
+    low, meaning = _COUNTS[name]
+    kind = "a positive integer" if low == 1 else "a non-negative integer"
+    expected = f"{method}: {name} must be {kind} ({meaning})"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{expected}; received {value!r} of type {type(value).__name__}.")
+    if not isinstance(value, numbers.Integral):
+        whole = float(value).is_integer() and value >= low
+        raise ValueError(f"{expected}; received {value!r}." +
+                         (f" Pass {name}={int(value)}." if whole else ""))
+    if value < low:
+        raise ValueError(f"{expected}; received {value}.")
+
+
+def _verbose(method, value):
+    if value != "auto" and value not in (0, 1, 2, True, False):
+        raise ValueError(f"{method}: verbose must be 'auto', 0, 1 or 2; received {value!r}.")
+
+
+def check_fit_args(batch_size=None, epochs=1, verbose="auto", validation_split=0.0,
+                   initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+                   validation_freq=1, validation_batch_size=None):
+    """TypeError / ValueError for a `fit` argument of the wrong kind or range."""
+    for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                        ("validation_steps", validation_steps),
+                        ("validation_batch_size", validation_batch_size)):
+        _count("fit", name, value)
+    _count("fit", "epochs", epochs, optional=False)
+    _count("fit", "initial_epoch", initial_epoch, optional=False)
+    _verbose("fit", verbose)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0 <= validation_split < 1:
+        raise ValueError(f"fit: validation_split must be a number in [0, 1) (the fraction of "
+                         f"samples kept for validation); received {validation_split!r}.")
+    if isinstance(validation_freq, (list, tuple, set)):  # Keras 2: the epochs to validate
+        for v in validation_freq:
+            _count("fit", "validation_freq", v, optional=False)
+    else:
+        _count("fit", "validation_freq", validation_freq, optional=False)
+
+
+def check_evaluate_args(batch_size=None, verbose="auto", steps=None, method="evaluate"):
+    """TypeError / ValueError for an `evaluate` (or `predict`) argument."""
+    _count(method, "batch_size", batch_size)
+    _count(method, "steps", steps)
+    _verbose(method, verbose)
+
+
+def check_predict_args(batch_size=None, verbose="auto", steps=None):
+    """TypeError / ValueError for a `predict` argument."""
+    check_evaluate_args(batch_size, verbose, steps, method="predict")
 
 
 def check_inputs(method, x):
@@ -50,15 +87,17 @@ def check_inputs(method, x):
         )
 
 
-def check_data(method, data, model=None, losses=None):
+def check_data(method, data, model=None, st=None):
     """Prepared data must hold at least one sample (an empty epoch would report a loss of 0),
-    and targets must fit the outputs (checked now for arrays, batch by batch for iterables)."""
+    and, with the compile state `st` of a default step, targets must fit the outputs (checked
+    now for arrays, batch by batch for generators)."""
     if getattr(data, "n", None) == 0:
         raise ValueError(
             f"{method} received no samples: the arrays have 0 rows (first dimension). Pass at "
             "least one sample."
         )
-    if losses is None:
+    losses = getattr(getattr(st, "loss", None), "losses", None)
+    if not losses:
         return
     if hasattr(data, "ys"):
         check_targets(model, losses, data.ys)
@@ -66,6 +105,7 @@ def check_data(method, data, model=None, losses=None):
         data.check_targets = lambda ys: check_targets(model, losses, ys)
 
 
+# ---------------------------------------------------------------------- what losses return
 class LossResultTypeError(TypeError):
     """A loss returned something other than a floating-point tensor."""
 
@@ -111,16 +151,15 @@ def _describe(value):
 def check_targets(model, losses, ys):
     """Targets must fit the outputs their built-in losses compare them with: the same shape
     (a trailing axis of 1 aside), or one class id per sample for sparse cross-entropy."""
-    outputs = getattr(model, "outputs", None) if getattr(model, "_is_graph", False) else None
+    names = model._output_names_for_data() if model is not None else None
+    outputs = getattr(model, "outputs", None) if names else None
     if not outputs or ys is None:
         return
-    names = list(model.output_names)
     for i, (loss, y) in enumerate(zip(losses, ys)):
         kind = _loss_kind(loss)
         if kind is None or y is None or i >= len(outputs):
             continue
-        out = tuple(outputs[i].shape)
-        got = tuple(y.shape)
+        out, got = tuple(outputs[i].shape), tuple(y.shape)
         expected = _expected_target(kind, out, got)
         if expected is not None:
             hint = (" (one class id per sample)" if kind == "sparse" else
