@@ -264,21 +264,22 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
         else:
             source = filepath
         with h5util.open_h5(source, label) as f:
-            if legacy_h5.is_legacy(f, label):
-                with as_load_errors(label):
+            with as_load_errors(label):
+                legacy = legacy_h5.is_legacy(f, label)
+            if by_name and not legacy:
+                raise ValueError(
+                    f"by_name=True works with Keras 2 .h5 weight files only; {label} is in "
+                    "Keras 3's layout, where weights are matched by position."
+                )
+            with as_load_errors(label):
+                if legacy:
                     plan = legacy_h5.read(model, f, label, by_name=by_name,
                                           skip_mismatch=skip_mismatch)
-                staged, commit_optimizer = weights.stage(plan, label), None
-            else:
-                if by_name:
-                    raise ValueError(
-                        f"by_name=True works with Keras 2 .h5 weight files only; {label} is in "
-                        "Keras 3's layout, where weights are matched by position."
-                    )
-                with as_load_errors(label):
+                else:
                     plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
-                    staged = weights.stage(plan, label)
-                commit_optimizer = _stage_optimizer(model, f, label, skip_mismatch)
+                staged = weights.stage(plan, label)
+            commit_optimizer = None if legacy else \
+                _stage_optimizer(model, f, label, skip_mismatch)
     _commit(staged, commit_optimizer, label)
 
 
