@@ -179,3 +179,24 @@ def test_targets_keras_accepts_still_train():
         return torch.mean((y_pred - y_true.mean()) ** 2, dim=-1)
     own = _model(custom)
     own.fit(X, np.ones((10, 7), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: plexus.optimizers.Adam(beta_1="0.9"), TypeError, r"Adam: beta_1 must be a number "
+     r"in \[0, 1\); received '0.9' of type str"),
+    (lambda: plexus.optimizers.Adam(beta_2=1.0), ValueError, r"Adam: beta_2 must be in \[0, 1\)"),
+    (lambda: plexus.optimizers.Nadam(beta_1=-1), ValueError, "Nadam: beta_1"),
+    (lambda: plexus.optimizers.RMSprop(rho=[0.9]), TypeError, "RMSprop: rho"),
+    (lambda: plexus.optimizers.SGD(momentum=2), ValueError, r"SGD: momentum must be in \[0, 1\]"),
+    (lambda: plexus.optimizers.Adagrad(epsilon=-1e-7), ValueError, "Adagrad: epsilon"),
+    (lambda: plexus.optimizers.Adadelta(clipnorm="x"), TypeError, "Adadelta: clipnorm"),
+    (lambda: plexus.optimizers.Adamax(weight_decay={}), TypeError, "Adamax: weight_decay"),
+])
+def test_optimizer_hyperparameters_are_checked_when_made(make, error, message):
+    with pytest.raises(error, match=message):  # (were errors from inside the first step)
+        make()
+
+
+def test_what_cannot_be_a_metric_fails_at_compile():
+    with pytest.raises(TypeError, match="Cannot interpret 5 as a metric"):
+        _model().compile("sgd", "mse", metrics=[5])

@@ -123,9 +123,13 @@ def _make_metric(identifier, y_true, y_pred):
 
 
 def _check_metric_name(identifier):
-    """Fail at compile time (not at the first batch) on an unknown metric name."""
-    if isinstance(identifier, str) and identifier.lower() not in ("accuracy", "acc"):
-        M.get(identifier)
+    """Fail at compile time (not at the first batch) on an unknown metric name, or on what
+    cannot be a metric at all (a number, a list, an optimizer)."""
+    if isinstance(identifier, str):
+        if identifier.lower() not in ("accuracy", "acc"):
+            M.get(identifier)
+    elif not (callable(identifier) or isinstance(identifier, (M.Metric, dict))):
+        M.get(identifier)  # raises, saying what a metric can be
 
 
 class CompiledMetrics(M.Metric):
