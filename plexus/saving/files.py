@@ -40,6 +40,8 @@ def _temp_name(base):
 
 
 def _process_alive(pid):
+    if os.name != "posix":
+        return True  # no safe way to ask (os.kill would signal it): never sweep
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,7 +59,7 @@ def _is_stale_temp(folder, name, pattern):
     path = os.path.join(folder, name)
     try:
         st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():  # (POSIX only here)
             return False
         with open(path, "rb") as fh:
             head = fh.read(8)
