@@ -51,5 +51,14 @@ from plexus.layers.spectral_normalization import SpectralNormalization
 from plexus.layers.reversible_embedding import ReversibleEmbedding
 from plexus.layers.pipeline import Pipeline
 from plexus.layers.torch_module_wrapper import TorchModuleWrapper
+from plexus.layers.preprocessing import (
+    AutoContrast, CategoryEncoding, CenterCrop, CutMix, Discretization, Equalization,
+    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, RandAugment,
+    RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
+    RandomErasing, RandomFlip, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
+    RandomPosterization, RandomRotation, RandomSaturation, RandomSharpness, RandomShear,
+    RandomTranslation, RandomZoom, Resizing, Solarization, STFTSpectrogram, StringLookup,
+    TextVectorization,
+)
 from plexus.layers.serialization import deserialize, serialize
 from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)

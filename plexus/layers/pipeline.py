@@ -28,6 +28,8 @@ class Pipeline(Layer):
         >>> images = augment(batch_of_images)
     """
 
+    _accepts_strings = True  # its first layer decides (a StringLookup takes text)
+
     def __init__(self, layers, name=None):
         super().__init__(name=name)
         layers = list(layers) if isinstance(layers, (list, tuple, nn.ModuleList)) else layers

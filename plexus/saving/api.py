@@ -73,7 +73,8 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
 
     files.write_archive(filepath, {"metadata.json": metadata.encode(),
                                    "config.json": config.encode(),
-                                   "model.weights.h5": files.h5_bytes(write)})
+                                   "model.weights.h5": files.h5_bytes(write),
+                                   **weights.asset_members(model)})
 
 
 def _save_legacy_h5_model(model, filepath):
@@ -95,8 +96,8 @@ def _save_legacy_h5_model(model, filepath):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save the weights: Keras 3 layout for `*.weights.h5` (with the optimizer state of a
-    compiled model, as Keras writes it), Keras 2 layout for `*.h5`."""
+    """Save the weights: Keras 3 layout for `*.weights.h5` (with the compiled model's optimizer
+    state, as Keras writes it), Keras 2 layout for `*.h5`."""
     import h5py
     filepath = _path_str(filepath)
     if not (filepath.endswith(".h5") or filepath.endswith(".hdf5")):
@@ -106,13 +107,12 @@ def save_weights(model, filepath, overwrite=True):
         )
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
+    keras3 = filepath.endswith(".weights.h5")
     with files.atomic_path(filepath) as tmp:
         with h5py.File(tmp, "w") as f:
-            if filepath.endswith(".weights.h5"):  # Keras 3's layout keeps the optimizer state
-                weights.write(model, f)
+            (weights.write if keras3 else legacy_h5.write)(model, f)
+            if keras3:  # Keras 3 writes the compiled model's optimizer state alongside
                 optimizer_state.write(model, f)
-            else:
-                legacy_h5.write(model, f)
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -177,6 +177,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             model = model_from_config(config, custom_objects, safe_mode, source=label)
             h5_data = files.read_member(archive, "model.weights.h5", label,
                                         max_bytes=_expected_h5_bytes(model))
+            assets = weights.read_assets(
+                model, lambda name: files.read_member(archive, name, label, required=False))
         with h5util.open_h5(h5_data, member) as f:
             with as_load_errors(member):
                 staged = weights.stage(weights.read(model, f, member), member)
@@ -186,6 +188,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 with as_load_errors(f"{member}, optimizer state"):
                     commit_optimizer = optimizer_state.stage(model, f, member)
     _commit(staged, commit_optimizer, member)
+    with as_load_errors(f"{label} (assets)"):
+        for layer, data in assets:  # after the variables, as Keras (idf weights first)
+            layer._load_keras_assets(data.get)
     return model
 
 
@@ -251,7 +256,8 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
         skip_mismatch: skip weights whose count or shape does not match instead of failing.
 
     Nothing is assigned unless the whole file checks out (shapes, counts, formats). Optimizer
-    state in the file (Keras 3 layouts) is restored too when the model's optimizer is built.
+    state in the file (Keras 3 layouts) is restored into a compiled model's optimizer too (built
+    for the model's weights first when needed, so that `fit` resumes exactly).
     """
     filepath = _path_str(filepath)
     label = files.label_of(filepath)
@@ -286,7 +292,7 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
 def _stage_optimizer(model, f, label, skip_mismatch):
     try:
         with as_load_errors(f"{label}, optimizer state"):
-            return optimizer_state.stage(model, f, label, build=False)
+            return optimizer_state.stage(model, f, label)
     except LoadError as e:
         if not skip_mismatch:
             raise

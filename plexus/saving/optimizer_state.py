@@ -58,6 +58,15 @@ def write(model, f):
         sub = f.require_group("optimizer/inner_optimizer/vars")
         for i, value in enumerate(_arrays(inner)):
             sub.create_dataset(str(i), data=value)
+    seen = {}
+    for part in getattr(opt, "optimizers", None) or ():  # a MultiOptimizer's, likewise
+        name = str(part.name)
+        seen[name] = seen.get(name, -1) + 1
+        if seen[name]:
+            name = f"{name}_{seen[name]}"  # (two sub-optimizers with one name)
+        sub = f.require_group(f"optimizer/optimizers/{name}/vars")
+        for i, value in enumerate(_arrays(part)):
+            sub.create_dataset(str(i), data=value)
 
 
 def _datasets(group, label):
@@ -82,30 +91,27 @@ def _read_all(group, label):
     return arrays
 
 
-def stage(model, f, label, build=True):
-    """Check and read the optimizer state saved in `f` for the model's optimizer, changing
-    nothing; returns a function that puts it in place (None when there is nothing to restore).
-
-    `build=False` (loading weights into a model whose optimizer has not been built yet) skips
-    the state with a warning, as Keras does.
-    """
+def stage(model, f, label):
+    """Check and read the optimizer state saved in `f` for the compiled model's optimizer
+    (building it for the model's weights when needed: plexus builds optimizers on the first
+    step, Keras before `fit` starts); returns a function that puts the state in place (None
+    when there is nothing to restore). Nothing else changes."""
     opt = _optimizer(model)
     group = h5util.walk(f, "optimizer/vars", label, kind="group")
     if opt is None or group is None:
         return None
-    if not build and not getattr(opt, "built", True):
-        warnings.warn(f"{label} holds optimizer state, but the optimizer of model "
-                      f"{model.name!r} is not built yet, so the state was skipped (train for one "
-                      "step, or build the optimizer, before loading to restore it).",
-                      stacklevel=4)
-        return None
     params = [p for p in model.weights if p.requires_grad]
+    if not getattr(opt, "built", True) and hasattr(opt, "bind_model"):
+        opt.bind_model(model)  # (some rules keep state in Keras's layout of each weight)
     if hasattr(opt, "load_own_variables"):
         if getattr(opt, "_builds_before_loading", False) and not opt.built:
             opt.build(params)
         store = {str(i): a for i, a in enumerate(_read_all(group, label))}
         return lambda: opt.load_own_variables(store)
-    return stage_restore(opt, _datasets(group, label), label, params)
+    entries = _datasets(group, label)
+    if not getattr(opt, "built", True) and len(entries) <= 2:
+        return None  # saved before its first step: no state beyond the config (as Keras)
+    return stage_restore(opt, entries, label, params)
 
 
 def restore(opt, arrays, label, params):

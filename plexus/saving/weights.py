@@ -99,6 +99,42 @@ def write(model, f):
         for i, (owner, w) in enumerate(entries):
             value = w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
             group.create_dataset(_dataset_name(layer, i, w), data=value)
+        for name, value in _named_vars(layer).items():
+            group.create_dataset(name, data=value)
+
+
+def _named_vars(layer):
+    """State a layer keeps by name beside its numbered weights, as Keras's `save_own_variables`
+    does (a lookup layer's `idf_weights`): `_keras_named_vars()` -> {name: array}."""
+    hook = getattr(layer, "_keras_named_vars", None)
+    return hook() if callable(hook) else {}
+
+
+def asset_members(model):
+    """`{archive member: bytes}` of the files layers keep in a `.keras` archive's `assets/`
+    folder (an adapted vocabulary), at Keras's paths: `assets/<layer path>/<file>`."""
+    out = {}
+    for path, layer, _ in walk(model):
+        hook = getattr(layer, "_keras_assets", None)
+        if callable(hook):
+            for fname, data in hook().items():
+                out[_asset_path(path, fname)] = data
+    return out
+
+
+def _asset_path(vars_path, fname):
+    inner = vars_path[:-len("vars")].rstrip("/")
+    return f"assets/{inner}/{fname}" if inner else f"assets/{fname}"
+
+
+def read_assets(model, read_member, names=("vocabulary.txt",)):
+    """For each layer that loads assets: (layer, {file name: bytes or None}), read by fixed
+    names through `read_member(member) -> bytes or None`; nothing is extracted to disk."""
+    out = []
+    for path, layer, _ in walk(model):
+        if callable(getattr(layer, "_load_keras_assets", None)):
+            out.append((layer, {n: read_member(_asset_path(path, n)) for n in names}))
+    return out
 
 
 def read(model, f, label, skip_mismatch=False):
@@ -111,8 +147,15 @@ def read(model, f, label, skip_mismatch=False):
     for path, layer, entries in walk(model):
         group = h5util.walk(f, path, label, kind="group")
         by_name = getattr(layer, "_keras_vars_by_name", False)
-        names = [] if group is None else sorted(group.keys()) if by_name else \
-            sorted(group.keys(), key=_int_key(label, path))
+        keys = list(group.keys()) if group is not None else []
+        named = [k for k in keys if not k.isdigit()]
+        if not by_name and named and callable(getattr(layer, "_load_keras_named_var", None)):
+            for name in named:  # state kept by name beside the numbered weights (idf_weights)
+                ds = h5util.child(group, name, label, kind="dataset")
+                plan.append((layer, name, h5util.read_dataset(
+                    ds, ds.shape, label, f"variable {name!r} of layer {layer.name!r}")))
+            keys = [k for k in keys if k.isdigit()]
+        names = sorted(keys) if by_name else sorted(keys, key=_int_key(label, path))
         if by_name and group is not None and set(names) != {w.name for _, w in entries}:
             if skip_mismatch:
                 continue
@@ -159,11 +202,15 @@ def _int_key(label, path):
 
 
 def stage(plan, label):
-    """Turn checked `(owner, Weight, array)` triples into `(weight tensor, new tensor)` pairs in
-    the weight's dtype, torch layout and device. Nothing in the model changes; `commit` copies
-    the new tensors in once everything of a load has been staged."""
-    staged = []
+    """Turn checked `(owner, Weight, array)` triples into new tensors in each weight's dtype,
+    torch layout and device. Nothing in the model changes; `commit` puts them in once
+    everything of a load has been staged. Variables a layer keeps by name (`(layer, name,
+    array)`, such as idf weights) are handed to the layer at commit time, first."""
+    named, tensors = [], []
     for owner, w, value in plan:
+        if isinstance(w, str):
+            named.append((owner, w, value))
+            continue
         target = getattr(owner, w.attr)
         what = f"weight {w.name!r} of layer {owner.name!r}"
         limits.charge(target.numel() * target.element_size(), f"a staged copy of {what}")
@@ -176,17 +223,21 @@ def stage(plan, label):
         if t.shape != target.shape:
             raise LoadError(f"{label}: {what} has shape {tuple(target.shape)} inside the model, "
                             f"but its values convert to {tuple(t.shape)}.")
-        staged.append((target, t))
-    return staged
+        tensors.append((target, t))
+    return named, tensors
 
 
 def commit(staged):
-    """Copy staged tensors into their weights (parameters or buffers; same storage kept)."""
+    """Put staged values in: the layers' named variables first (a layer may still refuse
+    one), then the weights, copied into their own storage (parameters or buffers)."""
+    named, tensors = staged
+    for owner, name, value in named:
+        owner._load_keras_named_var(name, value)
     with torch.no_grad():
-        for target, value in staged:
+        for target, value in tensors:
             target.copy_(value)
 
 
 def assign(plan, label="the file"):
-    """Stage every array of `plan`, then copy them all in: all or nothing."""
+    """Stage every array of `plan`, then put them all in."""
     commit(stage(plan, label))

@@ -23,8 +23,11 @@ def _fresh():
 
 
 def _pair(name, **kwargs):
-    """The same application built by Keras and by plexus, from fresh name counters."""
+    """The same application built by Keras and by plexus, from fresh name counters (and
+    seeded: Keras's random weights, which the predictions are compared on, do not depend on
+    what ran before)."""
     _fresh()
+    keras.utils.set_random_seed(0)
     km = getattr(keras.applications, name)(weights=None, **kwargs)
     _fresh()
     pm = getattr(applications, name)(weights=None, **kwargs)
