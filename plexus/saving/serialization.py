@@ -12,7 +12,7 @@ import torch
 from plexus.graph.tensor import KerasTensor
 from plexus.saving import registry
 from plexus.saving.context import (  # noqa: F401  (re-exported)
-    MAX_NAME_LENGTH, CustomObjectScope, LoadContext, check_name,
+    MAX_NAME_LENGTH, CustomObjectScope, LoadContext, check_custom_objects, check_name,
     check_shape, current_context, custom_object_scope, element_count, load_context,
 )
 from plexus.saving.deserialization import (  # noqa: F401  (re-exported)
