@@ -22,7 +22,7 @@ from plexus.config import (  # noqa: F401  (keras.backend re-exports these)
     backend, epsilon, floatx, image_data_format, set_epsilon, set_floatx, set_image_data_format,
     standardize_data_format,
 )
-from plexus.graph.tensor import is_keras_tensor, standardize_dtype  # noqa: F401
+from plexus.graph.tensor import is_keras_tensor  # noqa: F401
 
 
 class Session:
@@ -105,6 +105,13 @@ def clear_session(free_memory=True):
     torch._dynamo.reset()
     if free_memory:
         gc.collect()
+
+
+def standardize_dtype(dtype):
+    """Keras's name for a dtype: `"float32"` for a torch, NumPy or Python type (`float`), an
+    alias (`"double"`) or None (`floatx()`)."""
+    from plexus.ops.dtypes import standardize_dtype as _standardize  # noqa: (ops imports us)
+    return _standardize(dtype)
 
 
 def is_float_dtype(dtype):

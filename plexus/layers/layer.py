@@ -235,9 +235,9 @@ class Layer(nn.Module):
                 f"Layer {self.name!r}: add_weight() got unexpected keyword argument(s) "
                 f"{', '.join(kwargs)}.")
         shape = tuple(int(d) for d in (shape or ()))
-        from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
-        check_weight_size(self.name, name, shape)
         dtype = standardize_dtype(dtype or self.dtype)
+        from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
+        check_weight_size(self.name, name, shape, torch_dtype(dtype).itemsize)
         if initializer is None:
             initializer = "glorot_uniform" if "float" in dtype else "zeros"
         init = initializers.get(initializer)

@@ -35,8 +35,10 @@ def test_names_and_defaults_match_keras():
     for name in ("floatx", "epsilon", "image_data_format", "max_epochs", "max_steps_per_epoch",
                  "is_flash_attention_enabled", "is_interactive_logging_enabled"):
         assert getattr(plexus.config, name)() == getattr(keras.config, name)(), name
-    assert plexus.backend.standardize_dtype(torch.float16) == "float16"
-    assert plexus.backend.standardize_dtype(np.int32) == "int32"
+    for dtype in (int, float, bool, np.int32, np.dtype("int8"), torch.float16, "uint16", None):
+        assert plexus.backend.standardize_dtype(dtype) == keras.backend.standardize_dtype(dtype)
+    for pair in (("int32", "float32"), ("int8", "uint8"), ("bfloat16", "float16")):
+        assert plexus.backend.result_type(*pair) == keras.backend.result_type(*pair)
     assert plexus.backend.is_float_dtype("bfloat16") and not plexus.backend.is_int_dtype("bool")
     assert [plexus.backend.get_uid("x"), plexus.backend.get_uid("x")] == [1, 2]
     assert plexus.backend.is_keras_tensor(plexus.Input((2,)))

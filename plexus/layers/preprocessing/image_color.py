@@ -5,12 +5,12 @@
 import torch
 import torch.nn.functional as F
 
+from plexus.config import epsilon
 from plexus.layers.preprocessing import image_ops as ops
 from plexus.layers.preprocessing.image_base import (
     ImageLayer, parse_factor, parse_value_range,
 )
 
-_EPSILON = 1e-7
 
 
 def _batch(data):
@@ -124,7 +124,7 @@ class RandomSaturation(_ColorLayer):
 
     def get_random_transformation(self, data, training=True, seed=None):
         f = self._rng(seed).uniform((_batch(data),), *self.factor, device=data.device)
-        return {"factor": f / (1 - f + _EPSILON)}
+        return {"factor": f / (1 - f + epsilon())}
 
     def transform_images(self, images, transformation=None, training=True):
         if not training:

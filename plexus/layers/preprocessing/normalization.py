@@ -5,11 +5,11 @@ import math
 import numpy as np
 import torch
 
+from plexus import config
 from plexus.graph.tensor import torch_dtype
 from plexus.layers.layer import text_refused
 from plexus.layers.preprocessing.base import DataLayer, adapt_batches
 
-_EPSILON = 1e-7  # Keras's backend.epsilon(): the smallest standard deviation divided by
 
 
 class Normalization(DataLayer):
@@ -161,7 +161,7 @@ class Normalization(DataLayer):
         dtype = torch_dtype(self.compute_dtype)
         x = inputs if inputs.dtype == dtype else inputs.to(dtype)
         mean, variance = self.mean.to(dtype), self.variance.to(dtype)
-        std = torch.clamp(torch.sqrt(variance), min=_EPSILON)
+        std = torch.clamp(torch.sqrt(variance), min=config.epsilon())  # Keras's backend epsilon
         if self.invert:
             return mean + x * std
         return (x - mean) / std
