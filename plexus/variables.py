@@ -103,7 +103,7 @@ class Variable(nn.Parameter):
         aggregation: how a multi-replica custom loop should combine it (`"none"`, `"mean"`,
             `"sum"`, `"only_first_replica"`); recorded for such loops.
         synchronization: recorded for compatibility (`"auto"`).
-        name: the variable's name (`"variable"` by default).
+        name: the variable's name (`"variable"`, `"variable_1"`, ... by default, as Keras).
 
     Example:
 
@@ -117,7 +117,10 @@ class Variable(nn.Parameter):
         if isinstance(shape, bool):  # torch's own call style: type(p)(data, requires_grad)
             shape, trainable = None, shape
         value = _initial_value(initializer, shape, dtype, name)
-        spec = Weight(None, name or "variable", tuple(value.shape), trainable=trainable)
+        if name is None:
+            from plexus import backend  # noqa: (backend imports the graph, which imports this)
+            name = backend.unique_name("variable")  # as Keras: variable, variable_1, ...
+        spec = Weight(None, name, tuple(value.shape), trainable=trainable)
         spec.autocast = bool(autocast)
         spec.aggregation = _check_aggregation(aggregation)
         spec.synchronization = synchronization

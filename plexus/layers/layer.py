@@ -253,7 +253,7 @@ class Layer(nn.Module):
         device = next((p.device for p in self._own_tensors()), None)
         if device is not None:
             value = value.to(device)
-        name = name or "variable"
+        name = name or backend.unique_name("variable")  # as Keras: variable, variable_1, ...
         attr = name if name.isidentifier() else "variable"
         base, i = attr, 1
         while (attr in self._parameters or attr in self.__dict__ or attr in self._buffers

@@ -127,14 +127,18 @@ def test_weight_order_is_keras_order():
             def build(self, shape):
                 self.a = self.add_weight(shape=(1,), name="a", trainable=False)
                 self.b = self.add_weight(shape=(2,), name="b")
+                self.c = self.add_weight(shape=(3,))  # unnamed: variable, variable_1, ...
+                self.d = self.add_weight(shape=(4,))
 
             def call(self, x):
                 return x
 
         layer = L()
         layer(np.zeros((1, 3), "float32"))
-        return [v.name for v in layer.weights], [w.shape for w in layer.get_weights()]
+        return ([v.name for v in layer.weights], [v.path for v in layer.weights],
+                [w.shape for w in layer.get_weights()])
 
+    keras.backend.clear_session(free_memory=False)
     assert make(plexus) == make(keras)
 
 
