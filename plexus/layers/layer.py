@@ -13,44 +13,15 @@ from plexus.graph import tree
 from plexus.graph.functional import call_accepts
 from plexus.graph.node import Node
 from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
+from plexus.layers import tracking
 from plexus.layers.input_spec import assert_input_compatibility
 from plexus.mixed_precision import policy as _policy
-from plexus.random import SeedGenerator
 from plexus.variables import Variable, Weight, _identity, to_numpy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 # Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
 # skips the dtype checks of mixed precision: float32 layers given float32 data cast nothing.
 _CASTS_IN_USE = [False]
-# The layers whose first call (or build) is running, outermost first: a weight created meanwhile
-# gets the path `outer/inner/name`, as Keras names variables.
-_NAME_SCOPE = contextvars.ContextVar("plexus_name_scope", default=())
-
-
-def _variable_path(layer, name):
-    """`outer/inner/name`: the layers whose first call is running, then `layer`, then `name`."""
-    scope = _NAME_SCOPE.get()
-    names = [l.name for l in scope]
-    if not scope or scope[-1] is not layer:
-        names.append(layer.name)
-    return "/".join(names + [name])
-
-
-class name_scope_of:
-    """Within the block, weights created get `layer`'s name in their path (see `Variable.path`)."""
-
-    __slots__ = ("layer", "token")
-
-    def __init__(self, layer):
-        self.layer = layer
-
-    def __enter__(self):
-        self.token = _NAME_SCOPE.set(_NAME_SCOPE.get() + (self.layer,))
-
-    def __exit__(self, *exc):
-        _NAME_SCOPE.reset(self.token)
-
-
 def _to_tensor(x):
     if isinstance(x, np.ndarray):
         if x.dtype.kind in "USO":  # text stays NumPy: torch has no string tensors
@@ -261,14 +232,14 @@ class Layer(nn.Module):
             attr, i = f"{base}_{i}", i + 1
         spec = Weight(attr, name, shape, to_keras, to_torch, trainable,
                       regularizers.get(regularizer), constraints.get(constraint),
-                      path=_variable_path(self, name))
+                      path=tracking.variable_path(self, name))
         spec.autocast, spec.overwrite_with_gradient = bool(autocast), bool(overwrite_with_gradient)
         from plexus.variables import _check_aggregation
         spec.aggregation = _check_aggregation(aggregation)
         var = Variable._from_tensor(value, spec)
         if var.requires_grad and not self._trainable:
             var.requires_grad_(False)
-        self._register_variable(attr, var)
+        tracking.register_variable(self, attr, var)
         self._weight_table.append(spec)
         return var
 
@@ -283,80 +254,17 @@ class Layer(nn.Module):
         yield from (p for p in self._parameters.values() if p is not None)
         yield from (b for b in self._buffers.values() if b is not None)
 
-    def _register_variable(self, attr, var):
-        """A trainable floating variable becomes a parameter, any other a buffer."""
-        if var._spec.trainable and var.is_floating_point():
-            self.register_parameter(attr, var)
-        else:
-            self.register_buffer(attr, var)
-
-    def _registered_attr(self, var):
-        for table in (self._parameters, self._buffers):
-            for key, value in table.items():
-                if value is var:
-                    return table, key
-        return None, None
-
     def __setattr__(self, key, value):
-        if "_weight_table" in self.__dict__:
-            if isinstance(value, Variable):
-                return self._track_variable(key, value)
-            if isinstance(value, SeedGenerator):
-                gens = self.__dict__.setdefault("_seed_generators", [])
-                if all(g is not value for g in gens):
-                    gens.append(value)
-            current = self._buffers.get(key)
-            if current is None and isinstance(value, nn.Parameter):
-                current = self._parameters.get(key)
-            if isinstance(current, Variable) and isinstance(value, torch.Tensor) \
-                    and value.shape == current.shape:
-                # A tensor set in a buffer's place, or a parameter in a parameter's place
-                # (`load_state_dict(assign=True)`): the variable keeps its Keras description
-                # and takes the new storage.
-                current.data = value.detach()
-                return
-            if isinstance(value, nn.Parameter):  # `self.w = nn.Parameter(...)`, registered elsewhere
-                table, attr = self._registered_attr(value)
-                if table is not None and attr != key:
-                    self._rename_weight(table, attr, key)
-        super().__setattr__(key, value)
-
-    def _track_variable(self, key, var):
-        """`self.w = variable`: register it (renaming it if this layer made it under another
-        attribute, as `self.w = self.add_weight(...)` does) and list it among the weights."""
-        table, attr = self._registered_attr(var)
-        if table is not None:
-            if attr != key:
-                self._rename_weight(table, attr, key)
+        if "_weight_table" in self.__dict__ and not tracking.track_attribute(self, key, value):
             return
-        for d in (self.__dict__, self._parameters, self._buffers, self._modules):
-            d.pop(key, None)
-        self._register_variable(key, var)
-        if not any(w.attr == key for w in self._weight_table):
-            spec = var._spec
-            self._weight_table.append(spec if spec.attr is None else spec.copy(key))
-            if spec.attr is None:
-                spec.attr = key
-
-    def _rename_weight(self, table, old, new):
-        value = table.pop(old)
-        for d in (self.__dict__, self._parameters, self._buffers, self._modules):
-            d.pop(new, None)
-        table[new] = value
-        for w in self._weight_table:
-            if w.attr == old:
-                w.attr = new
+        super().__setattr__(key, value)
 
     def _apply(self, fn, recurse=True):
         # `module.to(...)` / `.double()` replace buffers by new tensors; variables stay the same
         # objects (as torch keeps parameters) and take the converted data.
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
-        for key, var in held:
-            new = self._buffers.get(key)
-            if new is not None and new is not var:
-                var.data = new.detach()
-                self._buffers[key] = var
+        tracking.restore_buffers(self, held)
         return self
 
     def train(self, mode=True):
@@ -610,7 +518,7 @@ class Layer(nn.Module):
         if "_called" not in self.__dict__ and not torch.compiler.is_compiling():
             # first call: sublayers built now get our name scope
             self.__dict__["_called"] = True
-            with name_scope_of(self):
+            with tracking.name_scope_of(self):
                 return self.__call__(*args, **kwargs)
         if self.input_spec is not None:
             assert_input_compatibility(self.input_spec, args[0] if args else kwargs.get("inputs"),
@@ -633,7 +541,8 @@ class Layer(nn.Module):
         outputs = super().__call__(*args, **kwargs)
         if prev_mask is not None or (type(self).compute_mask is not Layer.compute_mask
                                      and self._makes_mask()):
-            _attach_masks(self, args[0] if args else kwargs.get("inputs"), outputs, prev_mask)
+            tracking.attach_masks(self, args[0] if args else kwargs.get("inputs"), outputs,
+                                  prev_mask)
         return outputs
 
     def _symbolic_call(self, args, kwargs):
@@ -854,23 +763,6 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
-
-
-def _attach_masks(layer, inputs, outputs, prev_mask):
-    """Set `_keras_mask` on the outputs of an eager call, as Keras does: the layer's
-    `compute_mask` of the inputs and their mask, on outputs that have none yet."""
-    if not layer.supports_masking:
-        return
-    flat = [t for t in tree.flatten(outputs) if isinstance(t, torch.Tensor)]
-    if not flat or all(getattr(t, "_keras_mask", None) is not None for t in flat):
-        return
-    masks = layer.compute_mask(inputs, prev_mask)
-    if masks is None:
-        return
-    flat_masks = tree.flatten(masks) if isinstance(masks, (list, tuple)) else [masks] * len(flat)
-    for t, m in zip(flat, flat_masks):
-        if m is not None and getattr(t, "_keras_mask", None) is None:
-            t._keras_mask = m
 
 
 def _specs_from_shapes(shapes, dtype):

@@ -3,7 +3,8 @@ import torch
 
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.input_layer import InputLayer
-from plexus.layers.layer import Layer, name_scope_of
+from plexus.layers.layer import Layer
+from plexus.layers.tracking import name_scope_of
 from plexus.models.functional import Functional
 from plexus.saving import registry
 
