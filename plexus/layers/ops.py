@@ -12,6 +12,8 @@ _FNS = {
 class TensorOp(Layer):
     """`x <op> constant` (or `constant <op> x` when `reverse`), and unary `-x`, `abs(x)`."""
 
+    _is_op = True
+
     def __init__(self, op, constant=None, reverse=False, **kwargs):
         super().__init__(**kwargs)
         self.op, self.constant, self.reverse = op, constant, reverse
@@ -32,6 +34,8 @@ class TensorOp(Layer):
 class BinaryOp(Layer):
     """`x <op> y` for two symbolic tensors."""
 
+    _is_op = True
+
     def __init__(self, op, **kwargs):
         super().__init__(**kwargs)
         self.op = op
@@ -45,6 +49,8 @@ class BinaryOp(Layer):
 
 class GetItem(Layer):
     """`x[key]` on a symbolic tensor."""
+
+    _is_op = True
 
     def __init__(self, key, **kwargs):
         super().__init__(**kwargs)

@@ -36,7 +36,7 @@ def functional_config(model):
         return {"name": model.name, "trainable": model.trainable}
     own = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
     reindex = {}
-    for layer in model.layers:
+    for layer in model._operations:
         kept = 0
         for node in layer._inbound_nodes:
             if id(node) in own:
@@ -52,7 +52,7 @@ def functional_config(model):
         return tensor_config(x) if isinstance(x, KerasTensor) else serialize_keras_object(x)
 
     layers = []
-    for layer in model.layers:
+    for layer in model._operations:
         op = op_entry(layer)
         entry = op or serialize_layer(layer)
         entry["name"] = layer.name

@@ -129,6 +129,12 @@ class Model(Layer):
     # ------------------------------------------------------------------ public graph API
     @property
     def layers(self):
+        # Recorded tensor operations (`x + 1`) are graph nodes but not layers, as in Keras.
+        return [l for l in self._operations if not getattr(l, "_is_op", False)]
+
+    @property
+    def _operations(self):
+        """Every layer and recorded operation of the graph in order (Keras's `_operations`)."""
         if getattr(self, "_is_graph", False):
             return list(self._graph_layers)
         return [m for m in self._modules.values() if isinstance(m, Layer)]

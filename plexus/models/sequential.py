@@ -134,6 +134,10 @@ class Sequential(Model):
         return list(self._stack)
 
     @property
+    def _operations(self):
+        return list(self._stack)
+
+    @property
     def input_names(self):
         self._require_graph("input_names")
         return [self._input_layer.name]

@@ -27,7 +27,7 @@ def _is_sequential_like(model):
             return False
         nodes += depth_nodes
     ids = {id(n) for n in nodes}
-    for layer in model.layers:
+    for layer in model._operations:
         if sum(1 for n in layer._inbound_nodes if id(n) in ids) > 1:
             return False
     return True
@@ -80,7 +80,7 @@ def _rows(model, printer, sequential_like, expand_nested, show_trainable, level,
     from plexus.models.model import Model
     from plexus.models.sequential import Sequential
     relevant = _relevant_nodes(model)
-    layers = model.layers
+    layers = model._operations
     if layer_range is not None:
         names = [l.name for l in layers]
         start, end = layer_range
