@@ -6,9 +6,8 @@ Reference: [A ConvNet for the 2020s](https://arxiv.org/abs/2201.03545).
 The models take pixels in 0..255: normalization is the model's first layer, so
 `preprocess_input` returns its input unchanged.
 """
-from plexus import initializers, layers
+from plexus import initializers, layers, models
 from plexus.applications import builder, imagenet_utils
-from plexus.models.sequential import Sequential
 
 _BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/convnext/"
 _HASHES = {  # SHA-256 (with top, without top)
@@ -80,13 +79,13 @@ def _block(inputs, dim, name):
 def _downsampling(name, dims):
     """The patchify stem (4x4 convolution, stride 4) and the three 2x2 downsampling steps,
     each a nested Sequential model as in Keras."""
-    stem = Sequential([
+    stem = models.Sequential([
         layers.Conv2D(dims[0], kernel_size=4, strides=4, name=f"{name}_stem_conv"),
         layers.LayerNormalization(epsilon=_EPS, name=f"{name}_stem_layernorm"),
     ], name=f"{name}_stem")
     steps = [stem]
     for i in range(3):
-        steps.append(Sequential([
+        steps.append(models.Sequential([
             layers.LayerNormalization(epsilon=_EPS, name=f"{name}_downsampling_layernorm_{i}"),
             layers.Conv2D(dims[i + 1], kernel_size=2, strides=2,
                           name=f"{name}_downsampling_conv_{i}"),

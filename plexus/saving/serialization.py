@@ -26,6 +26,8 @@ def _module_of(obj):
     if not mod.startswith("plexus"):
         return mod
     if isinstance(obj, Layer):
+        if mod.startswith("plexus.applications."):  # a layer private to an application
+            return "keras.src.applications." + mod.rsplit(".", 1)[1]
         from plexus.models import Model, Sequential
         if isinstance(obj, Sequential):
             return "keras"

@@ -147,5 +147,6 @@ def assign(plan):
     with torch.no_grad():
         for owner, w, value in plan:
             p = getattr(owner, w.attr)
-            t = torch.as_tensor(np.ascontiguousarray(value), dtype=p.dtype)
+            # (np.ascontiguousarray would turn a scalar weight, such as a count, into shape (1,))
+            t = torch.as_tensor(np.asarray(value, order="C"), dtype=p.dtype)
             p.copy_(w.to_torch(t).to(p.device))
