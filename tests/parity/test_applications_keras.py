@@ -198,7 +198,8 @@ def _keras_urls():
     v3 = mobilenet_v3.BASE_WEIGHT_PATH + "weights_mobilenet_v3_{}_224_1.0_float{}.h5"
 
     def named(module, name):
-        return module.BASE_WEIGHTS_PATH + name + ".h5", module.BASE_WEIGHTS_PATH + name + "_notop.h5"
+        base = module.BASE_WEIGHTS_PATH + name
+        return base + ".h5", base + "_notop.h5"
     return {
         "EfficientNetB0": named(efficientnet, "efficientnetb0"),
         "EfficientNetB7": named(efficientnet, "efficientnetb7"),
