@@ -9,7 +9,7 @@ from plexus import activations, backend, constraints, initializers, layers, mode
 from plexus.backend import clear_session
 from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, Layer
-from plexus.models import Model, Sequential
+from plexus.models import Functional, Model, Sequential
 from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
 from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)

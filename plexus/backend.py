@@ -1,7 +1,47 @@
-"""Process-wide state users expect: the counters behind default layer names."""
+"""Process-wide state users expect: the counters behind default layer names and the global
+dtype policy, kept in one `Session` that `clear_session()` resets.
+
+The session lives in a context variable whose default is one process-wide session, so a
+setting made in one notebook cell or thread is seen by the next (as Keras users expect);
+`session_scope()` gives code its own session (for example each of several threads that build
+models at once). State a running forward pass keeps (nesting, recorded losses) is per thread:
+see `plexus/layers/layer.py`.
+"""
+import contextlib
+import contextvars
 import re
 
-_name_counts = {}
+
+class Session:
+    """The default-name counters and the global dtype policy (None: float32)."""
+
+    def __init__(self):
+        self.name_counts = {}
+        self.dtype_policy = None
+
+    def reset(self):
+        self.name_counts.clear()
+        self.dtype_policy = None
+
+
+_PROCESS_SESSION = Session()
+_SESSION = contextvars.ContextVar("plexus_session", default=_PROCESS_SESSION)
+_on_clear = []  # functions clear_session() also calls (registered by the modules that need it)
+
+
+def session():
+    """The current `Session`."""
+    return _SESSION.get()
+
+
+@contextlib.contextmanager
+def session_scope():
+    """Run a block with a fresh session of its own (name counters, dtype policy)."""
+    token = _SESSION.set(Session())
+    try:
+        yield _SESSION.get()
+    finally:
+        _SESSION.reset(token)
 
 
 def to_snake_case(name):
@@ -13,17 +53,18 @@ def to_snake_case(name):
 
 def unique_name(prefix):
     """Return `prefix`, then `prefix_1`, `prefix_2`... as Keras names layers."""
-    count = _name_counts.get(prefix, 0)
-    _name_counts[prefix] = count + 1
+    counts = session().name_counts
+    count = counts.get(prefix, 0)
+    counts[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
 def clear_session():
-    """Reset the default-name counters (`dense`, `dense_1`, ... start again) and the global
-    dtype policy (back to `"float32"`)."""
-    _name_counts.clear()
-    from plexus.mixed_precision import policy  # noqa: (imported late: it needs plexus.graph)
-    policy._reset()
+    """Reset the default-name counters (`dense`, `dense_1`, ... start again), the global
+    dtype policy (back to `"float32"`) and the losses layers recorded in their last calls."""
+    session().reset()
+    for fn in _on_clear:
+        fn()
 
 
 def floatx():

@@ -5,6 +5,7 @@ from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
 
 _SIGNATURES = {}
+_DONE = object()  # marks a finished node on build_map's stack
 
 
 def call_accepts(layer, arg):
@@ -18,27 +19,36 @@ def call_accepts(layer, arg):
 
 
 def build_map(inputs, outputs):
-    """Walk back from `outputs` to `inputs`.
+    """Walk back from `outputs` to `inputs` (iteratively: any depth of graph).
 
-    Returns `(nodes, layer_index, nodes_by_depth, layers)`: the nodes in an order where every
-    node comes after the nodes it depends on, and the layers ordered as Keras orders
-    `model.layers` (by depth from the outputs, inputs first; ties broken by traversal order).
-    Raises ValueError naming the input that is not among `inputs` and the layer needing it.
+    Returns `(nodes, nodes_by_depth, layers)`: the nodes in an order where every node comes
+    after the nodes it depends on, and the layers ordered as Keras orders `model.layers` (by
+    depth from the outputs, inputs first; ties broken by traversal order). Raises ValueError
+    naming the input that is not among `inputs` and the layer needing it.
     """
     input_ids = {id(t) for t in inputs}
     finished, in_progress = set(), set()
     ordered, layer_index = [], {}
-
-    def visit(tensor, consumer):
+    # A depth-first walk with an explicit stack: (tensor, consumer layer) entries to visit,
+    # and (node, None) entries that mark a node whose inputs are all done.
+    stack = [(t, None) for t in reversed(outputs)]
+    while stack:
+        tensor, consumer = stack.pop()
+        if consumer is _DONE:
+            finished.add(id(tensor))
+            in_progress.discard(id(tensor))
+            ordered.append(tensor)
+            continue
         node = tensor.node
         if node is None:
             raise ValueError(f"Tensor {tensor.name!r} was not produced by a layer call.")
         if id(node) in finished:
-            return
+            continue
         if id(node) in in_progress:
             raise ValueError(f"The graph has a cycle at layer {node.layer.name!r}.")
         layer_index.setdefault(node.layer, len(layer_index))
         in_progress.add(id(node))
+        stack.append((node, _DONE))
         if id(tensor) not in input_ids:
             if node.is_input:
                 needed_by = f"layer {consumer.name!r}" if consumer else "the outputs"
@@ -48,14 +58,7 @@ def build_map(inputs, outputs):
                     f"[{', '.join(repr(t.name) for t in inputs)}]. Pass every Input the outputs "
                     "depend on to Model(inputs=...)."
                 )
-            for t in node.input_tensors:
-                visit(t, node.layer)
-        finished.add(id(node))
-        in_progress.discard(id(node))
-        ordered.append(node)
-
-    for out in outputs:
-        visit(out, None)
+            stack.extend((t, node.layer) for t in reversed(node.input_tensors))
 
     # Depth: outputs at 0, each parent at least one deeper than its children.
     node_depth, layer_depth = {}, {}
@@ -163,19 +166,34 @@ def _fill(template, vals):
     return tree.map_structure(lambda a: vals[a.i] if isinstance(a, _Slot) else a, template)
 
 
-def run_steps(steps, n_slots, input_values, output_slots, training=None, input_masks=None):
-    """Run compiled steps (a `StepList` from `compile_steps`) on real tensors; returns the
-    output values in order."""
+def consumers(steps, tensor):
+    """The nodes among `steps` that take `tensor` as an input."""
+    return [step.node for step in steps if any(t is tensor for t in step.node.input_tensors)]
+
+
+def run_steps(steps, n_slots, input_values, output_slots, training=None, input_masks=None,
+              apply=None):
+    """Walk compiled steps (a `StepList` from `compile_steps`) over value slots; returns the
+    output values in order.
+
+    By default each step calls its layer on the values (tensors), passing `training` and, when
+    the graph has masks, each layer's input mask. `apply(step, args, kwargs) -> outputs`
+    replaces that call: the same walk computes output specs or clones a graph.
+    """
     vals = [None] * n_slots
     vals[:len(input_values)] = input_values
     masks = None
-    if input_masks is not None or steps.uses_masks:
+    if apply is None and (input_masks is not None or steps.uses_masks):
         masks = [None] * n_slots
         if input_masks is not None:
             masks[:len(input_masks)] = input_masks
     for step in steps:
         layer = step.layer
-        if step.single and masks is None:
+        if apply is not None:
+            args, kwargs = _fill(step.template, vals)
+            for s, v in zip(step.out_slots, tree.flatten(apply(step, args, kwargs))):
+                vals[s] = v
+        elif step.single and masks is None:
             x = vals[step.template[0][0].i]
             out = layer._call_impl(x, training=training) if (training is not None and step.pass_training) \
                 else layer._call_impl(x)

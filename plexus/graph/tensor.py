@@ -9,6 +9,17 @@ _DTYPES = {
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 _counter = [0]
+# `handler(op_name, tensor, other, reverse) -> KerasTensor`: what Python operators on symbolic
+# tensors do (`x + 1`, `x[:, 0]`); installed by `set_operator_handler`.
+_operator_handler = [None]
+
+
+def set_operator_handler(handler):
+    """Install the function that records Python operators on symbolic tensors as graph
+    operations: `handler(op_name, tensor, other, reverse)`, with `op_name` one of `"add"`,
+    `"subtract"`, `"multiply"`, `"divide"`, `"power"`, `"matmul"`, `"negative"`, `"abs"`,
+    `"getitem"` (`other` is then the key)."""
+    _operator_handler[0] = handler
 
 
 def standardize_dtype(dtype):
@@ -82,10 +93,14 @@ class KerasTensor:
     def numpy(self):
         self.__array__()
 
-    # Arithmetic on symbolic tensors records an op layer in the graph.
+    # Arithmetic on symbolic tensors records an operation in the graph, through the handler a
+    # higher part of plexus installs (the graph knows no layers).
     def _op(self, fn_name, other=None, reverse=False):
-        from plexus.layers.ops import apply_op
-        return apply_op(fn_name, self, other, reverse)
+        if _operator_handler[0] is None:
+            raise TypeError(
+                f"Operator {fn_name!r} on symbolic tensor {self.name!r} needs plexus.layers "
+                "(import plexus first).")
+        return _operator_handler[0](fn_name, self, other, reverse)
 
     def __add__(self, o): return self._op("add", o)
     def __radd__(self, o): return self._op("add", o, True)
@@ -101,8 +116,7 @@ class KerasTensor:
     def __abs__(self): return self._op("abs")
 
     def __getitem__(self, key):
-        from plexus.layers.ops import GetItem
-        return GetItem(key)(self)
+        return self._op("getitem", key)
 
     __hash__ = object.__hash__
 

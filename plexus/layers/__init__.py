@@ -41,3 +41,4 @@ from plexus.layers.preprocessing import Normalization
 from plexus.layers.wrappers import Bidirectional, TimeDistributed
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
 from plexus.layers.serialization import deserialize, serialize
+from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)

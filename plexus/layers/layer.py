@@ -1,5 +1,7 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
+import contextvars
 import inspect
+import threading
 import weakref
 
 import numpy as np
@@ -14,8 +16,6 @@ from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.mixed_precision import policy as _policy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
-_FORWARD_DEPTH = [0]  # nesting of running forward passes; 0 means none is running
-_LOSS_HOLDERS = weakref.WeakSet()  # layers holding activity / add_loss losses from a forward
 # Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
 # skips the dtype checks of mixed precision: float32 layers given float32 data cast nothing.
 _CASTS_IN_USE = [False]
@@ -347,23 +347,27 @@ class Layer(nn.Module):
         return inputs
 
     def forward(self, *args, **kwargs):
-        # `.data` is the WeakSet's own set: testing it skips WeakSet.__len__, a Python call.
-        if _FORWARD_DEPTH[0] == 0 and _LOSS_HOLDERS.data:
-            self._clear_losses()  # an outermost call starts a fresh set of losses
+        calls = _call_state()
+        if not calls.depth:
+            calls.losses = None  # (left over if the previous outermost call failed)
         shadowed = None
         if _CASTS_IN_USE[0]:  # some layer computes in a dtype other than float32
             args, kwargs, shadowed = _enter_policy(self, args, kwargs)
-        _FORWARD_DEPTH[0] += 1
+        calls.depth += 1
         try:
             outputs = self.call(*args, **kwargs)
+            if _CASTS_IN_USE[0] and self._output_cast is not None:
+                outputs = tree.map_structure(lambda t: _cast_one(t, self._output_cast), outputs)
+            if getattr(self, "activity_regularizer", None) is not None:
+                self._record_activity_loss(outputs)
         finally:
-            _FORWARD_DEPTH[0] -= 1
+            calls.depth -= 1
             if shadowed:
                 _unshadow(shadowed)
-        if _CASTS_IN_USE[0] and self._output_cast is not None:
-            outputs = tree.map_structure(lambda t: _cast_one(t, self._output_cast), outputs)
-        if getattr(self, "activity_regularizer", None) is not None:
-            self._record_activity_loss(outputs)
+        # The outermost call publishes the losses its layers recorded (replacing those of
+        # its previous call); `.data` is the WeakSet's own set, tested without a Python call.
+        if not calls.depth and (calls.losses or _HOLDERS.data):
+            _publish_losses(self, calls)
         return outputs
 
     # ------------------------------------------------------------------ losses
@@ -383,8 +387,15 @@ class Layer(nn.Module):
                     f"inside the layer's call() or build(); received {value!r}. Compute the "
                     "loss in a layer's call() from its inputs or weights, or pass it to "
                     "compile(loss=...).") from None
-        self._losses.extend(values)
-        _LOSS_HOLDERS.add(self)
+        calls = _call_state()
+        if calls.depth:  # inside a call: published when the outermost call ends
+            if calls.losses is None:
+                calls.losses = {}
+            calls.losses.setdefault(self, []).extend(values)
+        else:
+            with _PUBLISH_LOCK:
+                self._losses = self._losses + values
+                _HOLDERS.add(self)
 
     def _record_activity_loss(self, outputs):
         """`activity_regularizer(output) / batch_size` for every output tensor."""
@@ -396,11 +407,6 @@ class Layer(nn.Module):
                     loss = loss / out.shape[0] if out.shape[0] else torch.zeros_like(loss)
                 self.add_loss(loss)
 
-    def _clear_losses(self):
-        for layer in self.modules():
-            if isinstance(layer, Layer) and layer.__dict__.get("_losses"):
-                layer._losses = []
-                _LOSS_HOLDERS.discard(layer)
 
     @property
     def losses(self):
@@ -634,6 +640,70 @@ def _specs_from_shapes(shapes, dtype):
     return type(shapes)(_specs_from_shapes(s, dtype) for s in shapes)
 
 
+# ------------------------------------------------------------------------ call state
+class _CallState:
+    """Per-context (per-thread) state of running calls: how deeply calls are nested, and the
+    losses (`add_loss`, activity regularizers) recorded by the running outermost call."""
+
+    __slots__ = ("depth", "losses")
+
+    def __init__(self):
+        self.depth, self.losses = 0, None
+
+
+_CALLS = contextvars.ContextVar("plexus_calls")
+_HOLDERS = weakref.WeakSet()  # layers whose `_losses` hold published losses
+_PUBLISH_LOCK = threading.Lock()
+
+
+def _call_state():
+    try:
+        return _CALLS.get()
+    except LookupError:
+        state = _CallState()
+        _CALLS.set(state)
+        return state
+
+
+def _publish_losses(outermost, calls):
+    """At the end of an outermost call: the losses its layers recorded replace those of the
+    previous call, for `outermost` and every layer inside it."""
+    recorded, calls.losses = calls.losses or {}, None
+    with _PUBLISH_LOCK:
+        inside = None
+        for layer in list(_HOLDERS):
+            if layer not in recorded:
+                if inside is None:
+                    inside = {id(m) for m in outermost.modules()}
+                if id(layer) in inside:
+                    layer._losses = []
+                    _HOLDERS.discard(layer)
+        for layer, values in recorded.items():
+            layer._losses = values
+            _HOLDERS.add(layer)
+
+
+def published_losses(layer_ids):
+    """The losses published for the layers whose ids are in `layer_ids` (a set)."""
+    if not _HOLDERS.data:
+        return []
+    with _PUBLISH_LOCK:
+        holders = list(_HOLDERS)
+    return [v for layer in holders if id(layer) in layer_ids for v in layer._losses]
+
+
+def _reset_call_state():
+    """Forget published losses and this context's call state (`clear_session`)."""
+    with _PUBLISH_LOCK:
+        for layer in list(_HOLDERS):
+            layer._losses = []
+        _HOLDERS.clear()
+    _CALLS.set(_CallState())
+
+
+backend._on_clear.append(_reset_call_state)
+
+
 # ------------------------------------------------------------------------ mixed precision
 def _cast_one(t, dtype):
     """`t` in `dtype` if it is a floating tensor (or symbolic tensor) of another dtype."""
@@ -686,7 +756,7 @@ def _shadow_weights(layer):
                         d[name] = p.to(dtype)
                         done.append((d, name))
         for child in lay._modules.values():
-            if isinstance(child, Layer) and not child.__dict__.get("_is_graph"):
+            if isinstance(child, Layer) and child._autocast_weights:  # (models: not driven)
                 stack.append(child)
     return done
 

@@ -1,6 +1,7 @@
 """Layers recorded when symbolic tensors meet Python operators (`x + y`, `2 * x`, `x[:, 0]`)."""
 import torch
 
+from plexus.graph.tensor import KerasTensor, set_operator_handler
 from plexus.layers.layer import Layer
 
 _FNS = {
@@ -61,7 +62,12 @@ class GetItem(Layer):
 
 
 def apply_op(op, x, other=None, reverse=False):
-    from plexus.graph.tensor import KerasTensor
+    """Record `x <op> other` on symbolic tensors as an operator layer's call."""
+    if op == "getitem":
+        return GetItem(other)(x)
     if isinstance(other, KerasTensor):
         return BinaryOp(op)([other, x] if reverse else [x, other])
     return TensorOp(op, constant=other, reverse=reverse)(x)
+
+
+set_operator_handler(apply_op)

@@ -1,10 +1,10 @@
 """Dtype policies: the dtype a layer computes in and the dtype it keeps its weights in."""
+from plexus import backend
 from plexus.graph.tensor import standardize_dtype
 
 _MIXED = {"mixed_float16": ("float16", "float32"), "mixed_bfloat16": ("bfloat16", "float32")}
 _FLOAT_NAMES = ("float32", "float16", "bfloat16", "float64")
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy", "Policy")
-_GLOBAL = [None]  # the global policy; None means float32
 
 
 class DTypePolicy:
@@ -116,21 +116,17 @@ def set_global_policy(policy):
         raise ValueError(
             "set_global_policy expects a policy name such as 'mixed_float16' or a DTypePolicy; "
             f"received {policy!r} (of type {type(policy).__name__}).")
-    _GLOBAL[0] = None if policy.name == "float32" else policy
+    backend.session().dtype_policy = None if policy.name == "float32" else policy
 
 
 def global_policy():
     """The current global policy (`<DTypePolicy "float32">` unless one was set)."""
-    return _GLOBAL[0] if _GLOBAL[0] is not None else DTypePolicy("float32")
+    policy = backend.session().dtype_policy
+    return policy if policy is not None else DTypePolicy("float32")
 
 
 set_dtype_policy = set_global_policy
 dtype_policy = global_policy
-
-
-def _reset():
-    """Back to float32 (called by `plexus.clear_session()`)."""
-    _GLOBAL[0] = None
 
 
 def get(identifier):

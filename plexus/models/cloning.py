@@ -1,7 +1,6 @@
 """`clone_model`: the same architecture with new layers (and freshly initialized weights)."""
-from plexus.graph import tree
-from plexus.graph.tensor import KerasTensor
-from plexus.layers.input_layer import Input, InputLayer
+from plexus.graph import functional, tree
+from plexus.layers.input_layer import Input
 
 
 def _default_clone(layer):
@@ -21,6 +20,7 @@ def clone_model(model, input_tensors=None, clone_function=None, **kwargs):
         clone_function: `layer -> new layer`, called once per layer (shared layers stay
             shared); defaults to `type(layer).from_config(layer.get_config())`.
     """
+    from plexus.models.functional import Functional
     from plexus.models.model import Model
     from plexus.models.sequential import Sequential
     if kwargs:
@@ -30,7 +30,7 @@ def clone_model(model, input_tensors=None, clone_function=None, **kwargs):
     clone_function = clone_function or _default_clone
     if isinstance(model, Sequential):
         return _clone_sequential(model, input_tensors, clone_function)
-    if not getattr(model, "_is_graph", False):
+    if not isinstance(model, Functional):
         return type(model).from_config(model.get_config())
     return _clone_functional(model, input_tensors, clone_function)
 
@@ -65,20 +65,14 @@ def _clone_functional(model, input_tensors, clone_function):
             )
     else:
         new_inputs = [_new_input(t.node.layer) for t in model.inputs]
-    tensor_map = {id(old): new for old, new in zip(model.inputs, new_inputs)}
     layer_map = {}
-    for step in model._steps:
-        node = step.node
-        if isinstance(node.layer, InputLayer):
-            continue
-        if node.layer not in layer_map:
-            layer_map[node.layer] = clone_function(node.layer)
-        swap = lambda t: tensor_map[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
-        args = tree.map_structure(swap, node.args)
-        kwargs = tree.map_structure(swap, node.kwargs)
-        outputs = layer_map[node.layer](*args, **kwargs)
-        for old, new in zip(node.output_tensors, tree.flatten(outputs)):
-            tensor_map[id(old)] = new
+
+    def call_clone(step, args, kwargs):
+        if step.layer not in layer_map:
+            layer_map[step.layer] = clone_function(step.layer)
+        return layer_map[step.layer](*args, **kwargs)
+
+    outputs = functional.run_steps(model._steps, model._n_slots, new_inputs,
+                                   model._output_slots, apply=call_clone)
     inputs = tree.pack_like(model._inputs_struct, new_inputs)
-    outputs = tree.map_structure(lambda t: tensor_map[id(t)], model._outputs_struct)
-    return Model(inputs, outputs, name=model.name)
+    return Model(inputs, tree.pack_like(model._outputs_struct, outputs), name=model.name)

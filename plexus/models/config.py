@@ -20,20 +20,14 @@ from plexus.saving.serialization import (
 
 
 def _is_functional(layer):
-    from plexus.models.model import Model
+    from plexus.models.functional import Functional
     from plexus.models.sequential import Sequential
-    return isinstance(layer, Model) and not isinstance(layer, Sequential) and \
-        getattr(layer, "_is_graph", False)
+    return isinstance(layer, Functional) and not isinstance(layer, Sequential)
 
 
 # ---------------------------------------------------------------------------------- to config
 def functional_config(model):
-    """The Keras-format config of `model` (functional, Sequential, or subclassed)."""
-    from plexus.models.sequential import Sequential
-    if isinstance(model, Sequential):
-        return sequential_config(model)
-    if not getattr(model, "_is_graph", False):
-        return {"name": model.name, "trainable": model.trainable}
+    """The Keras-format config of a functional `model`."""
     own = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
     reindex = {}
     for layer in model._operations:
@@ -135,8 +129,9 @@ def _fail(msg):
     raise LoadError(msg + current_context().where())
 
 
-def functional_from_config(cls, config, custom_objects=None):
-    """Rebuild a model of class `cls` from `functional_config`'s output (or Keras's)."""
+def model_from_config(cls, config, custom_objects=None):
+    """Rebuild a model of class `cls` from its config (plexus's or Keras's): a Sequential
+    stack, a functional graph (a config with `layers`), or a subclassed model's arguments."""
     from plexus.models.sequential import Sequential
     if not isinstance(config, dict):
         _fail(f"A model config must be a JSON object; received {type(config).__name__}")
@@ -197,8 +192,7 @@ def _history_tensor(created, history, legacy):
     if not isinstance(node_index, int) or not isinstance(tensor_index, int):
         _fail(f"Invalid tensor reference {str(history)[:80]} in the model config")
     layer = created[name]
-    from plexus.models.model import Model
-    if legacy and isinstance(layer, Model):
+    if legacy and _is_model(layer):
         node_index -= 1
     if node_index < 0:
         _fail(f"Invalid node index in tensor reference {list(history)[:3]}")
@@ -360,7 +354,7 @@ def sequential_from_config(cls, config):
         except (TypeError, ValueError) as e:
             _fail(f"Rebuilding Sequential model {name!r} failed at layer {layer.name!r}: {e}")
     shape = config.get("build_input_shape")
-    if not model._is_graph and isinstance(shape, list) and model.layers:
+    if not model.built and isinstance(shape, list) and model.layers:
         from plexus.saving.serialization import check_shape
         model.build(check_shape(shape, f"model {name!r}"))
     if config.get("trainable") is False:

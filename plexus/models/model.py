@@ -1,35 +1,44 @@
-"""`Model`: a graph of layers from inputs to outputs, itself a layer."""
+"""`Model`: a layer with training and inference features (`compile`, `fit`, `predict`, ...).
+
+`Model(inputs, outputs)` returns a `Functional` model (`plexus/models/functional.py`); a class
+that subclasses `Model` defines its layers in `__init__` and its computation in `call`. The
+training doors Keras documents (`train_step`, `test_step`, `predict_step`, `compute_loss`,
+`compute_metrics`, `metrics`) are methods here; `fit`, `evaluate` and `predict` call them, so a
+subclass that overrides one changes what they do.
+"""
 import warnings
 
-import numpy as np
 import torch
 
-from plexus.graph import functional, tree
-from plexus.graph.tensor import KerasTensor, torch_dtype
-from plexus.layers.input_layer import InputLayer
+from plexus.graph import tree
+from plexus.graph.inputs import to_tensor
 from plexus.layers.layer import Layer
+from plexus.saving import registry
+from plexus.training import trainer
+from plexus.training.data import unpack_x_y_sample_weight
+from plexus.training.metrics import Metric
 
 
-def _describe(x):
-    if isinstance(x, KerasTensor):
-        return repr(x)
-    return f"{type(x).__name__}"
+def functional_init_arguments(args, kwargs):
+    """Whether `Model(...)` was called with a graph's inputs and outputs."""
+    return (len(args) == 2 or (len(args) == 1 and "outputs" in kwargs)
+            or ("inputs" in kwargs and "outputs" in kwargs))
 
 
 class Model(Layer):
     """A model groups layers into an object with training and inference features.
 
-    Built from symbolic tensors, it is a functional model:
+    Built from symbolic tensors, it is a functional model (an instance of `Functional`):
 
         inputs = plexus.Input(shape=(64,))
         x = plexus.layers.Dense(32, activation="relu")(inputs)
         outputs = plexus.layers.Dense(10, activation="softmax")(x)
         model = plexus.Model(inputs, outputs)
 
-    `inputs` and `outputs` may each be one tensor, a list or a dict. A model is a layer, so it can
-    be called on new symbolic inputs (reusing its weights) or on data (returning torch tensors).
-
-    Subclassing also works: define layers in `__init__` and the computation in `call`.
+    Subclassing also works: define layers in `__init__` and the computation in `call`. A
+    subclass may override `train_step`, `test_step`, `predict_step`, `compute_loss` or
+    `compute_metrics` to change what `fit`, `evaluate` and `predict` do; a subclass called with
+    `(inputs, outputs)` becomes a functional model with those overrides.
 
     `Model.compile` deliberately shadows `torch.nn.Module.compile`: it configures training as in
     Keras. Use `torch.compile(model)` for torch's compiler.
@@ -39,104 +48,47 @@ class Model(Layer):
     _autocast = _autocast_weights = False
 
     _name_prefix = "functional"
+    _functional_class = None  # set by plexus/models/functional.py
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and functional_init_arguments(args, kwargs):
+            cls = Model._functional_class
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, **kwargs):
-        inputs = kwargs.pop("inputs", None)
-        outputs = kwargs.pop("outputs", None)
+        functional = Model._functional_class
+        if functional_init_arguments(args, kwargs) and not isinstance(self, functional):
+            _inject_functional(type(self))  # as Keras: the subclass becomes a Functional one
+            functional.__init__(self, *args, **kwargs)
+            return
         if args:
-            inputs = args[0] if inputs is None else inputs
-            if len(args) > 1:
-                outputs = args[1] if outputs is None else outputs
-            if len(args) > 2:
-                raise TypeError("Model takes at most two positional arguments: inputs and outputs.")
-        super().__init__(name=kwargs.pop("name", None), trainable=kwargs.pop("trainable", True),
-                         dtype=kwargs.pop("dtype", None), **kwargs)
-        self._is_graph = inputs is not None or outputs is not None
-        self.compiled = False
-        if self._is_graph:
-            if inputs is None or outputs is None:
+            raise TypeError(
+                f"{type(self).__name__}() takes no positional arguments besides a graph's "
+                f"inputs and outputs: Model(inputs, outputs); received {len(args)}.")
+        for key in ("inputs", "outputs"):
+            if key in kwargs:
                 raise ValueError(
                     "A functional Model needs both inputs and outputs: Model(inputs, outputs). "
-                    "To subclass Model instead, call super().__init__() with neither."
-                )
-            self._init_graph(inputs, outputs)
+                    "To subclass Model instead, call super().__init__() with neither.")
+        super().__init__(name=kwargs.pop("name", None), trainable=kwargs.pop("trainable", True),
+                         dtype=kwargs.pop("dtype", None), **kwargs)
+        self._init_model_state()
 
-    # ------------------------------------------------------------------ graph set-up
-    def _init_graph(self, inputs, outputs):
-        self._inputs_struct = inputs
-        self._outputs_struct = outputs
-        flat_in = tree.flatten(inputs)
-        flat_out = tree.flatten(outputs)
-        for name, flat in (("inputs", flat_in), ("outputs", flat_out)):
-            if not flat:
-                raise ValueError(f"Model {self.name!r}: `{name}` is empty.")
-            for t in flat:
-                if not isinstance(t, KerasTensor):
-                    raise TypeError(
-                        f"Model {self.name!r}: every element of `{name}` must be a symbolic tensor "
-                        f"(from plexus.Input or a layer call); received {_describe(t)}. Build the "
-                        "graph by calling layers on `Input(...)` and pass those tensors."
-                    )
-        for t in flat_in:
-            if t.node is None or not isinstance(t.node.layer, InputLayer):
-                producer = t.node.layer.name if t.node else "nothing"
-                raise ValueError(
-                    f"Model {self.name!r}: input {t.name!r} was produced by layer {producer!r}, "
-                    "not by `plexus.Input`. Model inputs must be Input tensors; to reuse part of "
-                    "a graph, build a Model from its original Input."
-                )
-        if len({id(t) for t in flat_in}) != len(flat_in):
-            raise ValueError(f"Model {self.name!r}: the same Input is listed twice in `inputs`.")
-        self.inputs = flat_in
-        self.outputs = flat_out
-        nodes, self._nodes_by_depth, layers = functional.build_map(flat_in, flat_out)
-        # Input layers of unused inputs still belong to the model.
-        for t in flat_in:
-            if t.node.layer not in layers:
-                layers.insert(0, t.node.layer)
-        names = {}
-        for layer in layers:
-            if layer.name in names:
-                raise ValueError(
-                    f"Model {self.name!r} has two different layers named {layer.name!r}. Layer "
-                    "names must be unique within a model: pass distinct `name=` arguments."
-                )
-            names[layer.name] = layer
-        self._graph_layers = layers
-        for key in list(self._modules):
-            if isinstance(self._modules[key], Layer):
-                del self._modules[key]
-        for layer in layers:
-            if not isinstance(layer, InputLayer):
-                # Registered directly: a layer named like a Model attribute must not clash.
-                self._modules[layer.name.replace(".", "_")] = layer
-        self._steps, slot_of = functional.compile_steps(nodes, flat_in, flat_out)
-        self._n_slots = len(slot_of)
-        self._output_slots = [slot_of[id(t)] for t in flat_out]
-        self._input_casts = [self._input_cast(t) for t in flat_in]
-        self._is_graph = True
-        self.built = True
+    def _init_model_state(self):
+        self.compiled = False
+        self.train_function = self.test_function = self.predict_function = None
 
-    def _input_cast(self, tensor):
-        """dtype to cast data for this input to; integers pass when only Embeddings read them."""
-        dtype = torch_dtype(tensor.dtype)
-        consumers = [n.layer for layer in self._graph_layers for n in layer._inbound_nodes
-                     if any(t is tensor for t in n.input_tensors)]
-        int_ok = bool(consumers) and all(getattr(l, "_accepts_int_inputs", False)
-                                         for l in consumers)
-        return dtype, int_ok
-
-    # ------------------------------------------------------------------ public graph API
+    # ------------------------------------------------------------------ layers
     @property
     def layers(self):
-        # Recorded tensor operations (`x + 1`) are graph nodes but not layers, as in Keras.
+        """The model's layers; recorded tensor operations (`x + 1`) are graph nodes, not
+        layers, as in Keras."""
         return [l for l in self._operations if not getattr(l, "_is_op", False)]
 
     @property
     def _operations(self):
-        """Every layer and recorded operation of the graph in order (Keras's `_operations`)."""
-        if getattr(self, "_is_graph", False):
-            return list(self._graph_layers)
+        """Every layer and recorded operation, in order (Keras's `_operations`): a subclassed
+        model's sublayers in the order they were set as attributes."""
         return [m for m in self._modules.values() if isinstance(m, Layer)]
 
     def _sublayers(self):
@@ -163,170 +115,61 @@ class Model(Layer):
             )
         raise ValueError("get_layer needs a `name` or an `index`.")
 
+    def _no_graph(self, what):
+        return AttributeError(
+            f"Model {self.name!r} is a subclassed model without a graph, so it has no "
+            f"`{what}`. Build it functionally with Model(inputs, outputs) to get one.")
+
     @property
     def input(self):
-        self._require_graph("input")
-        return _unflatten_single(self._inputs_struct)
+        raise self._no_graph("input")
 
     @property
     def output(self):
-        self._require_graph("output")
-        return _unflatten_single(self._outputs_struct)
+        raise self._no_graph("output")
 
     @property
     def input_names(self):
-        self._require_graph("input_names")
-        if isinstance(self._inputs_struct, dict):
-            return list(self._inputs_struct)
-        return [t.node.layer.name for t in self.inputs]
+        raise self._no_graph("input_names")
 
     @property
     def output_names(self):
-        self._require_graph("output_names")
-        if isinstance(self._outputs_struct, dict):
-            return list(self._outputs_struct)
-        names, seen = [], {}
-        for t in self.outputs:
-            name = t.node.layer.name
-            if name in seen:
-                seen[name] += 1
-                name = f"{name}_{seen[name]}"
-            else:
-                seen[name] = 0
-            names.append(name)
-        return names
-
-    @property
-    def input_shape(self):
-        shapes = [t.shape for t in self.inputs]
-        return shapes[0] if len(shapes) == 1 else shapes
-
-    @property
-    def output_shape(self):
-        shapes = [t.shape for t in self.outputs]
-        return shapes[0] if len(shapes) == 1 else shapes
-
-    def _require_graph(self, what):
-        if not getattr(self, "_is_graph", False):
-            raise AttributeError(
-                f"Model {self.name!r} is a subclassed model without a graph, so it has no "
-                f"`{what}`. Build it functionally with Model(inputs, outputs) to get one."
-            )
-
-    # ------------------------------------------------------------------ calling
-    def _standardize_inputs(self, inputs):
-        """Flatten user inputs (one value, a list, or a dict by input name) into input order."""
-        expected = self.input_names
-        n = len(self.inputs)
-        if isinstance(inputs, dict):
-            missing = [k for k in expected if k not in inputs]
-            if missing:
-                raise ValueError(
-                    f"Model {self.name!r}: the input dict is missing "
-                    f"{', '.join(repr(k) for k in missing)}. It expects keys "
-                    f"{expected}; received keys {list(inputs)}."
-                )
-            extra = [k for k in inputs if k not in expected]
-            if extra:
-                warnings.warn(
-                    f"Model {self.name!r} ignores input keys {extra}; its inputs are {expected}.",
-                    stacklevel=3)
-            return [inputs[k] for k in expected]
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != n:
-                if n == 1 and not isinstance(inputs[0], (list, tuple, dict, KerasTensor)) \
-                        and not hasattr(inputs[0], "shape"):
-                    return [inputs]
-                raise ValueError(
-                    f"Model {self.name!r} expects {n} input(s) ({', '.join(expected)}), but "
-                    f"received a {type(inputs).__name__} of {len(inputs)}. Pass one array per "
-                    "input, in that order, or a dict keyed by input name."
-                )
-            return list(inputs)
-        if n != 1:
-            raise ValueError(
-                f"Model {self.name!r} expects {n} inputs ({', '.join(expected)}), but received "
-                "a single value. Pass a list in that order or a dict keyed by input name."
-            )
-        return [inputs]
-
-    def _check_input_shape(self, i, value_shape):
-        expected = self.inputs[i].shape
-        ok = len(value_shape) == len(expected) and all(
-            e is None or v is None or e == v for e, v in zip(expected, value_shape))
-        if not ok:
-            raise ValueError(
-                f"Input {self.input_names[i]!r} of model {self.name!r} expects arrays of shape "
-                f"{expected} (None: any size), but received shape {tuple(value_shape)}."
-            )
-
-    def _prepare_inputs(self, inputs):
-        flat = self._standardize_inputs(inputs)
-        device = next((p.device for p in self.parameters()), None)
-        out = []
-        for i, x in enumerate(flat):
-            if isinstance(x, KerasTensor):
-                raise TypeError("Mixing symbolic and real inputs in one model call is not supported.")
-            if not isinstance(x, torch.Tensor):
-                x = torch.as_tensor(np.asarray(x))
-            self._check_input_shape(i, tuple(x.shape))
-            dtype, int_ok = self._input_casts[i]
-            if x.dtype != dtype and not (int_ok and not x.is_floating_point()):
-                x = x.to(dtype)
-            if device is not None and x.device != device:
-                x = x.to(device)
-            out.append(x)
-        return out
-
-    def _pack_outputs(self, values):
-        return tree.pack_like(self._outputs_struct, values)
+        raise self._no_graph("output_names")
 
     def call(self, inputs, training=None, mask=None):
-        if not getattr(self, "_is_graph", False):
-            raise NotImplementedError(
-                f"Model {self.name!r} has no graph and its class does not define `call`. Either "
-                "build it as Model(inputs, outputs) or subclass Model and define call()."
-            )
-        flat = self._prepare_inputs(inputs)
-        masks = None
-        if mask is not None:
-            masks = tree.flatten(mask) if isinstance(mask, (list, tuple)) else [mask]
-        values = functional.run_steps(self._steps, self._n_slots, flat, self._output_slots,
-                                      training, masks)
-        return self._pack_outputs(values)
+        raise NotImplementedError(
+            f"Model {self.name!r} has no graph and its class does not define `call`. Either "
+            "build it as Model(inputs, outputs) or subclass Model and define call().")
 
-    def compute_output_spec(self, inputs, *args, **kwargs):
-        if not getattr(self, "_is_graph", False):
-            return super().compute_output_spec(inputs, *args, **kwargs)
-        flat = self._standardize_inputs(inputs)
-        for i, t in enumerate(flat):
-            self._check_input_shape(i, t.shape)
-        specs = {}
-        for t, s in zip(self.inputs, flat):
-            specs[id(t)] = s
-        for step in self._steps:
-            node = step.node
-            args_ = tree.map_structure(
-                lambda t: specs[id(t)] if isinstance(t, KerasTensor) else t, node.args)
-            kw = tree.map_structure(
-                lambda t: specs[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
-            out = node.layer.compute_output_spec(*args_, **kw)
-            for t, s in zip(node.output_tensors, tree.flatten(out)):
-                specs[id(t)] = s
-        return tree.pack_like(self._outputs_struct, [specs[id(t)] for t in self.outputs])
+    # How fit/evaluate/predict see a model without a graph: inputs keep the structure the
+    # user gave (as tensors), outputs are flattened in order.
+    def _standardize_inputs(self, inputs, device=None):
+        return [tree.map_structure(lambda v: to_tensor(v, device, what="input"), inputs)]
 
-    def _symbolic_mask(self, inputs, in_masked):
-        return False
+    def _output_names_for_data(self):
+        return None
+
+    def _forward_flat(self, xs, training):
+        return tree.flatten(self(xs[0], training=training))
+
+    def _pack_inputs(self, xs):
+        return xs[0]
+
+    def _pack_outputs(self, values):
+        return values[0] if len(values) == 1 else list(values)
 
     def build(self, input_shape):
         self._build_input_shape = input_shape  # saved, so a loaded subclassed model can rebuild
         self.built = True
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ configuring training
     optimizer = None
     loss = None
     stop_training = False
     history = None
+    run_eagerly = False
+    jit_compile = False
+    steps_per_execution = 1
 
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
@@ -346,15 +189,17 @@ class Model(Layer):
                 dict keyed by output name. `"accuracy"`/`"acc"` picks binary, categorical or
                 sparse accuracy from the shapes of targets and predictions.
             weighted_metrics: metrics that also receive `sample_weight`.
+            run_eagerly: `True` runs `train_step`/`test_step` as plain Python with autograd on
+                every batch (no closed-form or compiled step): slower, easiest to debug.
+            steps_per_execution: how many batches run back to back between two calls of the
+                callbacks' batch hooks (which then see every n-th batch, as in Keras).
             jit_compile: `True` compiles forward, losses and gradients into one
-                `torch.compile` graph (the optimizer update stays eager). Compiling takes
-                seconds on the first batch (and once more for a differently sized last batch);
-                after that a step of a small model is several times faster. `"auto"`, like
-                `False`, runs eagerly, as Keras does on the torch backend.
+                `torch.compile` graph (the optimizer update stays eager); an overridden
+                `train_step` is compiled whole. Compiling takes seconds on the first batch.
+                `"auto"`, like `False`, runs eagerly, as Keras does on the torch backend.
             auto_scale_loss: when the model's dtype policy is `"mixed_float16"`, wrap the
                 optimizer in a `plexus.optimizers.LossScaleOptimizer` (dynamic loss scaling).
         """
-        from plexus.training import trainer
         trainer.compile(self, optimizer, loss, loss_weights, metrics, weighted_metrics,
                         run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         self._compile_config = {
@@ -373,9 +218,8 @@ class Model(Layer):
         generator / `torch.utils.data.DataLoader` yielding `(x, y)` or `(x, y, sample_weight)`.
         `y`: likewise, one per output. Training runs on the device of the model's parameters.
         `batch_size` defaults to 32; `verbose` is `"auto"` (1), 0, 1 (bar) or 2 (one line per
-        epoch).
+        epoch). Every batch goes through `train_step`.
         """
-        from plexus.training import trainer
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
                            steps_per_epoch, validation_steps, validation_batch_size,
@@ -384,43 +228,143 @@ class Model(Layer):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """The loss and metrics on the data: a scalar (loss only), a list (loss, each output's
-        loss, then the metrics), or a dict with `return_dict=True`."""
-        from plexus.training import trainer
+        loss, then the metrics), or a dict with `return_dict=True`. Every batch goes through
+        `test_step`."""
         return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps,
                                 callbacks, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Predictions as NumPy arrays (a list or dict of them for several outputs)."""
-        from plexus.training import trainer
+        """Predictions as NumPy arrays (a list or dict of them for several outputs). Every
+        batch goes through `predict_step`."""
         return trainer.predict(self, x, batch_size, verbose, steps, callbacks)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         """One training step on exactly this batch; returns its loss (and metrics)."""
-        from plexus.training import trainer
         return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) on exactly this batch, without training."""
-        from plexus.training import trainer
         return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
 
     def predict_on_batch(self, x):
         """Predictions for exactly this batch, as NumPy arrays."""
-        from plexus.training import trainer
         return trainer.predict_on_batch(self, x)
+
+    # ------------------------------------------------------------------ the steps
+    def train_step(self, data):
+        """One training step on a batch; `fit` calls it for every batch.
+
+        `data` is what the batch holds: `(x, y)`, `(x, y, sample_weight)` or `x` (tensors on
+        the model's device, in the structure given to `fit`). The default runs the forward
+        pass, `compute_loss`, backpropagation and `self.optimizer.apply`, then returns
+        `compute_metrics(...)`: a dict of metric values. Override it to train another way; a
+        model that does not override it trains through a faster equivalent of this method.
+        """
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=True)
+        self.zero_grad()
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=True)
+        self._loss_tracker.update_state(loss.detach(), sample_weight=trainer.batch_size_of(x))
+        weights = self.trainable_weights
+        if weights:
+            if not loss.requires_grad:
+                raise trainer.untrainable_loss(self)
+            self.optimizer.scale_loss(loss).backward()
+            with torch.no_grad():
+                self.optimizer.apply([w.grad for w in weights], weights)
+            trainer.apply_constraints(self)
+        else:
+            warnings.warn(f"Model {self.name!r} has no trainable weights: this step updates "
+                          "nothing.", stacklevel=2)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        """One evaluation step on a batch (`evaluate` calls it): the forward pass in inference
+        mode, `compute_loss`, then `compute_metrics(...)`; returns a dict of metric values."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=False)
+        self._loss_tracker.update_state(loss.detach(), sample_weight=trainer.batch_size_of(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        """The predictions for one batch (`predict` calls it): `self(x, training=False)`."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of a batch: the compiled losses (weighted, per output) plus
+        `sum(self.losses)` (weight regularizers, activity regularizers, `add_loss`).
+
+        Override it to compute the loss another way; the default `train_step` and
+        `test_step` call it. Returns a scalar tensor.
+        """
+        return trainer.compute_loss(self, y, y_pred, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch and return `get_metrics_result()`."""
+        trainer.update_compiled_metrics(self, y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        """The current value of every metric in `self.metrics`, as a dict of tensors."""
+        return trainer.metrics_result(self)
+
+    @property
+    def metrics(self):
+        """The metric objects `fit` resets each epoch: the loss tracker (a `Mean` named
+        `"loss"`) once compiled, each output's loss tracker, the compiled metrics once the
+        first batch made them, then the `Metric` objects set as attributes of the model."""
+        return trainer.model_metrics(self)
 
     @property
     def metrics_names(self):
         """Names of the values `evaluate` reports: `loss`, each output's loss, the metrics."""
-        from plexus.training import trainer
         return trainer.metrics_names(self)
 
+    def reset_metrics(self):
+        """Reset the state of every metric in `self.metrics`."""
+        for m in self.metrics:
+            m.reset_state()
+
     @property
-    def metrics(self):
-        """The metric objects tracked during training (the loss trackers first)."""
-        st = self.__dict__.get("_compile_state")
-        return [] if st is None else [m for _, m in st.all_metrics()]
+    def _loss_tracker(self):
+        return trainer.compile_state(self).loss_tracker
+
+    def _tracked_metrics(self):
+        """`Metric` objects set as attributes of the model (`self.loss_tracker = Mean(...)`)."""
+        return [v for v in self.__dict__.values() if isinstance(v, Metric)]
+
+    def _runs_default_step(self, kind):
+        """Whether `kind`'s step ("train", "test", "predict") is the default one (no door of
+        it overridden, not `run_eagerly`): `fit` & co. may then run it their faster way."""
+        cls = type(self)
+        return not self.run_eagerly and all(
+            getattr(cls, name) is getattr(Model, name) for name in _DOORS[kind])
+
+    def _metrics_overridden(self):
+        return type(self).metrics is not Model.metrics
+
+    def make_train_function(self, force=False):
+        """The function `fit` calls on each batch (`self.train_function`), made once."""
+        if self.train_function is None or force:
+            self.train_function = trainer.make_step_function(self, "train")
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        """The function `evaluate` calls on each batch (`self.test_function`), made once."""
+        if self.test_function is None or force:
+            self.test_function = trainer.make_step_function(self, "test")
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        """The function `predict` calls on each batch (`self.predict_function`), made once."""
+        if self.predict_function is None or force:
+            self.predict_function = trainer.make_step_function(self, "predict")
+        return self.predict_function
 
     # ------------------------------------------------------------------ display
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
@@ -433,13 +377,12 @@ class Model(Layer):
                       layer_range=layer_range)
 
     def get_config(self):
-        from plexus.models.config import functional_config
-        return functional_config(self)
+        return {"name": self.name, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from plexus.models.config import functional_from_config
-        return functional_from_config(cls, config, custom_objects)
+        from plexus.models.config import model_from_config
+        return model_from_config(cls, config, custom_objects)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, **kwargs):
@@ -469,7 +412,25 @@ class Model(Layer):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-def _unflatten_single(struct):
-    if isinstance(struct, (list, tuple)) and len(struct) == 1:
-        return struct[0]
-    return struct
+# The methods whose override changes each step: a model overriding none of them runs the
+# default step, which fit/evaluate/predict run their faster way.
+_DOORS = {
+    "train": ("train_step", "compute_loss", "compute_metrics", "get_metrics_result", "metrics"),
+    "test": ("test_step", "compute_loss", "compute_metrics", "get_metrics_result", "metrics"),
+    "predict": ("predict_step",),
+}
+
+
+def _inject_functional(cls):
+    """Put `Functional` in place of `Model` among the bases of `cls` (and of its bases), as
+    Keras does when a `Model` subclass is called with `(inputs, outputs)`."""
+    functional = Model._functional_class
+    if cls is Model:
+        return functional
+    if cls is object or not issubclass(cls, Model) or issubclass(cls, functional):
+        return cls
+    cls.__bases__ = tuple(_inject_functional(base) for base in cls.__bases__)
+    return cls
+
+
+registry.register_model_class("Model", Model)

@@ -4,10 +4,11 @@ import torch
 from plexus.graph.tensor import KerasTensor
 from plexus.layers.input_layer import InputLayer
 from plexus.layers.layer import Layer
-from plexus.models.model import Model
+from plexus.models.functional import Functional
+from plexus.saving import registry
 
 
-class Sequential(Model):
+class Sequential(Functional):
     """A linear stack of layers.
 
         model = Sequential()
@@ -15,16 +16,16 @@ class Sequential(Model):
         model.add(Dense(10, activation="softmax"))
 
     The input shape comes from an `Input` (or `InputLayer`) added first, from `input_shape=` on
-    the first layer, or, when neither is given, from the first batch of data the model sees.
-    `model.layers` does not include the input layer.
+    the first layer, or, when neither is given, from the first batch of data the model sees;
+    until then the model has no graph (`model.built` is False). `model.layers` does not
+    include the input layer.
     """
 
     _name_prefix = "sequential"
 
     def __init__(self, layers=None, trainable=True, name=None):
         Layer.__init__(self, name=name, trainable=trainable)
-        self._is_graph = False
-        self.compiled = False
+        self._init_model_state()
         self._stack = []
         self._refs = {"input_layer": None}  # kept out of nn.Module's submodule registry
         self._stack_outputs = []
@@ -74,10 +75,7 @@ class Sequential(Model):
             self._extend_graph([layer])
 
     def _extend_graph(self, new_layers):
-        if not self._stack_outputs:
-            x = self._input_layer._input_tensor
-        else:
-            x = self._stack_outputs[-1]
+        x = self._stack_outputs[-1] if self._stack_outputs else self._input_layer._input_tensor
         for layer in new_layers:
             x = layer(x)
             if not isinstance(x, KerasTensor):
@@ -99,13 +97,12 @@ class Sequential(Model):
             if self._stack_outputs:
                 self._init_graph(self._input_layer._input_tensor, self._stack_outputs[-1])
             else:
-                self._is_graph = False
                 self.built = False
         return layer
 
     def build(self, input_shape=None):
         """Build the model for inputs of `input_shape` (batch dimension included)."""
-        if self._is_graph:
+        if self.built:
             return
         if input_shape is None:
             raise ValueError(f"Sequential model {self.name!r} needs an input_shape to build.")
@@ -115,19 +112,31 @@ class Sequential(Model):
             self._refs["input_layer"] = InputLayer(batch_shape=(None,) + tuple(input_shape)[1:])
         self._extend_graph(self._stack)
 
+    def _build_from_data(self, x):
+        """Build the graph from the first data the model sees (no input shape was given)."""
+        if self.built or not self._stack:
+            return
+        if isinstance(x, KerasTensor):
+            shape, dtype = x.shape, x.dtype
+        else:
+            shape = tuple(x.shape)
+            sample = torch.as_tensor(x[:1] if hasattr(x, "__getitem__") else x)
+            dtype = None if sample.is_floating_point() else "int32"
+        if self._input_layer is None:
+            self._refs["input_layer"] = InputLayer(batch_shape=(None,) + tuple(shape)[1:],
+                                                     dtype=dtype)
+        self._extend_graph(self._stack)
+
     def __call__(self, *args, **kwargs):
-        if not self._is_graph and args and self._stack:
-            x = args[0]
-            if isinstance(x, KerasTensor):
-                shape, dtype = x.shape, x.dtype
-            else:
-                shape = tuple(x.shape)
-                dtype = "int32" if not torch.as_tensor(x[:1] if hasattr(x, "__getitem__") else x
-                                                       ).is_floating_point() else None
-            if self._input_layer is None:
-                self._refs["input_layer"] = InputLayer(batch_shape=(None,) + tuple(shape)[1:], dtype=dtype)
-            self._extend_graph(self._stack)
+        if args and not self.built:
+            self._build_from_data(args[0])
         return super().__call__(*args, **kwargs)
+
+    def _standardize_inputs(self, inputs, device=None):
+        if not self.built:
+            self._build_from_data(inputs)
+        self._require_graph("inputs")
+        return super()._standardize_inputs(inputs, device)
 
     @property
     def layers(self):
@@ -142,9 +151,25 @@ class Sequential(Model):
         self._require_graph("input_names")
         return [self._input_layer.name]
 
+    @property
+    def output_names(self):
+        self._require_graph("output_names")
+        return super().output_names
+
     def _require_graph(self, what):
-        if not self._is_graph:
+        if not self.built:
             raise ValueError(
                 f"Sequential model {self.name!r} has not been built yet, so it has no `{what}`. "
                 "Give its first layer an `input_shape`, start with an Input, or call it on data."
             )
+
+    def _output_names_for_data(self):
+        return self.output_names if self.built else None
+
+    def get_config(self):
+        from plexus.models.config import sequential_config
+        return sequential_config(self)
+
+
+Sequential._standard_calls = Functional._standard_calls + (Sequential.__call__,)
+registry.register_model_class("Sequential", Sequential)

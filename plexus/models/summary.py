@@ -18,8 +18,9 @@ def _output_shape_text(layer, nodes):
 
 
 def _is_sequential_like(model):
+    from plexus.models.functional import Functional
     from plexus.models.sequential import Sequential
-    if isinstance(model, Sequential) or not getattr(model, "_is_graph", False):
+    if isinstance(model, Sequential) or not isinstance(model, Functional):
         return True
     nodes = []
     for depth_nodes in model._nodes_by_depth.values():
@@ -71,14 +72,14 @@ class _Printer:
 
 
 def _relevant_nodes(model):
-    if not getattr(model, "_is_graph", False):
+    from plexus.models.functional import Functional
+    if not isinstance(model, Functional):
         return None
     return {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
 
 
 def _rows(model, printer, sequential_like, expand_nested, show_trainable, level, layer_range):
-    from plexus.models.model import Model
-    from plexus.models.sequential import Sequential
+    from plexus.models.functional import Functional
     relevant = _relevant_nodes(model)
     layers = model._operations
     if layer_range is not None:
@@ -89,7 +90,7 @@ def _rows(model, printer, sequential_like, expand_nested, show_trainable, level,
         layers = layers[names.index(start):names.index(end) + 1]
     for i, layer in enumerate(layers):
         nodes = [n for n in layer._inbound_nodes if relevant is None or id(n) in relevant]
-        kind = "Functional" if type(layer) is Model else type(layer).__name__
+        kind = type(layer).__name__
         name = f"{layer.name} ({kind})"
         shape = _output_shape_text(layer, nodes)
         params = layer.count_params() if layer.built else "0 (unbuilt)"
@@ -103,7 +104,7 @@ def _rows(model, printer, sequential_like, expand_nested, show_trainable, level,
         if show_trainable:
             fields.append("Y" if layer.trainable else "N")
         printer.row(fields, level)
-        if expand_nested and isinstance(layer, Model) and (layer._is_graph or isinstance(layer, Sequential)):
+        if expand_nested and isinstance(layer, Functional) and layer.built:
             width = printer.positions[-1]
             printer.print_fn("|" * (level + 1) + "¯" * (width - 2 * (level + 1)) + "|" * (level + 1))
             _rows(layer, printer, _is_sequential_like(layer), True, show_trainable, level + 1, None)

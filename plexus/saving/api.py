@@ -12,7 +12,7 @@ import os
 import warnings
 
 import plexus
-from plexus.saving import files, legacy_h5, limits, optimizer_state, weights
+from plexus.saving import files, legacy_h5, limits, optimizer_state, registry, weights
 from plexus.saving import h5 as h5util
 from plexus.saving.errors import LoadError
 from plexus.saving.serialization import (
@@ -127,8 +127,7 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
         except (AttributeError, KeyError, IndexError, TypeError, RuntimeError) as e:
             raise LoadError(f"The model config{where} is malformed: {type(e).__name__}: "
                             f"{str(e)[:300]}") from e
-    from plexus.models.model import Model
-    if not isinstance(model, Model):
+    if not registry.is_model(model):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
     return model
 

@@ -165,14 +165,13 @@ def _instantiate(value, category=None):
 def deserialize_layer(cls, value):
     """Create a layer (or a model) of class `cls` from its serialized dict."""
     ctx = current_context()
-    from plexus.models import Model
     config = dict(value["config"])
     name = config.get("name")
     if name is not None:
         check_name(name)
-    if issubclass(cls, Model) and _has_graph_config(config):
+    if registry.is_model_class(cls) and _has_graph_config(config):
         return cls.from_config(config, custom_objects=ctx.custom_objects)
-    if issubclass(cls, Model):
+    if registry.is_model_class(cls):
         model = cls.from_config(config, custom_objects=ctx.custom_objects)
         _build_subclassed(model, value.get("build_config"), name)
         return model

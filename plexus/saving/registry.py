@@ -22,7 +22,7 @@ _BUILTIN_SOURCES = {
     # Layers Keras defines inside an application module, for saved applications.
     "layers": ["plexus.layers", "plexus.applications.convnext",
                "plexus.applications.inception_resnet_v2"],
-    "models": ["plexus.models"],
+    "models": [],  # the model classes register themselves: register_model_class
     "initializers": ["plexus.initializers"],
     "regularizers": ["plexus.regularizers"],
     "constraints": ["plexus.constraints"],
@@ -44,10 +44,33 @@ _MODULE_HINTS = {
 }
 _SEARCH_ORDER = ["layers", "models", "initializers", "regularizers", "constraints",
                  "activations", "losses", "metrics", "optimizers", "schedules"]
-# Keras class names that are plexus classes under another name.
-_ALIASES = {"models": {"Functional": "Model"}}
 
 _builtin_tables = {}
+_MODEL_CLASSES = {}  # "Model", "Functional", "Sequential" -> class, registered by plexus.models
+
+
+def register_model_class(name, cls):
+    """Make a model class known to saving under its Keras class name (`"Functional"`): files
+    name it so, and loading finds it by that name. Called by `plexus.models` itself."""
+    _MODEL_CLASSES[name] = cls
+    _builtin_tables.pop("models", None)
+
+
+def is_model(obj, kind="Model"):
+    """Whether `obj` is an instance of the registered model class `kind` ("Model",
+    "Functional" or "Sequential"), without importing the models."""
+    cls = _MODEL_CLASSES.get(kind)
+    return cls is not None and isinstance(obj, cls)
+
+
+def model_class(name):
+    """The registered model class of that Keras name, or None."""
+    return _MODEL_CLASSES.get(name)
+
+
+def is_model_class(cls):
+    base = _MODEL_CLASSES.get("Model")
+    return base is not None and inspect.isclass(cls) and issubclass(cls, base)
 _user_objects = {}  # "package>Name" -> object, filled by register_serializable
 _user_names = {}  # id(object) -> "package>Name"
 
@@ -82,8 +105,7 @@ def _collect(category):
         from plexus.saving.keras_ops import OP_CLASSES
         table = dict(OP_CLASSES)
     if category == "models":
-        from plexus.models import Model, Sequential
-        table = {"Model": Model, "Functional": Model, "Sequential": Sequential}
+        table = dict(_MODEL_CLASSES)
     return table
 
 
@@ -186,7 +208,6 @@ def lookup(class_name, registered_name=None, module=None, custom_objects=None, c
     for cat in order:
         table = builtin_table(cat)
         for n in bare:
-            n = _ALIASES.get(cat, {}).get(n, n)
             if n in table:
                 return table[n]
     return None

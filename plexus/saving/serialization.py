@@ -28,10 +28,9 @@ def _module_of(obj):
     if isinstance(obj, Layer):
         if mod.startswith("plexus.applications."):  # a layer private to an application
             return "keras.src.applications." + mod.rsplit(".", 1)[1]
-        from plexus.models import Model, Sequential
-        if isinstance(obj, Sequential):
+        if registry.is_model(obj, "Sequential"):
             return "keras"
-        if isinstance(obj, Model):
+        if registry.is_model(obj):
             return "keras.src.models.functional"
         return "keras.layers"
     for part in ("initializers", "regularizers", "constraints", "losses", "metrics",
@@ -42,12 +41,8 @@ def _module_of(obj):
 
 
 def keras_class_name(obj):
-    """The class name written to files: `Functional` for a plexus functional `Model`."""
-    from plexus.models import Model
-    cls = type(obj)
-    if cls is Model:
-        return "Functional"
-    return cls.__name__
+    """The class name written to files (`Functional` for a functional model)."""
+    return type(obj).__name__
 
 
 def serialize_function(fn):
@@ -121,10 +116,10 @@ def _function_attrs(layer, config):
 def serialize_layer(layer):
     """`{"module", "class_name", "config", "registered_name", "build_config"}` for a layer."""
     from plexus.layers.input_layer import InputLayer
-    from plexus.models import Model
     config = serialize_keras_object(_function_attrs(layer, dict(layer.get_config())))
     config = {k: with_module(v) for k, v in config.items()}
-    if not isinstance(layer, (InputLayer, Model)) and isinstance(config.get("dtype"), str):
+    if not isinstance(layer, InputLayer) and not registry.is_model(layer) and \
+            isinstance(config.get("dtype"), str):
         config["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
                            "config": {"name": config["dtype"]}, "registered_name": None}
     for key in _KERAS_REJECTS.get(type(layer).__name__, ()):
@@ -132,7 +127,7 @@ def serialize_layer(layer):
     registered = registry._user_names.get(id(type(layer)))
     if registered is None and not type(layer).__module__.startswith("plexus"):
         registered = type(layer).__name__
-    if isinstance(layer, Model) and type(layer) is Model:
+    if type(layer) is registry.model_class("Functional"):
         registered = "Functional"
     out = {"module": _module_of(layer), "class_name": keras_class_name(layer), "config": config,
            "registered_name": registered}
@@ -173,11 +168,10 @@ _KERAS_REJECTS = {"SpatialDropout1D": ("trainable",), "SpatialDropout2D": ("trai
 
 def _build_config(layer):
     from plexus.layers.input_layer import InputLayer
-    from plexus.models import Model, Sequential
     if isinstance(layer, InputLayer):
         return None
-    if isinstance(layer, Model) and not isinstance(layer, Sequential):
-        if getattr(layer, "_is_graph", False):
+    if registry.is_model(layer) and not registry.is_model(layer, "Sequential"):
+        if registry.is_model(layer, "Functional"):
             return {"input_shape": None}
         shape = layer.__dict__.get("_build_input_shape")
         return {"input_shape": serialize_keras_object(shape)} if shape is not None else None

@@ -17,6 +17,7 @@ from torch import nn
 
 from plexus import backend
 from plexus.saving import h5 as h5util
+from plexus.saving import registry
 from plexus.saving.errors import LoadError
 
 
@@ -37,9 +38,7 @@ def _container_name(layer, used):
 def _children(layer):
     """(relative path, child layer) pairs in the order Keras's saver visits them."""
     from plexus.layers.layer import Layer
-    from plexus.models.model import Model
-    if isinstance(layer, Model) and (getattr(layer, "_is_graph", False) or
-                                     hasattr(layer, "_stack")):
+    if registry.is_model(layer, "Functional"):
         used = {}
         return [(f"layers/{_container_name(child, used)}", child) for child in layer.layers
                 if not is_op(child)]

@@ -60,12 +60,12 @@ class _Op:
 def plan(model, st, params):
     """A `Chain` that trains `model` without autograd, or None when the model does not
     qualify."""
-    from plexus.training.trainer import _model_call
-    if not getattr(model, "_is_graph", False) or type(model).call is not _model_call():
+    plain = getattr(model, "_plain_call", None)
+    if plain is None or not plain():
         return None
     if st.jit_compile or st.cache.get("regs") or len(model.inputs) != 1 or len(model.outputs) != 1:
         return None
-    if not params or len(st.loss.losses) != 1 or _hooked(model) or _global_hooks():
+    if not params or st.loss is None or len(st.loss.losses) != 1 or _hooked(model) or _global_hooks():
         return None
     if getattr(st.optimizer, "loss_scale_factor", None) is not None:
         return None  # the update expects gradients of the scaled loss

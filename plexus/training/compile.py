@@ -7,6 +7,8 @@ import copy
 
 import torch
 
+from plexus.graph import tree
+from plexus.graph.inputs import flatten_named, to_tensor
 from plexus.training import losses as L
 from plexus.training import metrics as M
 
@@ -122,20 +124,31 @@ def _check_metric_name(identifier):
         M.get(identifier)
 
 
-class CompiledMetrics:
-    """The compiled metrics of every output, made on the first batch (when 'accuracy' can be
-    resolved from the shapes of targets and predictions)."""
+class CompiledMetrics(M.Metric):
+    """The compiled metrics of every output, as one metric named `compile_metrics` (as in
+    Keras 3: `model.metrics` lists it after the loss tracker; its `result()` is a dict).
 
-    def __init__(self, metrics, weighted_metrics, names):
+    The metrics themselves are made on the first batch, when `"accuracy"` can be resolved from
+    the shapes of targets and predictions; the outputs are bound when the model's names are
+    known (at compile for a functional model, else from the first predictions)."""
+
+    def __init__(self, metrics, weighted_metrics, names=None):
+        super().__init__(name="compile_metrics")
+        self._given = (metrics, weighted_metrics)
+        for spec in self._given:
+            for ident in _leaves(spec):
+                _check_metric_name(ident)
+        self.names = None
+        self.built = False
+        self.metrics = [[], []]  # (output index, metric) pairs: unweighted, weighted
+        if names is not None:
+            self.bind(names)
+
+    def bind(self, names):
+        metrics, weighted_metrics = self._given
         self.names = names
         self.specs = [self._specs(metrics, names, "metrics"),
                       self._specs(weighted_metrics, names, "weighted_metrics")]
-        for spec in self.specs:
-            for per_out in spec:
-                for m in per_out:
-                    _check_metric_name(m)
-        self.built = False
-        self.metrics = [[], []]  # (output index, metric) pairs: unweighted, weighted
 
     @staticmethod
     def _specs(metrics, names, what):
@@ -171,6 +184,10 @@ class CompiledMetrics:
         self.built = True
 
     def update(self, ys, preds, sample_weight):
+        """Update with flat lists of targets and predictions in output order."""
+        if self.names is None:
+            self.bind(["output"] if len(preds) == 1 else
+                      [f"output_{i}" for i in range(len(preds))])
         preds = [as_float32(p) if p.dtype in _HALF else p for p in preds]
         if not self.built:
             self.build(ys, preds)
@@ -180,7 +197,31 @@ class CompiledMetrics:
             sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
             m.update_state(ys[i], preds[i].detach(), sw)
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Update with targets and predictions in the model's structures (one tensor, a list
+        in output order, or a dict by output name)."""
+        preds = tree.flatten(y_pred)
+        names = self.names or (["output"] if len(preds) == 1 else
+                               [f"output_{i}" for i in range(len(preds))])
+        ys = [to_tensor(v, preds[i].device) for i, v in
+              enumerate(flatten_named(y_true, names, "target", "compile_metrics", "output"))]
+        if isinstance(sample_weight, (list, tuple, dict)):
+            sample_weight = flatten_named(sample_weight, names, "sample_weight",
+                                          "compile_metrics", "output")
+        self.update(ys, preds, sample_weight)
+
+    def result(self):
+        return {name: m.result() for name, m in self.named()}
+
+    def reset_state(self):
+        for kind in (0, 1):
+            for _, m in self.metrics[kind]:
+                m.reset_state()
+
     def named(self):
+        """(history name, metric) pairs: `<output>_<metric>` for several outputs."""
+        if self.names is None:
+            return []
         multi = len(self.names) > 1
         out = []
         for kind in (0, 1):
@@ -190,47 +231,75 @@ class CompiledMetrics:
         return out
 
 
+def _leaves(spec):
+    if isinstance(spec, dict):
+        spec = list(spec.values())
+    if isinstance(spec, (list, tuple)):
+        return [leaf for v in spec for leaf in _leaves(v)]
+    return [] if spec is None else [spec]
+
+
 class CompileState:
-    """Everything `compile` configured, plus the trackers of the running losses."""
+    """Everything `compile` configured, plus the trackers of the running losses.
+
+    A subclassed model's outputs are known only from its first predictions: until then the
+    per-output losses and metrics are unbound (`bind_outputs` makes them)."""
 
     def __init__(self, optimizer, loss, loss_weights, metrics, weighted_metrics, names,
                  jit_compile):
         self.optimizer = optimizer
-        self.loss = CompiledLoss(loss, loss_weights, names)
-        self.metrics = CompiledMetrics(metrics, weighted_metrics, names)
+        self._spec = (loss, loss_weights, metrics, weighted_metrics)
+        self.loss = self.names = None
+        self.metrics = CompiledMetrics(metrics, weighted_metrics)
         self.loss_tracker = M.Mean(name="loss")
         self.jit_compile = jit_compile
-        self.names = names
+        self.check_finite = False
         self.cache = {}
+        if names is not None:
+            self.bind_outputs(names)
+
+    def bind_outputs(self, names):
+        loss, loss_weights, _, _ = self._spec
+        self.loss = CompiledLoss(loss, loss_weights, names)
+        self.metrics.bind(names)
+        self.names = names
+
+    def bound(self, n_out, names=None):
+        """This state, with losses and metrics bound to the outputs when they were not yet:
+        to `names` (the model's output names, when it has them), else `output`, `output_1`,
+        ... for `n_out` outputs."""
+        if self.loss is None:
+            self.bind_outputs(names or (
+                ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]))
+        return self
 
     def all_metrics(self):
-        """(name, metric) pairs in Keras's order: loss, output losses, compiled metrics."""
+        """(history name, metric) pairs: loss, output losses, each compiled metric."""
         out = [("loss", self.loss_tracker)]
-        out += [(t.name, t) for t in self.loss.trackers if t is not None]
-        out += self.metrics.named()
+        if self.loss is not None:
+            out += [(t.name, t) for t in self.loss.trackers if t is not None]
+        return out + self.metrics.named()
+
+    def metric_objects(self):
+        """What `model.metrics` lists, in Keras 3's order: the loss tracker, the compiled
+        metrics (one `compile_metrics` object, when metrics were compiled), each output's loss
+        tracker."""
+        out = [self.loss_tracker]
+        if any(_leaves(v) for v in self._spec[2:]):
+            out.append(self.metrics)
+        if self.loss is not None:
+            out += [t for t in self.loss.trackers if t is not None]
         return out
 
-    def reset(self):
-        for _, m in self.all_metrics():
-            m.reset_state()
-
-    def result_tensors(self):
-        return {name: m.result() for name, m in self.all_metrics()}
-
-    def results(self):
-        """Current metric values as Python floats, keys sorted (one device sync)."""
-        tensors = self.result_tensors()
-        names = sorted(tensors)
-        if not names:
-            return {}
-        vals = [tensors[k].detach().float().reshape(-1)[:1] for k in names]
-        dev = vals[0].device
-        flat = torch.cat([v.to(dev) if v.numel() else torch.zeros(1, device=dev)
-                          for v in vals]).cpu().tolist()
-        return dict(zip(names, flat))
+    def needs_targets(self):
+        """Whether a loss or a metric was compiled (which then needs targets)."""
+        loss, _, metrics, weighted = self._spec
+        return any(_leaves(v) for v in (loss, metrics, weighted))
 
     def ordered_names(self, logs):
         """Keras's evaluate order: loss, each output's loss, then the rest sorted."""
-        first = ["loss"] + [t.name for t in self.loss.trackers if t is not None]
+        first = ["loss"]
+        if self.loss is not None:
+            first += [t.name for t in self.loss.trackers if t is not None]
         first = [k for k in first if k in logs]
         return first + sorted(k for k in logs if k not in first)

@@ -1,9 +1,14 @@
 """Turning what users pass to `fit`/`evaluate`/`predict` into batches of tensors.
 
-Arrays (NumPy, torch, lists, dicts by name) become tensors on the model's device once per call;
-batches are then slices of those tensors (when shuffling, slices of a shuffled copy of a few
-megabytes of samples at a time). Generators, iterables and `torch.utils.data.DataLoader`s are
-read batch by batch.
+Arrays (NumPy, torch, lists, dicts by name) become tensors on the model's device once per call,
+through the model's own standardisation (the one `model(x)` uses); batches are then slices of
+those tensors (when shuffling, slices of a shuffled copy of a few megabytes of samples at a
+time). Generators, iterables and `torch.utils.data.DataLoader`s are read batch by batch.
+
+A source serves batches two ways: `batches()` yields `(xs, ys, sw)` (input tensors in the
+model's order, targets in output order, sample weights), what the default steps run on;
+`user_batches()` yields what Keras gives an overridden `train_step`: `(x, y)`,
+`(x, y, sample_weight)` or `x`, in the structure the user passed.
 """
 import math
 
@@ -11,7 +16,7 @@ import numpy as np
 import torch
 
 from plexus.graph import tree
-from plexus.graph.tensor import KerasTensor
+from plexus.graph.inputs import flatten_named, is_array, to_tensor
 
 
 def model_device(model):
@@ -26,124 +31,47 @@ def model_device(model):
     return torch.device("cpu")
 
 
-def _is_array(x):
-    return isinstance(x, (np.ndarray, torch.Tensor)) or (
-        hasattr(x, "__array__") and not isinstance(x, (list, tuple, dict, str)))
+def unpack_x_y_sample_weight(data):
+    """`(x, y, sample_weight)` from a batch `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`
+    (missing parts are None). Use it in an overridden `train_step`:
+
+        x, y, sample_weight = plexus.utils.unpack_x_y_sample_weight(data)
+    """
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data[0], data[1], data[2]
+    raise ValueError(
+        f"A data batch must be x, (x,), (x, y) or (x, y, sample_weight); received a "
+        f"{type(data).__name__} of {len(data)} elements.")
 
 
-def to_tensor(x, device, dtype=None, int_ok=True, what="data"):
-    """One array-like to a tensor on `device` (float64 becomes float32)."""
-    if isinstance(x, KerasTensor):
-        raise TypeError(
-            f"{what} is a symbolic tensor (from plexus.Input or a layer). fit/evaluate/predict "
-            "need real data: NumPy arrays or torch tensors."
-        )
-    if not isinstance(x, torch.Tensor):
-        try:
-            arr = np.asarray(x)
-        except Exception as e:  # noqa: BLE001 - report what could not be read
-            raise TypeError(f"Could not read {what} as an array: {e}") from e
-        if arr.dtype == object:
-            raise TypeError(
-                f"{what} could not be turned into a numeric array (it has dtype object: ragged "
-                "lists or mixed types). Pad sequences to one length and pass a NumPy array."
-            )
-        x = torch.from_numpy(np.ascontiguousarray(arr))
-    if dtype is not None and x.dtype != dtype and not (int_ok and not x.is_floating_point()
-                                                          and x.dtype != torch.bool):
-        x = x.to(dtype)
-    elif x.dtype == torch.float64:
-        x = x.float()
-    elif x.dtype == torch.bool:
-        x = x.float()
-    if x.device != device:
-        x = x.to(device, non_blocking=x.is_pinned())
-    return x
-
-
-def flat_inputs(model, x):
-    """User inputs (one array, a list, a dict by input name) as a list in the model's order."""
-    if not getattr(model, "_is_graph", False):
-        return None  # subclassed model: the structure is the user's
-    names = model.input_names
-    if isinstance(x, dict):
-        missing = [k for k in names if k not in x]
-        if missing:
-            raise ValueError(
-                f"The input dict is missing {', '.join(repr(k) for k in missing)}. Model "
-                f"{model.name!r} expects inputs named {names}; received keys {list(x)}."
-            )
-        return [x[k] for k in names]
-    if isinstance(x, (list, tuple)) and (len(names) > 1 or (x and _is_array(x[0]))):
-        if len(x) != len(names):
-            raise ValueError(
-                f"Model {model.name!r} expects {len(names)} input(s) ({', '.join(names)}), but "
-                f"received a list of {len(x)} arrays. Pass one array per input in that order, "
-                "or a dict keyed by input name."
-            )
-        return list(x)
-    if len(names) != 1:
-        raise ValueError(
-            f"Model {model.name!r} expects {len(names)} inputs ({', '.join(names)}), but "
-            "received a single array. Pass a list in that order or a dict keyed by input name."
-        )
-    return [x]
-
-
-def output_names(model):
-    return list(model.output_names) if getattr(model, "_is_graph", False) else None
-
-
-def flat_targets(model, y, n_out, what="y"):
-    """Targets (one array, a list, a dict by output name) as a list in output order."""
+def pack_x_y_sample_weight(x, y=None, sample_weight=None):
+    """The batch `train_step` receives: `x` alone (or `(x,)` when `x` is a list or tuple),
+    `(x, y)`, or `(x, y, sample_weight)`."""
     if y is None:
-        return None
-    names = output_names(model) or [f"output_{i}" for i in range(n_out)]
-    if isinstance(y, dict):
-        missing = [k for k in names if k not in y]
-        if missing:
-            raise ValueError(
-                f"The {what} dict is missing {', '.join(repr(k) for k in missing)}. Model "
-                f"{model.name!r} has outputs named {names}; received keys {list(y)}."
-            )
-        return [y[k] for k in names]
-    if isinstance(y, (list, tuple)) and (n_out > 1 or (y and _is_array(y[0]))):
-        if len(y) != n_out:
-            raise ValueError(
-                f"Model {model.name!r} has {n_out} output(s) ({', '.join(names)}), but {what} "
-                f"is a list of {len(y)} arrays. Pass one target array per output, in that "
-                "order, or a dict keyed by output name."
-            )
-        return list(y)
-    if n_out != 1:
-        raise ValueError(
-            f"Model {model.name!r} has {n_out} outputs ({', '.join(names)}), but {what} is a "
-            "single array. Pass a list with one target array per output, or a dict keyed by "
-            "output name."
-        )
-    return [y]
+        return (x,) if isinstance(x, (list, tuple)) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
 
 
-def prepare_inputs(model, x, device):
-    """Inputs as a list of tensors in input order, cast and shape-checked once."""
-    flat = flat_inputs(model, x)
-    if flat is None:
-        return None
-    out = []
-    names = model.input_names
-    for i, v in enumerate(flat):
-        dtype, int_ok = model._input_casts[i]
-        t = to_tensor(v, device, dtype, int_ok, what=f"input {names[i]!r}")
-        model._check_input_shape(i, tuple(t.shape))
-        out.append(t)
-    return out
+def _names(model, n_out):
+    return model._output_names_for_data() or (
+        ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
 
 
 def prepare_targets(model, y, n_out, device):
-    flat = flat_targets(model, y, n_out)
-    if flat is None:
+    if y is None:
         return None
-    names = output_names(model) or [f"output_{i}" for i in range(n_out)]
+    names = _names(model, n_out)
+    flat = flatten_named(y, names, "target", model.name, "output")
     return [to_tensor(v, device, what=f"target {names[i]!r}") for i, v in enumerate(flat)]
 
 
@@ -153,8 +81,9 @@ def prepare_sample_weight(model, sample_weight, n_out, device):
         return None
     if isinstance(sample_weight, (dict, list, tuple)) and not (
             isinstance(sample_weight, (list, tuple)) and sample_weight
-            and not _is_array(sample_weight[0])):
-        flat = flat_targets(model, sample_weight, n_out, what="sample_weight")
+            and not is_array(sample_weight[0])):
+        flat = flatten_named(sample_weight, _names(model, n_out), "sample_weight", model.name,
+                             "output")
         return [None if v is None else to_tensor(v, device, torch.float32, False,
                                                    "sample_weight") for v in flat]
     return to_tensor(sample_weight, device, torch.float32, False, "sample_weight")
@@ -182,7 +111,68 @@ def num_samples(tensors, what):
     return next(iter(sizes.values()), 0)
 
 
-SHUFFLE_CHUNK_BYTES = 1 << 22
+class Structure:
+    """How the user structured `x`, `y` and `sample_weight` (one array, a list, a dict by
+    name), to rebuild that structure around batch slices for an overridden step."""
+
+    def __init__(self, model, x, y, sample_weight):
+        self.x = _layout(x, _input_names(model))
+        self.y = _layout(y, model._output_names_for_data())
+        self.sw = _layout(sample_weight, model._output_names_for_data())
+
+    def pack(self, xs, ys, sw):
+        x = self.x(xs)
+        y = None if ys is None else self.y(ys)
+        sw = None if sw is None else (self.sw(sw) if isinstance(sw, list) else sw)
+        return pack_x_y_sample_weight(x, y, sw)
+
+
+def _input_names(model):
+    try:
+        return model.input_names
+    except (AttributeError, ValueError):
+        return None
+
+
+def _layout(value, names):
+    """A function rebuilding `value`'s structure from a flat list in model order."""
+    if isinstance(value, dict) and names:
+        return lambda flat: dict(zip(names, flat))
+    if isinstance(value, (list, tuple)) and names and len(names) > 1:
+        return list
+    return lambda flat: flat[0]
+
+
+def make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None,
+              with_targets=True):
+    """The batches of one call of fit/evaluate/predict: `ArrayData` or `IterableData`."""
+    device = model_device(model)
+    if is_iterable_source(x):
+        if y is not None:
+            raise ValueError(
+                "When x is a generator or a DataLoader, it must yield (x, y) batches itself; "
+                "do not pass y separately.")
+        return IterableData(x, model, device, steps, with_targets)
+    if x is None:
+        raise ValueError("No input data: pass x (arrays, a dict, a generator or a DataLoader).")
+    xs = model._standardize_inputs(x, device)
+    n_out = len(model._output_names_for_data() or ()) or 1
+    ys = prepare_targets(model, y, n_out, device)
+    if with_targets and ys is None:
+        raise ValueError(
+            f"Model {model.name!r} needs targets: pass y (one array per output) to fit and "
+            "evaluate.")
+    sw = prepare_sample_weight(model, sample_weight, n_out, device)
+    if class_weight is not None:
+        if sw is not None:
+            raise ValueError("Pass either class_weight or sample_weight to fit, not both.")
+        if n_out != 1 or ys is None:
+            raise ValueError(
+                "class_weight works for models with one output and targets. For several "
+                "outputs, pass sample_weight as a dict keyed by output name.")
+        sw = class_weight_to_sample_weight(ys[0], class_weight).to(device)
+    return ArrayData(xs, ys, sw, batch_size if batch_size is not None else 32, shuffle, steps,
+                     Structure(model, x, y, sample_weight))
 
 
 class ArrayData:
@@ -190,8 +180,9 @@ class ArrayData:
     tensors (a functional model's inputs) or of nested structures of them (a subclassed
     model's own input structure)."""
 
-    def __init__(self, xs, ys, sw, batch_size, shuffle=False, steps=None):
+    def __init__(self, xs, ys, sw, batch_size, shuffle=False, steps=None, structure=None):
         self.xs, self.ys, self.sw = xs, ys, sw
+        self.structure = structure
         named = [(f"input {i}", t) for i, t in enumerate(tree.flatten(xs))]
         named += [(f"target {i}", t) for i, t in enumerate(ys or [])]
         if isinstance(sw, list):
@@ -235,6 +226,10 @@ class ArrayData:
                 part = slice(step * bs, (step + 1) * bs)
                 yield self._take(xs, part), self._take(ys, part), self._take(sw, part)
 
+    def user_batches(self):
+        for xs, ys, sw in self.batches():
+            yield self.structure.pack(xs, ys, sw)
+
     def split(self, validation_split):
         """(train, validation) by taking the last fraction of samples, before any shuffling."""
         if not 0 < validation_split < 1:
@@ -249,32 +244,19 @@ class ArrayData:
         head, tail = slice(0, at), slice(at, self.n)
         cut = self._take
         return (ArrayData(cut(self.xs, head), cut(self.ys, head), cut(self.sw, head),
-                          self.batch_size, self.shuffle),
+                          self.batch_size, self.shuffle, None, self.structure),
                 ArrayData(cut(self.xs, tail), cut(self.ys, tail), cut(self.sw, tail),
-                          self.batch_size, False))
+                          self.batch_size, False, None, self.structure))
 
 
-def unpack(batch):
-    """`(x, y, sample_weight)` from a batch that is `x`, `(x,)`, `(x, y)` or `(x, y, sw)`."""
-    if isinstance(batch, (list, tuple)):
-        if len(batch) == 1:
-            return batch[0], None, None
-        if len(batch) == 2:
-            return batch[0], batch[1], None
-        if len(batch) == 3:
-            return batch[0], batch[1], batch[2]
-        raise ValueError(
-            f"A data batch must be x, (x,), (x, y) or (x, y, sample_weight); received a "
-            f"{type(batch).__name__} of {len(batch)} elements."
-        )
-    return batch, None, None
+SHUFFLE_CHUNK_BYTES = 1 << 22
 
 
 class IterableData:
     """Batches read from a generator, an iterable or a `DataLoader`, converted as they come."""
 
-    def __init__(self, source, model, n_out, device, steps=None, with_targets=True):
-        self.source, self.model, self.n_out, self.device = source, model, n_out, device
+    def __init__(self, source, model, device, steps=None, with_targets=True):
+        self.source, self.model, self.device = source, model, device
         self.with_targets = with_targets
         self.steps = steps
         if steps is None:
@@ -285,15 +267,19 @@ class IterableData:
         self._iterator = None
 
     def convert(self, batch):
-        x, y, sw = unpack(batch)
-        xs = prepare_inputs(self.model, x, self.device)
-        if xs is None:
-            xs = [x]
-        ys = prepare_targets(self.model, y, self.n_out, self.device) if y is not None else None
-        sw = prepare_sample_weight(self.model, sw, self.n_out, self.device)
+        x, y, sw = unpack_x_y_sample_weight(batch)
+        model = self.model
+        xs = model._standardize_inputs(x, self.device)
+        n_out = len(model._output_names_for_data() or ()) or 1
+        ys = prepare_targets(model, y, n_out, self.device) if y is not None else None
+        if self.with_targets and ys is None:
+            raise ValueError(
+                f"Model {model.name!r} needs targets: the data must yield (x, y) or "
+                "(x, y, sample_weight) batches.")
+        sw = prepare_sample_weight(model, sw, n_out, self.device)
         return xs, ys, sw
 
-    def batches(self):
+    def _raw(self):
         is_reiterable = iter(self.source) is not self.source
         if is_reiterable or self._iterator is None:
             self._iterator = iter(self.source)
@@ -310,11 +296,25 @@ class IterableData:
                     ) from None
                 return
             count += 1
+            yield batch
+
+    def batches(self):
+        for batch in self._raw():
             yield self.convert(batch)
+
+    def user_batches(self):
+        device = self.device
+
+        def tensor(v):
+            return v if v is None or isinstance(v, str) else to_tensor(v, device, what="data")
+        for batch in self._raw():
+            if isinstance(batch, list):  # (a DataLoader collates tuples into lists)
+                batch = tuple(batch)
+            yield tree.map_structure(tensor, batch)
 
 
 def is_iterable_source(x):
     """Whether `x` is a generator / DataLoader / iterable of batches rather than array data."""
-    if x is None or _is_array(x) or isinstance(x, (list, tuple, dict, str)):
+    if x is None or is_array(x) or isinstance(x, (list, tuple, dict, str)):
         return False
     return hasattr(x, "__iter__") or hasattr(x, "__next__")

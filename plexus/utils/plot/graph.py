@@ -30,8 +30,8 @@ class Graph:
 
 
 def _is_graph_model(layer):
-    from plexus.models.model import Model
-    return isinstance(layer, Model) and getattr(layer, "_is_graph", False)
+    from plexus.models.functional import Functional
+    return isinstance(layer, Functional) and layer.built
 
 
 def check_drawable(model):
@@ -90,8 +90,7 @@ def _shape_lines(layer, nodes):
 
 
 def _kind_name(layer):
-    from plexus.models.model import Model
-    return "Functional" if type(layer) is Model else type(layer).__name__
+    return type(layer).__name__
 
 
 def _label(layer, nodes, opts):
