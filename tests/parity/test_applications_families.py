@@ -119,7 +119,7 @@ def test_efficientnet_imagenet_stem_reads_keras_file(tmp_path, monkeypatch):
     """With weights='imagenet', EfficientNet divides once more by the square root of the
     ImageNet standard deviations after its Normalization layer (as Keras does): Keras's model
     and plexus's, the same file, the same predictions; the Normalization statistics (an int32
-    count among them) are read from a legacy `.h5` file."""
+    count among them) cross in legacy `.h5` files both ways."""
     from keras.src.applications import efficientnet as keras_efficientnet
     from plexus.applications import weights_files
     shape = (32, 32, 3)
@@ -127,9 +127,9 @@ def test_efficientnet_imagenet_stem_reads_keras_file(tmp_path, monkeypatch):
     cache = tmp_path / ".keras" / "models"
     cache.mkdir(parents=True)
     path = str(cache / "efficientnetb0_notop.h5")
-    fresh()
-    write_legacy_h5(keras.applications.EfficientNetB0(weights=None, include_top=False,
-                                                      input_shape=shape), path)
+    # A first file for Keras to load, written by plexus in Keras 2's layout.
+    applications.EfficientNetB0(weights=None, include_top=False,
+                                input_shape=shape).save_weights(path)
     monkeypatch.setattr(keras_efficientnet.file_utils, "get_file", lambda *a, **k: path)
     fresh()
     km = keras.applications.EfficientNetB0(weights="imagenet", include_top=False,

@@ -79,9 +79,9 @@ def test_more_predictions_as_keras(name, kwargs):
 
 
 # Default image size with the 1000-class top: each family's full architecture.
+# (The later families' full architectures: test_applications_families.py.)
 FULL = ["VGG16", "ResNet50", "ResNet50V2", "InceptionV3", "Xception", "MobileNetV2",
-        "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny", "MobileNet",
-        "MobileNetV3Small", "NASNetMobile"]
+        "DenseNet121"]
 
 
 @pytest.mark.parametrize("name", FULL)
