@@ -19,8 +19,8 @@ import torch  # noqa: E402
 import plexus  # noqa: E402
 from plexus import applications  # noqa: E402
 from tests.parity.applications_helpers import (  # noqa: E402
-    architecture_summary, assert_same_predictions, calibrate, fresh, keras_application,
-    write_legacy_h5,
+    architecture_summary, assert_same_predictions, calibrate, fresh, keras_application, pair,
+    pixel_scale, write_legacy_h5,
 )
 from tests.parity.oracle import assert_close  # noqa: E402
 
@@ -90,16 +90,30 @@ def test_recorded_architectures_are_keras(name):
     assert summary == KERAS_ARCHITECTURES[name]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny",
+                                  "MobileNet", "MobileNetV3Large", "NASNetMobile"])
+def test_full_size_predictions_as_keras(name):
+    """At the size the ImageNet weights were trained at, with the 1000-class top
+    (MobileNetV3 takes any size: 224)."""
+    km, pm = pair(name)
+    shape = tuple(224 if d is None else d for d in km.input_shape[1:])
+    rng = np.random.default_rng(4)
+    scale = pixel_scale(name)
+    calibrate(km, rng, shape, scale)
+    assert_same_predictions(km, pm, shape, rng, scale=scale)
+
+
 def test_every_keras_application_exists():
-    """Every public name of `keras.applications` (constructors and modules), and each
-    module's preprocess_input and decode_predictions."""
+    """Every public name of `keras.applications` (constructors and modules), and every public
+    name of each module (its constructors, preprocess_input, decode_predictions)."""
     names = [n for n in dir(keras.applications) if not n.startswith("_")]
-    missing = [n for n in names if not hasattr(applications, n)]
-    assert not missing
-    for name in names:
-        if name[0].islower() and name != "imagenet_utils":
-            module = getattr(applications, name)
-            assert callable(module.preprocess_input) and callable(module.decode_predictions)
+    assert [n for n in names if not hasattr(applications, n)] == []
+    for name in (n for n in names if n[0].islower()):
+        ours, theirs = getattr(applications, name), getattr(keras.applications, name)
+        missing = [n for n in dir(theirs) if not n.startswith("_") and not hasattr(ours, n)]
+        assert missing == [], name
+        assert all(callable(getattr(ours, n)) for n in dir(theirs) if not n.startswith("_"))
 
 
 def test_weight_file_hashes_are_keras():
