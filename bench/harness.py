@@ -137,3 +137,19 @@ def machine():
     return (f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {sys.version.split()[0]}, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def best_times(fns, rounds, sync=None):
+    """The best time of each function over `rounds` rounds, called in a fresh random order
+    every round so that machine noise hits all alike; `sync` waits for a device."""
+    import random
+    sync = sync or (lambda: None)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for key in random.sample(list(fns), len(fns)):
+            sync()
+            start = time.perf_counter()
+            fns[key]()
+            sync()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best

@@ -5,13 +5,12 @@
 Rounds are interleaved in random order and the best time of each is kept, so machine noise hits
 all alike. On a GPU it first checks that the device gives the CPU's numbers.
 """
-import random
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, ".")
+from bench.harness import best_times  # noqa: E402
 from plexus import layers  # noqa: E402
 
 
@@ -31,14 +30,7 @@ def bench(dev, rounds=30):
         fns = {"torch.nn": lambda: ref(x)[0][:, -1].sum().backward(),
                "plexus": lambda: p(x).sum().backward(),
                "plexus masked": lambda: p(x, mask=mask).sum().backward()}
-        best = dict.fromkeys(fns, float("inf"))
-        for _ in range(rounds):
-            for key in random.sample(list(fns), len(fns)):
-                sync()
-                start = time.perf_counter()
-                fns[key]()
-                sync()
-                best[key] = min(best[key], time.perf_counter() - start)
+        best = best_times(fns, rounds, sync)
         print(f"{dev} {name} fwd+bwd, batch {B}, {T} steps: "
               + " | ".join(f"{k} {v * 1e3:.2f} ms" for k, v in best.items()))
 

@@ -14,6 +14,7 @@ from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (traini
 from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)
 from plexus import dtype_policies, mixed_precision  # noqa: E402  (dtype policies, loss scaling)
+from plexus import datasets, preprocessing  # noqa: E402  (data loading)
 from plexus.mixed_precision import DTypePolicy, FloatDTypePolicy  # noqa: E402
 
 __version__ = "0.1.0"

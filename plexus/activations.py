@@ -10,12 +10,26 @@ def linear(x):
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
-        return torch.relu(x)
-    neg = negative_slope * (x - threshold) if negative_slope else None
-    y = torch.where(x >= threshold, x, neg if neg is not None else torch.zeros_like(x))
+    """Rectified linear unit: `x` above `threshold` (else 0), capped at `max_value`, with
+    `negative_slope * (x - threshold)` below the threshold.
+
+    Args:
+        negative_slope: slope for values at or below `threshold`.
+        max_value: the largest value returned (None: no cap).
+        threshold: values at or below it give 0 (or the sloped part).
+    """
+    if negative_slope == 0.0 and threshold == 0.0:
+        if max_value is None:
+            return torch.relu(x)
+        if max_value == 6:
+            return F.relu6(x)
+    if negative_slope and max_value is None and threshold == 0:
+        return F.leaky_relu(x, negative_slope)
+    y = torch.where(x > threshold, x, torch.zeros_like(x)) if threshold else torch.relu(x)
     if max_value is not None:
-        y = torch.clamp(y, max=max_value)
+        y = torch.clamp(y, 0.0, max_value)
+    if negative_slope:
+        y = y - negative_slope * torch.relu(threshold - x)
     return y
 
 
@@ -109,6 +123,80 @@ def hard_silu(x):
     return F.hardswish(x)
 
 
+def celu(x, alpha=1.0):
+    """Continuously differentiable ELU: `max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0)`."""
+    return F.celu(x, alpha)
+
+
+def glu(x, axis=-1):
+    """Gated linear unit: `a * sigmoid(b)`, with `a` and `b` the two halves of `x` along
+    `axis` (whose size must be even)."""
+    if x.shape[axis] % 2:
+        raise ValueError(f"glu splits the axis {axis} of its input in two halves, so its size "
+                         f"must be even; received an input of shape {tuple(x.shape)}.")
+    return F.glu(x, dim=axis)
+
+
+def hard_tanh(x):
+    """`x` clipped to [-1, 1]."""
+    return F.hardtanh(x)
+
+
+def hard_shrink(x, threshold=0.5):
+    """`x` where `|x| > threshold`, else 0."""
+    return F.hardshrink(x, threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    """`x - threshold` above `threshold`, `x + threshold` below `-threshold`, else 0."""
+    return F.softshrink(x, threshold)
+
+
+def tanh_shrink(x):
+    """`x - tanh(x)`."""
+    return F.tanhshrink(x)
+
+
+def threshold(x, threshold, default_value):
+    """`x` where `x > threshold`, else `default_value`."""
+    return F.threshold(x, threshold, default_value)
+
+
+def log_sigmoid(x):
+    """`log(sigmoid(x))`, computed stably."""
+    return F.logsigmoid(x)
+
+
+def sparse_plus(x):
+    """0 for `x <= -1`, `(x + 1)**2 / 4` for `-1 < x < 1`, `x` from 1 on."""
+    return torch.where(x <= -1, torch.zeros_like(x), torch.where(x < 1, 0.25 * (x + 1) ** 2, x))
+
+
+def sparse_sigmoid(x):
+    """0 for `x <= -1`, `(x + 1) / 2` for `-1 < x < 1`, 1 from 1 on."""
+    return torch.clamp(0.5 * (x + 1), 0.0, 1.0)
+
+
+def squareplus(x, b=4):
+    """`(x + sqrt(x**2 + b)) / 2`, a smooth ReLU (`b >= 0`)."""
+    return (x + torch.sqrt(x * x + b)) / 2
+
+
+def sparsemax(x, axis=-1):
+    """Euclidean projection of `x` onto the probability simplex along `axis`: like softmax,
+    a distribution, but with exact zeros for low scores."""
+    z, _ = torch.sort(x, dim=axis, descending=True)
+    cumsum = torch.cumsum(z, dim=axis)
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    k = torch.arange(1, x.shape[axis] + 1, device=x.device, dtype=x.dtype).view(shape)
+    support = z - (cumsum - 1) / k > 0
+    size = torch.sum(support, dim=axis, keepdim=True)
+    tau = (torch.sum(torch.where(support, cumsum, torch.zeros_like(cumsum)), dim=axis,
+                     keepdim=True) - 1) / size
+    return torch.clamp(x - tau, min=0.0)
+
+
 swish = silu
 hard_swish = hard_silu
 
@@ -117,7 +205,11 @@ _ACTIVATIONS = {
     "hard_sigmoid": hard_sigmoid, "tanh": tanh, "softmax": softmax, "log_softmax": log_softmax,
     "softplus": softplus, "softsign": softsign, "elu": elu, "selu": selu, "gelu": gelu,
     "silu": silu, "swish": swish, "exponential": exponential, "leaky_relu": leaky_relu,
-    "mish": mish, "hard_silu": hard_silu, "hard_swish": hard_swish,
+    "mish": mish, "hard_silu": hard_silu, "hard_swish": hard_swish, "celu": celu, "glu": glu,
+    "hard_tanh": hard_tanh, "hard_shrink": hard_shrink, "soft_shrink": soft_shrink,
+    "tanh_shrink": tanh_shrink, "threshold": threshold, "log_sigmoid": log_sigmoid,
+    "sparse_plus": sparse_plus, "sparse_sigmoid": sparse_sigmoid, "squareplus": squareplus,
+    "sparsemax": sparsemax,
 }
 
 
@@ -125,6 +217,8 @@ def get(identifier):
     """Resolve an activation given as a name, a callable or None (linear)."""
     if identifier is None:
         return linear
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str):
         fn = _ACTIVATIONS.get(identifier)
         if fn is None:
@@ -149,3 +243,19 @@ def serialize(fn):
         if known is fn:
             return name
     return getattr(fn, "__name__", str(fn))
+
+
+def deserialize(config, custom_objects=None):
+    """The activation function a saved config names: a name (`"relu"`) or Keras's
+    `{"class_name": "function", "config": "relu", ...}`; `custom_objects` maps further names
+    to functions."""
+    name = config
+    if isinstance(config, dict):
+        name = config.get("config") if config.get("class_name") == "function" else \
+            config.get("class_name")
+    if not isinstance(name, str):
+        raise ValueError(f"Cannot read an activation from {config!r}: expected a name or a "
+                         "{'class_name': 'function', 'config': name} dict.")
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    return get(name)

@@ -45,8 +45,10 @@ def session_scope():
 
 
 def to_snake_case(name):
-    """`Conv2D` -> `conv2d`, `MaxPooling1D` -> `max_pooling1d`, `LSTM` -> `lstm`."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    """`Conv2D` -> `conv2d`, `MaxPooling1D` -> `max_pooling1d`, `LSTM` -> `lstm`,
+    `ConvLSTM2D` -> `conv_lstm2d` (Keras's rule, so default names and file paths agree)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
     return name.lower()
 

@@ -1,6 +1,8 @@
 """Weight constraints: projections applied to weights after each optimizer step."""
 import torch
 
+from plexus import _catalog as catalog
+
 
 class Constraint:
     def __call__(self, w):
@@ -60,21 +62,20 @@ class MinMaxNorm(Constraint):
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 _BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
             "min_max_norm": MinMaxNorm, "MaxNorm": MaxNorm, "NonNeg": NonNeg,
-            "UnitNorm": UnitNorm, "MinMaxNorm": MinMaxNorm}
+            "UnitNorm": UnitNorm, "MinMaxNorm": MinMaxNorm, "Constraint": Constraint,
+            "constraint": Constraint}
 
 
 def get(identifier):
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"Unknown constraint {identifier!r}. Known: {', '.join(_BY_NAME)}.")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        cls = _BY_NAME.get(identifier["class_name"])
-        if cls is None:
-            raise ValueError(f"Unknown constraint class {identifier['class_name']!r}.")
-        return cls.from_config(identifier.get("config", {}))
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"Cannot interpret {identifier!r} as a constraint.")
+    """A constraint from a name, a config dict, a class, an object or a callable."""
+    return catalog.get("constraint", identifier, _BY_NAME, Constraint, deserialize)
+
+
+def serialize(constraint):
+    """Keras's description of a constraint: `{"module", "class_name", "config", ...}`."""
+    return catalog.serialize(constraint, "keras.constraints")
+
+
+def deserialize(config, custom_objects=None):
+    """The constraint a config (`{"class_name": ..., "config": {...}}`) describes."""
+    return catalog.deserialize("constraint", config, _BY_NAME, get, custom_objects)

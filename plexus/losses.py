@@ -9,3 +9,8 @@ from plexus.training.losses import (  # noqa: F401
     logcosh, mae, mape, mean_absolute_error, mean_absolute_percentage_error,
     mean_squared_error, mean_squared_logarithmic_error, mse, msle, poisson, serialize,
     sparse_categorical_crossentropy, squared_hinge)
+from plexus.training.task_losses import (  # noqa: F401
+    CTC, BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy, Circle, Dice, Tversky, binary_focal_crossentropy,
+    categorical_focal_crossentropy, categorical_generalized_cross_entropy, circle, ctc, dice,
+    tversky)

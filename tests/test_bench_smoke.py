@@ -56,3 +56,12 @@ def test_import_plexus_does_not_load_the_compiler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_data_pipeline_bench_runs(capsys):
+    """The data-pipeline case (directory loader + augmentation layers against a hand-written
+    Dataset/DataLoader) runs end to end on a few images."""
+    from bench import data_pipeline
+    out = data_pipeline.main(["--images", "8", "--rounds", "1", "--workers", "0"])
+    assert set(out) == {"plexus_s", "torch_s", "aug_plexus_s", "aug_torch_s"}
+    assert "plexus / PyTorch" in capsys.readouterr().out

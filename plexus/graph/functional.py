@@ -102,7 +102,9 @@ class Step:
         self.single = (len(args) == 1 and isinstance(args[0], _Slot) and not kwargs)
         self.template = (args, kwargs)
         self.out_slots = [slot_of[id(t)] for t in node.output_tensors]
-        self.pass_training = "training" not in node.kwargs and call_accepts(self.layer, "training")
+        # As Keras: the model's mode, when given (fit, predict), wins over a `training=`
+        # recorded with the call (Keras records one for Dropout, SpectralNormalization, ...).
+        self.pass_training = call_accepts(self.layer, "training")
         in_masked = any(t.has_mask for t in node.input_tensors)
         self.mask_in = in_masked and call_accepts(self.layer, "mask")
         self.makes_mask = any(t.has_mask for t in node.output_tensors)

@@ -87,6 +87,26 @@ def to_tensor(x, device=None, dtype=None, int_ok=True, what="data"):
     return x
 
 
+def string_array(x, name):
+    """Data for an `Input(dtype="string")`: a NumPy array of str/bytes."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind not in "USO":
+        raise TypeError(
+            f"Input {name!r} has dtype 'string', but received an array of dtype {arr.dtype}. "
+            "Pass text as a NumPy array (or list) of str or bytes.")
+    return arr
+
+
+def adjust_rank(x, expected):
+    """Data one rank off an input of shape `expected` whose (or whose data's) last size is 1
+    gets that axis added or dropped, as Keras does (`Input(shape=(1,))` takes shape (n,))."""
+    if len(x.shape) == len(expected) - 1 and expected and expected[-1] == 1:
+        return x[..., None]
+    if len(x.shape) == len(expected) + 1 and x.shape[-1] == 1:
+        return x[..., 0]
+    return x
+
+
 def check_shape(expected, received, name, owner):
     """ValueError unless `received` fits `expected` (None matches any size)."""
     ok = len(received) == len(expected) and all(

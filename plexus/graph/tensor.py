@@ -30,16 +30,26 @@ def standardize_dtype(dtype):
         if dtype not in _NAMES:
             raise ValueError(f"Unsupported dtype {dtype}. Use one of: {', '.join(_DTYPES)}.")
         return _NAMES[dtype]
+    if dtype is str or dtype is bytes or dtype is object:
+        return "string"
     name = getattr(dtype, "name", None) or str(dtype)
-    name = {"float": "float32", "int": "int64", "double": "float64", "half": "float16"}.get(name, name)
+    name = {"float": "float32", "int": "int64", "double": "float64", "half": "float16",
+            "str": "string", "object": "string", "bytes": "string"}.get(name, name)
     name = name.replace("torch.", "")
+    if name == "string":  # text: NumPy arrays of str/bytes (torch has no string tensors)
+        return name
     if name not in _DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}. Use one of: {', '.join(_DTYPES)}.")
     return name
 
 
 def torch_dtype(dtype):
-    return _DTYPES[standardize_dtype(dtype)]
+    name = standardize_dtype(dtype)
+    if name == "string":
+        raise TypeError(
+            "torch has no string tensors: string data stays a NumPy array of str/bytes until a "
+            "layer such as StringLookup, Hashing or TextVectorization turns it into numbers.")
+    return _DTYPES[name]
 
 
 class KerasTensor:

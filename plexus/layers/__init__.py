@@ -9,8 +9,8 @@ from plexus.layers.merging import (
 )
 from plexus.layers.conv import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Convolution3D
 from plexus.layers.conv_transpose import (
-    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose, Convolution2DTranspose,
-    Convolution3DTranspose,
+    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose, Convolution1DTranspose,
+    Convolution2DTranspose, Convolution3DTranspose,
 )
 from plexus.layers.depthwise_conv import (
     DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
@@ -37,8 +37,28 @@ from plexus.layers.regularization import (
     ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
     SpatialDropout2D, SpatialDropout3D,
 )
-from plexus.layers.preprocessing import Normalization
-from plexus.layers.wrappers import Bidirectional, TimeDistributed
+from plexus.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 from plexus.layers.attention import AdditiveAttention, Attention, Dot, MultiHeadAttention, dot
+from plexus.layers.adaptive_pooling import (
+    AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D,
+)
+from plexus.layers.rms_normalization import RMSNormalization
+from plexus.layers.einsum_dense import EinsumDense
+from plexus.layers.grouped_query_attention import GroupedQueryAttention, GroupQueryAttention
+from plexus.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+from plexus.layers.spectral_normalization import SpectralNormalization
+from plexus.layers.reversible_embedding import ReversibleEmbedding
+from plexus.layers.pipeline import Pipeline
+from plexus.layers.torch_module_wrapper import TorchModuleWrapper
+from plexus.layers.preprocessing import (
+    AutoContrast, CategoryEncoding, CenterCrop, CutMix, Discretization, Equalization,
+    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, RandAugment,
+    RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
+    RandomErasing, RandomFlip, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
+    RandomPosterization, RandomRotation, RandomSaturation, RandomSharpness, RandomShear,
+    RandomTranslation, RandomZoom, Resizing, Solarization, STFTSpectrogram, StringLookup,
+    TextVectorization,
+)
 from plexus.layers.serialization import deserialize, serialize
 from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)

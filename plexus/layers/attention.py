@@ -35,6 +35,40 @@ def _causal_mask(t, s, device):
     return torch.ones((t, s), dtype=torch.bool, device=device).tril()[None]
 
 
+def call_inputs(value, key, query_mask, value_mask, key_mask, attention_mask, mask):
+    """An attention layer's extra call arguments as tensors, `key` defaulting to `value` and
+    the query's mask to the one the graph passes as `mask`."""
+    value, key, query_mask, value_mask, key_mask, attention_mask = (
+        _tensor(t) for t in (value, key, query_mask, value_mask, key_mask, attention_mask))
+    if query_mask is None and mask is not None:
+        query_mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+    return value, value if key is None else key, query_mask, value_mask, key_mask, \
+        attention_mask
+
+
+def combine_masks(query, value, query_mask=None, value_mask=None, key_mask=None,
+                  attention_mask=None, use_causal_mask=False, band=None):
+    """The bool mask `(B or 1, T, S)` (True = may attend) that all given masks allow: the
+    query's `(B, T)`, the value's and key's `(B, S)`, the causal one, an extra `band`
+    `(1, T, S)` and `attention_mask`; None when there are none."""
+    mask = None
+    if query_mask is not None:
+        mask = query_mask.bool()[..., None]
+    for m in (value_mask, key_mask):
+        if m is not None:
+            m = m.bool()[..., None, :]
+            mask = m if mask is None else mask & m
+    extra = [band] if band is not None else []
+    if use_causal_mask:
+        extra.insert(0, _causal_mask(query.shape[1], value.shape[1], query.device))
+    for m in extra:
+        mask = m if mask is None else mask & m
+    if attention_mask is not None:
+        attention_mask = torch.as_tensor(attention_mask, device=query.device).bool()
+        mask = attention_mask if mask is None else attention_mask & mask
+    return mask
+
+
 class _Projection(Layer):
     """Contracts the last `len(in_dims)` axes of its input with a kernel `in_dims + out_dims`
     (the EinsumDense projections inside MultiHeadAttention; weights in Keras's layout)."""
@@ -186,37 +220,18 @@ class MultiHeadAttention(Layer):
         flat = y.reshape((math.prod(lead), x.shape[rank - 1], -1, x.shape[rank]))
         return flat, perm, y.shape
 
-    def _attention_mask(self, query, value, key, query_mask, value_mask, key_mask,
-                        attention_mask, use_causal_mask):
-        mask = None
-        if query_mask is not None:
-            mask = query_mask.bool()[..., None]
-        for m in (value_mask, key_mask if key is not value else None):
-            if m is not None:
-                m = m.bool()[..., None, :]
-                mask = m if mask is None else mask & m
-        if use_causal_mask:
-            c = _causal_mask(query.shape[1], value.shape[1], query.device)
-            mask = c if mask is None else mask & c
-        if attention_mask is not None:
-            attention_mask = torch.as_tensor(attention_mask, device=query.device).bool()
-            mask = attention_mask if mask is None else attention_mask & mask
-        return mask
-
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None,
              use_causal_mask=False, mask=None):
         training = self.training if training is None else bool(training)
-        value, key, query_mask, value_mask, key_mask, attention_mask = (
-            _tensor(t) for t in (value, key, query_mask, value_mask, key_mask, attention_mask))
-        key = value if key is None else key
-        if query_mask is None and mask is not None:
-            query_mask = mask[0] if isinstance(mask, (list, tuple)) else mask
+        value, key, query_mask, value_mask, key_mask, attention_mask = call_inputs(
+            value, key, query_mask, value_mask, key_mask, attention_mask, mask)
         self._ensure_built(query, value, key)
         causal_only = (use_causal_mask and query_mask is None and value_mask is None
                        and key_mask is None and attention_mask is None)
-        full_mask = None if causal_only else self._attention_mask(
-            query, value, key, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
+        full_mask = None if causal_only else combine_masks(
+            query, value, query_mask, value_mask, key_mask if key is not value else None,
+            attention_mask, use_causal_mask)
         q, perm, q_shape = self._flatten(self.query_dense(query))
         k, _, k_shape = self._flatten(self.key_dense(key))
         v, _, _ = self._flatten(self.value_dense(value))

@@ -154,4 +154,5 @@ class Conv3DTranspose(ConvTranspose):
     rank = 3
 
 
+Convolution1DTranspose = Conv1DTranspose
 Convolution2DTranspose, Convolution3DTranspose = Conv2DTranspose, Conv3DTranspose

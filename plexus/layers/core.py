@@ -352,6 +352,8 @@ class Lambda(Layer):
         arguments: extra keyword arguments for `function`.
     """
 
+    _accepts_strings = True  # the function decides what it takes
+
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
         if not callable(function):

@@ -41,11 +41,29 @@ def _identity(t):
 
 def _to_tensor(x):
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "USO":  # text stays NumPy: torch has no string tensors
+            return x
         t = torch.from_numpy(x)
         return t.float() if t.dtype == torch.float64 else t
     if isinstance(x, (float, int, np.generic)) and not isinstance(x, bool):
         return torch.as_tensor(x, dtype=torch.float32 if isinstance(x, float) else None)
     return x
+
+
+def text_refused(layer):
+    """The TypeError for text given to `layer`, which computes on numbers."""
+    return TypeError(
+        f"Layer {layer.name!r} ({type(layer).__name__}) takes numbers, but received strings. "
+        "Turn text into numbers first, e.g. with StringLookup, Hashing or TextVectorization "
+        "in front of this layer.")
+
+
+def _refuse_text(layer, inputs):
+    """`text_refused` when the inputs hold text (string arrays, string symbolic tensors)."""
+    for t in tree.flatten(inputs):
+        if (isinstance(t, np.ndarray) and t.dtype.kind in "USO") or isinstance(t, str) or (
+                isinstance(t, KerasTensor) and t.dtype == "string"):
+            raise text_refused(layer)
 
 
 def _shape_of(x):
@@ -72,6 +90,8 @@ class Layer(nn.Module):
             weights, bfloat16 computations), ... Floating inputs are cast to the compute dtype.
         input_shape: for the first layer of a `Sequential` model, the shape of one sample.
     """
+
+    _accepts_strings = False  # whether `call` takes text (NumPy arrays of str/bytes)
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -198,7 +218,8 @@ class Layer(nn.Module):
         name = name or "variable"
         attr = name if name.isidentifier() else "variable"
         base, i = attr, 1
-        while attr in self._parameters or attr in self.__dict__ or attr in self._buffers:
+        while (attr in self._parameters or attr in self.__dict__ or attr in self._buffers
+               or hasattr(type(self), attr)):  # (a class attribute, e.g. a property, wins)
             attr, i = f"{base}_{i}", i + 1
         param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable
                              and "float" in dtype)
@@ -439,6 +460,8 @@ class Layer(nn.Module):
             return self._symbolic_call(args, kwargs)
         if args:
             args = (tree.map_structure(_to_tensor, args[0]),) + args[1:]
+            if not self._accepts_strings and not isinstance(args[0], torch.Tensor):
+                _refuse_text(self, args[0])
         if not self.built:
             inputs = args[0] if args else kwargs.get("inputs")
             self._maybe_build(tree.map_structure(_shape_of, inputs))
@@ -449,6 +472,8 @@ class Layer(nn.Module):
             raise TypeError(f"Layer {self.name!r} must be called with its inputs as the first argument.")
         inputs = args[0]
         flat = tree.flatten(inputs)
+        if not self._accepts_strings:
+            _refuse_text(self, flat)
         for t in flat:
             if not isinstance(t, KerasTensor):
                 raise TypeError(

@@ -28,6 +28,16 @@ def _gru_swap(t, units, axis):
     return torch.cat([r, z, h], dim=axis)
 
 
+def forget_bias_initializer(base, units):
+    """An LSTM bias initializer (gates i, f, c, o) that starts the forget gate at one and the
+    other gates from `base` (`unit_forget_bias=True`)."""
+    def init(shape, dtype=None):
+        ones = torch.ones((units,), dtype=dtype or torch.float32)
+        return torch.cat([torch.as_tensor(base((units,), dtype=dtype)), ones,
+                          torch.as_tensor(base((2 * units,), dtype=dtype))])
+    return init
+
+
 class DropoutCell(Layer):
     """Common arguments of the built-in cells: units, activations, initializers, dropout."""
 
@@ -197,12 +207,7 @@ class LSTMCell(DropoutCell):
         self._add_kernels(self._input_dim(input_shape), _transposed(), _transposed())
         init = self.bias_initializer
         if self.unit_forget_bias:
-            base, u = self.bias_initializer, self.units
-
-            def init(shape, dtype=None):
-                ones = torch.ones((u,), dtype=dtype or torch.float32)
-                return torch.cat([torch.as_tensor(base((u,), dtype=dtype)), ones,
-                                  torch.as_tensor(base((2 * u,), dtype=dtype))])
+            init = forget_bias_initializer(self.bias_initializer, self.units)
         self._add_bias((4 * self.units,), init)
         self.built = True
 

@@ -1,4 +1,5 @@
-"""Layer wrappers: Bidirectional (a recurrent layer run both ways) and TimeDistributed."""
+"""Layer wrappers: the `Wrapper` base, Bidirectional (a recurrent layer run both ways) and
+TimeDistributed."""
 import copy
 
 import torch
@@ -21,6 +22,44 @@ def _recreate(layer, name, go_backwards):
         return clone
     config = {**layer.get_config(), "name": name, "go_backwards": go_backwards}
     return type(layer).from_config(config)
+
+
+class Wrapper(Layer):
+    """Base class of layers that wrap another layer and change how it runs
+    (`TimeDistributed`, `SpectralNormalization`); not a layer to use by itself.
+
+    Args:
+        layer: the layer to wrap; it becomes the sublayer `self.layer`, built with the
+            wrapper, and its config is saved inside the wrapper's.
+    """
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError(
+                f"{type(self).__name__} needs a plexus layer to wrap; received {layer!r}. Wrap "
+                "a torch module in layers.TorchModuleWrapper first.")
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+            self.layer.built = True
+        self.built = True
+
+    def get_config(self):
+        from plexus.saving.serialization import serialize_layer
+        return {**super().get_config(), "layer": serialize_layer(self.layer)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        layer = config.pop("layer")
+        if not isinstance(layer, Layer):
+            from plexus.saving.serialization import deserialize_keras_object
+            layer = deserialize_keras_object(layer, custom_objects=custom_objects,
+                                             category="layers")
+        return cls(layer, **config)
 
 
 class Bidirectional(Layer):
@@ -210,7 +249,7 @@ class Bidirectional(Layer):
                                    "config": self.backward_layer.get_config()}}
 
 
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """Applies a layer to every time step of its input (the same weights at every step).
 
     Args:
@@ -226,11 +265,7 @@ class TimeDistributed(Layer):
     """
 
     def __init__(self, layer, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(layer, Layer):
-            raise ValueError(
-                f"TimeDistributed {self.name!r} needs a layer instance; received {layer!r}.")
-        self.layer = layer
+        super().__init__(layer, **kwargs)
         self.supports_masking = True
 
     def _check(self, input_shape):
@@ -270,8 +305,3 @@ class TimeDistributed(Layer):
             kwargs["mask"] = mask.reshape((batch * steps,) + tuple(mask.shape[2:]))
         out = self.layer(flat, **kwargs)
         return out.reshape((batch, steps) + tuple(out.shape[1:]))
-
-    def get_config(self):
-        return {**super().get_config(),
-                "layer": {"class_name": type(self.layer).__name__,
-                          "config": self.layer.get_config()}}

@@ -84,6 +84,8 @@ class Functional(Model):
     def _input_cast(self, tensor):
         """(dtype to cast data for this input to, whether integers pass): integers pass when
         only layers that take integer ids (Embedding) read the input."""
+        if tensor.dtype == "string":
+            return None, True  # text passes to its layers as a NumPy array
         consumers = [n.layer for n in functional.consumers(self._steps, tensor)]
         int_ok = bool(consumers) and all(getattr(l, "_accepts_int_inputs", False)
                                          for l in consumers)
@@ -149,7 +151,11 @@ class Functional(Model):
         out = []
         for i, x in enumerate(flat):
             dtype, int_ok = self._input_casts[i]
-            t = I.to_tensor(x, device, dtype, int_ok, what=f"input {names[i]!r}")
+            if dtype is None:  # an Input(dtype="string"): text stays a NumPy array
+                t = I.string_array(x, names[i])
+            else:
+                t = I.to_tensor(x, device, dtype, int_ok, what=f"input {names[i]!r}")
+            t = I.adjust_rank(t, self.inputs[i].shape)
             I.check_shape(self.inputs[i].shape, tuple(t.shape), names[i], self.name)
             out.append(t)
         return out
@@ -220,8 +226,8 @@ class Functional(Model):
         out = super()._apply(fn, recurse)
         moved = fn(torch.empty(0))
         if moved.dtype != torch.float32 and moved.is_floating_point():
-            self._input_casts = [(moved.dtype if dtype.is_floating_point else dtype, int_ok)
-                                 for dtype, int_ok in self._input_casts]
+            self._input_casts = [(moved.dtype if dtype is not None and dtype.is_floating_point
+                                  else dtype, int_ok) for dtype, int_ok in self._input_casts]
         return out
 
     # ------------------------------------------------------------------ config

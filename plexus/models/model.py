@@ -46,6 +46,7 @@ class Model(Layer):
 
     # A model's layers cast their own inputs and weights (mixed precision); the model does not.
     _autocast = _autocast_weights = False
+    _accepts_strings = True  # each input decides (Input(dtype="string") takes text)
 
     _name_prefix = "functional"
     _functional_class = None  # set by plexus/models/functional.py

@@ -95,6 +95,9 @@ class LossScaleOptimizer(O.Optimizer):
         """The current scale, as a Python float."""
         return float(self.dynamic_scale)
 
+    def bind_model(self, model):
+        self.inner_optimizer.bind_model(model)
+
     def build(self, var_list):
         self._vars = list(var_list)
         self.inner_optimizer.build(self._vars)
@@ -134,6 +137,10 @@ class LossScaleOptimizer(O.Optimizer):
             self.inner_optimizer.step()
         torch._amp_update_scale_(self.dynamic_scale, self.step_counter, found, 2.0, 0.5,
                                  self.dynamic_growth_steps)
+
+    def finalize_variable_values(self, var_list):
+        """The inner optimizer's end of training (its moving averages, with `use_ema`)."""
+        self.inner_optimizer.finalize_variable_values(var_list)
 
     # ------------------------------------------------------------------ state and config
     @property

@@ -72,7 +72,8 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
 
     files.write_archive(filepath, {"metadata.json": metadata.encode(),
                                    "config.json": config.encode(),
-                                   "model.weights.h5": files.h5_bytes(write)})
+                                   "model.weights.h5": files.h5_bytes(write),
+                                   **weights.asset_members(model)})
 
 
 def _save_legacy_h5_model(model, filepath):
@@ -94,7 +95,8 @@ def _save_legacy_h5_model(model, filepath):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save only the weights: Keras 3 layout for `*.weights.h5`, Keras 2 layout for `*.h5`."""
+    """Save the weights: Keras 3 layout for `*.weights.h5` (with the compiled model's optimizer
+    state, as Keras writes it), Keras 2 layout for `*.h5`."""
     import h5py
     filepath = _path_str(filepath)
     if not (filepath.endswith(".h5") or filepath.endswith(".hdf5")):
@@ -104,10 +106,12 @@ def save_weights(model, filepath, overwrite=True):
         )
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
-    write = weights.write if filepath.endswith(".weights.h5") else legacy_h5.write
+    keras3 = filepath.endswith(".weights.h5")
     with files.atomic_path(filepath) as tmp:
         with h5py.File(tmp, "w") as f:
-            write(model, f)
+            (weights.write if keras3 else legacy_h5.write)(model, f)
+            if keras3:  # Keras 3 writes the compiled model's optimizer state alongside
+                optimizer_state.write(model, f)
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -178,9 +182,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model = model_from_config(config, custom_objects, safe_mode, source=label)
         h5_data = files.read_member(archive, "model.weights.h5", label,
                                     max_bytes=_expected_h5_bytes(model))
+        assets = weights.read_assets(
+            model, lambda name: files.read_member(archive, name, label, required=False))
     with h5util.open_h5(h5_data, f"{label} (model.weights.h5)") as f:
         plan = weights.read(model, f, f"{label} (model.weights.h5)")
         weights.assign(plan)
+        for layer, data in assets:  # after the variables, as Keras (idf weights first)
+            layer._load_keras_assets(data.get)
         if compile:
             _compile_from_config(model, config.get("compile_config"), label, custom_objects)
             optimizer_state.read(model, f, f"{label} (model.weights.h5)")
@@ -262,4 +270,8 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
                     "Keras 3's layout, where weights are matched by position."
                 )
             plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
+            if filepath.endswith(".weights.h5"):  # (as in Keras, the optimizer's state too)
+                weights.assign(plan)
+                optimizer_state.read(model, f, label)
+                return
     weights.assign(plan)

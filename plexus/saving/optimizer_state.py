@@ -58,6 +58,15 @@ def write(model, f):
         sub = f.require_group("optimizer/inner_optimizer/vars")
         for i, value in enumerate(_arrays(inner)):
             sub.create_dataset(str(i), data=value)
+    seen = {}
+    for part in getattr(opt, "optimizers", None) or ():  # a MultiOptimizer's, likewise
+        name = str(part.name)
+        seen[name] = seen.get(name, -1) + 1
+        if seen[name]:
+            name = f"{name}_{seen[name]}"  # (two sub-optimizers with one name)
+        sub = f.require_group(f"optimizer/optimizers/{name}/vars")
+        for i, value in enumerate(_arrays(part)):
+            sub.create_dataset(str(i), data=value)
 
 
 def _read_all(group, label):
@@ -80,6 +89,8 @@ def read(model, f, label):
         return
     arrays = _read_all(group, label)
     params = [p for p in model.weights if p.requires_grad]
+    if not getattr(opt, "built", True) and hasattr(opt, "bind_model"):
+        opt.bind_model(model)  # (some rules keep state in Keras's layout of each weight)
     if hasattr(opt, "load_own_variables"):
         if getattr(opt, "_builds_before_loading", False) and not opt.built:
             opt.build(params)

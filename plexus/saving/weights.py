@@ -6,10 +6,13 @@ Keras addresses a layer's variables by where the layer sits, not by its name:
 `layers/functional/layers/...`, and a layer's sublayers under their attribute name
 (`layers/lstm/cell/vars/0`). Each `vars` group carries the layer's name as an attribute.
 
-A layer can adjust its place in this tree with two optional hooks:
+A layer can adjust its place in this tree with optional hooks:
     `_keras_children()` -> list of (attribute name, sublayer), visited after its own variables
         (default: its sublayers as registered on the module, sorted as Keras sorts attributes);
-    `_keras_vars_subpath` (str) -> where its own variables go below its path (default: none).
+    `_keras_vars_subpath` (str) -> where its own variables go below its path (default: none);
+    `_keras_saved_entries()` -> the (owner, Weight) pairs its group holds (default: its own
+        weights), with `_keras_vars_by_name = True` to name datasets by `Weight.name` instead of
+        by position (TorchModuleWrapper's state dict, as Keras writes it).
 """
 import numpy as np
 import torch
@@ -27,7 +30,10 @@ def _name_key(name):
 
 def _container_name(layer, used):
     from plexus.saving.serialization import keras_class_name
-    name = backend.to_snake_case(keras_class_name(layer))
+    # Keras names a container entry after the Python class, which `_name_prefix` gives where
+    # it differs from the exported name (GroupQueryAttention is GroupedQueryAttention).
+    name = type(layer).__dict__.get("_name_prefix") or \
+        backend.to_snake_case(keras_class_name(layer))
     if name in used:
         used[name] += 1
         return f"{name}_{used[name]}"
@@ -64,20 +70,17 @@ def is_op(layer):
 def walk(root):
     """(path of the `vars` group, layer, own weight entries) for every layer, Keras's order.
 
-    A weight shared by two layers is listed only at its first place.
+    As Keras's saver, each layer lists all its own weights: a weight that two layers hold
+    (SpectralNormalization's kernel is also its wrapped layer's) is written at both places.
     """
-    seen_layers, seen_params, out = set(), set(), []
+    seen_layers, out = set(), []
 
     def visit(layer, path):
         if id(layer) in seen_layers:
             return
         seen_layers.add(id(layer))
-        entries = []
-        for owner, w in layer._own_weight_entries():
-            p = getattr(owner, w.attr)
-            if id(p) not in seen_params:
-                seen_params.add(id(p))
-                entries.append((owner, w))
+        saved = getattr(layer, "_keras_saved_entries", None)
+        entries = list(saved() if saved is not None else layer._own_weight_entries())
         sub = getattr(layer, "_keras_vars_subpath", None)
         base = f"{path}/{sub}" if sub else path
         out.append(((base + "/vars").lstrip("/"), layer, entries))
@@ -95,7 +98,43 @@ def write(model, f):
         group.attrs["name"] = layer.name
         for i, (owner, w) in enumerate(entries):
             value = w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
-            group.create_dataset(str(i), data=value)
+            group.create_dataset(_dataset_name(layer, i, w), data=value)
+        for name, value in _named_vars(layer).items():
+            group.create_dataset(name, data=value)
+
+
+def _named_vars(layer):
+    """State a layer keeps by name beside its numbered weights, as Keras's `save_own_variables`
+    does (a lookup layer's `idf_weights`): `_keras_named_vars()` -> {name: array}."""
+    hook = getattr(layer, "_keras_named_vars", None)
+    return hook() if callable(hook) else {}
+
+
+def asset_members(model):
+    """`{archive member: bytes}` of the files layers keep in a `.keras` archive's `assets/`
+    folder (an adapted vocabulary), at Keras's paths: `assets/<layer path>/<file>`."""
+    out = {}
+    for path, layer, _ in walk(model):
+        hook = getattr(layer, "_keras_assets", None)
+        if callable(hook):
+            for fname, data in hook().items():
+                out[_asset_path(path, fname)] = data
+    return out
+
+
+def _asset_path(vars_path, fname):
+    inner = vars_path[:-len("vars")].rstrip("/")
+    return f"assets/{inner}/{fname}" if inner else f"assets/{fname}"
+
+
+def read_assets(model, read_member, names=("vocabulary.txt",)):
+    """For each layer that loads assets: (layer, {file name: bytes or None}), read by fixed
+    names through `read_member(member) -> bytes or None`; nothing is extracted to disk."""
+    out = []
+    for path, layer, _ in walk(model):
+        if callable(getattr(layer, "_load_keras_assets", None)):
+            out.append((layer, {n: read_member(_asset_path(path, n)) for n in names}))
+    return out
 
 
 def read(model, f, label, skip_mismatch=False):
@@ -107,7 +146,23 @@ def read(model, f, label, skip_mismatch=False):
     plan = []
     for path, layer, entries in walk(model):
         group = h5util.walk(f, path, label, kind="group")
-        names = sorted(group.keys(), key=_int_key(label, path)) if group is not None else []
+        by_name = getattr(layer, "_keras_vars_by_name", False)
+        keys = list(group.keys()) if group is not None else []
+        named = [k for k in keys if not k.isdigit()]
+        if not by_name and named and callable(getattr(layer, "_load_keras_named_var", None)):
+            for name in named:  # state kept by name beside the numbered weights (idf_weights)
+                ds = h5util.child(group, name, label, kind="dataset")
+                plan.append((layer, name, h5util.read_dataset(
+                    ds, ds.shape, label, f"variable {name!r} of layer {layer.name!r}")))
+            keys = [k for k in keys if k.isdigit()]
+        names = sorted(keys) if by_name else sorted(keys, key=_int_key(label, path))
+        if by_name and group is not None and set(names) != {w.name for _, w in entries}:
+            if skip_mismatch:
+                continue
+            raise LoadError(
+                f"{label}: layer {layer.name!r} ({type(layer).__name__}) holds "
+                f"{sorted(w.name for _, w in entries)}, but the file holds {names} at "
+                f"{path!r}.")
         if len(names) != len(entries):
             if skip_mismatch:
                 continue
@@ -123,14 +178,19 @@ def read(model, f, label, skip_mismatch=False):
                 f"holds {len(names)} at {path!r}."
             )
         for i, (owner, w) in enumerate(entries):
-            ds = h5util.child(group, str(i), label, kind="dataset")
+            ds = h5util.child(group, _dataset_name(layer, i, w), label, kind="dataset")
             if ds is None:
-                raise LoadError(f"{label}: missing dataset {path}/{i} for layer {layer.name!r}.")
+                raise LoadError(f"{label}: missing dataset {path}/{_dataset_name(layer, i, w)} "
+                                f"for layer {layer.name!r}.")
             what = f"weight {w.name!r} of layer {owner.name!r}"
             if skip_mismatch and tuple(ds.shape) != tuple(w.keras_shape):
                 continue
             plan.append((owner, w, h5util.read_dataset(ds, w.keras_shape, label, what)))
     return plan
+
+
+def _dataset_name(layer, i, w):
+    return w.name if getattr(layer, "_keras_vars_by_name", False) else str(i)
 
 
 def _int_key(label, path):
@@ -145,7 +205,10 @@ def assign(plan):
     """Copy checked arrays into their parameters (Keras layout converted to torch layout)."""
     with torch.no_grad():
         for owner, w, value in plan:
+            if isinstance(w, str):  # a variable the layer keeps by name
+                owner._load_keras_named_var(w, value)
+                continue
             p = getattr(owner, w.attr)
-            # (np.ascontiguousarray would turn a scalar weight, such as a count, into shape (1,))
-            t = torch.as_tensor(np.asarray(value, order="C"), dtype=p.dtype)
+            value = np.asarray(value)  # (ascontiguousarray alone makes a 0-d value 1-d)
+            t = torch.as_tensor(np.ascontiguousarray(value).reshape(value.shape), dtype=p.dtype)
             p.copy_(w.to_torch(t).to(p.device))

@@ -135,12 +135,8 @@ class CallbackList:
 
     def __init__(self, callbacks=None, model=None, add_history=False, add_progbar=False,
                  verbose=1, epochs=1, steps=None, mode="train"):
-        self.callbacks = list(callbacks or [])
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"callbacks must be plexus.callbacks.Callback objects; received {cb!r}."
-                )
+        self.callbacks = [cb if isinstance(cb, Callback) else _Adapter(cb)
+                          for cb in (callbacks or [])]
         if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
             self.callbacks.insert(0, ProgbarLogger())
         if add_history:
@@ -204,6 +200,47 @@ class CallbackList:
 
     def on_predict_batch_end(self, batch, logs=None):
         self._call_batch("on_predict_batch_end", batch, logs)
+
+
+_ALL_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+              "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end") + _HOOKS
+
+
+class _Adapter(Callback):
+    """Any object with some of the callback hooks (`on_epoch_end(epoch, logs)`, ...), used as
+    a callback: its hooks are called, the others do nothing; it gets `model` and `params`
+    through its own `set_model`/`set_params` if it has them, else as attributes."""
+
+    def __init__(self, obj):
+        super().__init__()
+        hooks = [h for h in _ALL_HOOKS if callable(getattr(obj, h, None))]
+        if not hooks:
+            raise TypeError(
+                f"callbacks must be plexus.callbacks.Callback objects or objects with callback "
+                f"methods such as on_epoch_end(epoch, logs); received {obj!r}, which has none. "
+                "Subclass plexus.callbacks.Callback, or use "
+                "plexus.callbacks.LambdaCallback(on_epoch_end=...).")
+        self.wrapped = obj
+        for hook in hooks:
+            setattr(self, hook, getattr(obj, hook))
+
+    def set_model(self, model):
+        super().set_model(model)
+        _hand_over(self.wrapped, "set_model", "model", model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        _hand_over(self.wrapped, "set_params", "params", params)
+
+
+def _hand_over(obj, method, attr, value):
+    if callable(getattr(obj, method, None)):
+        getattr(obj, method)(value)
+    else:
+        try:
+            setattr(obj, attr, value)
+        except AttributeError:
+            pass  # (an object with slots or a read-only property keeps its own)
 
 
 class History(Callback):

@@ -101,7 +101,7 @@ def class_weight_to_sample_weight(y, class_weight):
 
 def num_samples(tensors, what):
     """The common number of samples of `tensors` (named), or a ValueError listing them."""
-    sizes = {name: int(t.shape[0]) for name, t in tensors if t is not None and t.dim() > 0}
+    sizes = {name: int(t.shape[0]) for name, t in tensors if t is not None and t.ndim > 0}
     if len(set(sizes.values())) > 1:
         detail = ", ".join(f"{k}: {v}" for k, v in sizes.items())
         raise ValueError(
@@ -144,15 +144,17 @@ def _layout(value, names):
 
 
 def make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None,
-              with_targets=True):
-    """The batches of one call of fit/evaluate/predict: `ArrayData` or `IterableData`."""
+              with_targets=True, replay=False):
+    """The batches of one call of fit/evaluate/predict: `ArrayData` or `IterableData`
+    (`replay`: several passes will be asked of it, see `sources.BatchSource`)."""
     device = model_device(model)
     if is_iterable_source(x):
         if y is not None:
             raise ValueError(
-                "When x is a generator or a DataLoader, it must yield (x, y) batches itself; "
+                "When x is a generator or a dataset, it must yield (x, y) batches itself; "
                 "do not pass y separately.")
-        return IterableData(x, model, device, steps, with_targets)
+        return IterableData(x, model, device, steps, with_targets, replay, batch_size,
+                            shuffle, class_weight)
     if x is None:
         raise ValueError("No input data: pass x (arrays, a dict, a generator or a DataLoader).")
     xs = model._standardize_inputs(x, device)
@@ -202,7 +204,7 @@ class ArrayData:
             return None
         if isinstance(idx, slice):
             return tree.map_structure(lambda v: None if v is None else v[idx], t)
-        return tree.map_structure(lambda v: None if v is None else v.index_select(0, idx), t)
+        return tree.map_structure(lambda v: None if v is None else _gather(v, idx), t)
 
     def batches(self):
         bs, n = self.batch_size, self.n
@@ -212,7 +214,7 @@ class ArrayData:
                 yield (self._take(self.xs, idx), self._take(self.ys, idx),
                        self._take(self.sw, idx))
             return
-        first = tree.flatten(self.xs)
+        first = [v for v in tree.flatten(self.xs) if isinstance(v, torch.Tensor)]
         order = torch.randperm(n).to(first[0].device if first else "cpu")
         # Shuffled samples are gathered a chunk of batches at a time (one index_select per
         # tensor per chunk, not per batch); each batch is then a slice of the chunk.
@@ -252,19 +254,24 @@ class ArrayData:
 SHUFFLE_CHUNK_BYTES = 1 << 22
 
 
-class IterableData:
-    """Batches read from a generator, an iterable or a `DataLoader`, converted as they come."""
+def _gather(v, idx):
+    """Rows `idx` of a tensor, or of a NumPy array (string inputs)."""
+    if isinstance(v, np.ndarray):
+        return v[idx.cpu().numpy()]
+    return v.index_select(0, idx)
 
-    def __init__(self, source, model, device, steps=None, with_targets=True):
-        self.source, self.model, self.device = source, model, device
-        self.with_targets = with_targets
-        self.steps = steps
-        if steps is None:
-            try:
-                self.steps = len(source)
-            except TypeError:
-                self.steps = None
-        self._iterator = None
+
+class IterableData:
+    """Batches read from a generator, a `PyDataset`, a torch dataset or `DataLoader`, or any
+    iterable of batches (see `sources.BatchSource`), converted as they come."""
+
+    def __init__(self, source, model, device, steps=None, with_targets=True, replay=False,
+                 batch_size=None, shuffle=False, class_weight=None):
+        from plexus.training.sources import BatchSource
+        self.model, self.device = model, device
+        self.with_targets, self.class_weight = with_targets, class_weight
+        self.source = BatchSource(source, steps, replay, batch_size, shuffle)
+        self.steps = self.source.length
 
     def convert(self, batch):
         x, y, sw = unpack_x_y_sample_weight(batch)
@@ -277,26 +284,16 @@ class IterableData:
                 f"Model {model.name!r} needs targets: the data must yield (x, y) or "
                 "(x, y, sample_weight) batches.")
         sw = prepare_sample_weight(model, sw, n_out, self.device)
+        if self.class_weight is not None and ys is not None:
+            if sw is not None or n_out != 1:
+                raise ValueError(
+                    "class_weight works for models with one output whose batches carry no "
+                    "sample weights; yield sample weights in the batches instead.")
+            sw = class_weight_to_sample_weight(ys[0], self.class_weight).to(self.device)
         return xs, ys, sw
 
     def _raw(self):
-        is_reiterable = iter(self.source) is not self.source
-        if is_reiterable or self._iterator is None:
-            self._iterator = iter(self.source)
-        count = 0
-        while self.steps is None or count < self.steps:
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                if count == 0 and not is_reiterable:
-                    raise ValueError(
-                        "The data generator is exhausted: it yielded no batch for this epoch. "
-                        "Pass steps_per_epoch so each epoch reads a fixed number of batches "
-                        "from an endless generator, or pass a re-iterable (a DataLoader)."
-                    ) from None
-                return
-            count += 1
-            yield batch
+        return self.source.epoch()
 
     def batches(self):
         for batch in self._raw():
@@ -314,7 +311,10 @@ class IterableData:
 
 
 def is_iterable_source(x):
-    """Whether `x` is a generator / DataLoader / iterable of batches rather than array data."""
+    """Whether `x` is a generator, a dataset (PyDataset, torch dataset, DataLoader, a
+    `plexus.utils` dataset) or an iterable of batches, rather than array data."""
     if x is None or is_array(x) or isinstance(x, (list, tuple, dict, str)):
         return False
-    return hasattr(x, "__iter__") or hasattr(x, "__next__")
+    from plexus.training.sources import is_index_source
+    return hasattr(x, "__iter__") or hasattr(x, "__next__") or is_index_source(x) or \
+        isinstance(x, torch.utils.data.Dataset)

@@ -236,7 +236,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             f"classes (ids 0 to {classes - 1}). Give the output layer as many units as there "
             "are classes, or renumber the labels from 0.") from e
     if valid is not None:
-        out = torch.where(valid, out, torch.zeros_like(out))
+        out = with_loss_mask(torch.where(valid, out, torch.zeros_like(out)), valid)
     return out
 
 
@@ -244,8 +244,33 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
 
 
+def with_loss_mask(values, mask):
+    """Mark the entries of `values` that count (`mask` true): the reduction leaves the others
+    out, so a mean is taken over the valid entries only (as for Keras's masked losses)."""
+    values._plexus_loss_mask = mask
+    return values
+
+
+def _mask_weights(values, mask, sample_weight, reduction):
+    """Fold a loss mask into the sample weights: in a mean, valid entries weigh
+    `total / valid` so that the mean runs over them alone."""
+    mask = mask.to(values.dtype)
+    if reduction in ("mean", "sum_over_batch_size"):
+        valid = torch.sum(mask)
+        mask = mask * torch.where(valid > 0, mask.numel() / torch.clamp(valid, min=1.0),
+                                  torch.zeros_like(valid))
+    if sample_weight is None:
+        return mask
+    sample_weight = _as_tensor(sample_weight, values).to(values.dtype)
+    mask, sample_weight = match_rank(mask, sample_weight)
+    return sample_weight * mask
+
+
 def reduce_weighted(values, sample_weight=None, reduction="sum_over_batch_size"):
     """Weight per-sample `values` and reduce them as `reduction` says."""
+    mask = getattr(values, "_plexus_loss_mask", None)
+    if mask is not None:
+        sample_weight = _mask_weights(values, mask, sample_weight, reduction)
     if sample_weight is not None:
         sample_weight = _as_tensor(sample_weight, values).to(values.dtype)
         values, sample_weight = match_rank(values, sample_weight)
@@ -258,7 +283,8 @@ def reduce_weighted(values, sample_weight=None, reduction="sum_over_batch_size")
     if reduction == "sum":
         return total
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
-        return total / torch.sum(sample_weight)
+        weights = torch.sum(sample_weight)
+        return torch.where(weights != 0, total / weights, torch.zeros_like(total))
     n = values.numel()
     return total / n if n else total * 0.0
 
@@ -389,6 +415,9 @@ kld = KLD = kullback_leibler_divergence = kl_divergence
 logcosh = log_cosh
 bce = BCE = binary_crossentropy
 
+# (task_losses builds on the helpers above, so it is imported once they exist)
+from plexus.training import task_losses  # noqa: E402
+
 _FUNCTIONS = [mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
               mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, hinge,
               squared_hinge, categorical_hinge, kl_divergence, poisson, binary_crossentropy,
@@ -399,6 +428,8 @@ _CLASSES = [MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
             SparseCategoricalCrossentropy]
 BY_NAME = {f.__name__: f for f in _FUNCTIONS}
 BY_NAME.update({c.__name__: c for c in _CLASSES})
+BY_NAME.update({f.__name__: f for f in task_losses.FUNCTIONS})
+BY_NAME.update({c.__name__: c for c in task_losses.CLASSES})
 BY_NAME.update({"mse": mse, "MSE": mse, "mae": mae, "MAE": mae, "mape": mape, "MAPE": mape,
                 "msle": msle, "MSLE": msle, "kld": kld, "KLD": kld, "bce": bce, "BCE": bce,
                 "kullback_leibler_divergence": kld, "logcosh": log_cosh, "huber_loss": huber})

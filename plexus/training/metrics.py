@@ -3,6 +3,8 @@
 State stays on the device of the data it sees, so updating a metric never waits for the device;
 `result()` returns a 0-d tensor and only reading it as a number (`float(...)`) synchronizes.
 """
+import re
+
 import torch
 
 from plexus.training import losses as L
@@ -13,11 +15,14 @@ class Metric:
 
     Args:
         name: the metric's name (history keys are built from it).
-        dtype: accepted for compatibility; state is float32.
+        dtype: the dtype named in the config (`"float32"` by default); state is float32.
     """
+
+    _direction = None  # "up" for metrics to maximize (what EarlyStopping's mode="auto" reads)
 
     def __init__(self, name=None, dtype=None):
         self.name = name or L._snake(type(self).__name__)
+        self.dtype = dtype or "float32"
         self._state = None
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -36,7 +41,7 @@ class Metric:
         return self.result()
 
     def get_config(self):
-        return {"name": self.name}
+        return {"name": self.name, "dtype": self.dtype}
 
     @classmethod
     def from_config(cls, config):
@@ -95,7 +100,7 @@ class MeanMetricWrapper(Mean):
     """The running mean of `fn(y_true, y_pred)` over samples."""
 
     def __init__(self, fn, name=None, dtype=None, **kwargs):
-        super().__init__(name=name or getattr(fn, "__name__", "metric"))
+        super().__init__(name=name or getattr(fn, "__name__", "metric"), dtype=dtype)
         self._fn = fn
         self._fn_kwargs = kwargs
 
@@ -107,7 +112,7 @@ class MeanMetricWrapper(Mean):
         super().update_state(values, sample_weight)
 
     def get_config(self):
-        return {"name": self.name, **self._fn_kwargs}
+        return {"name": self.name, "dtype": self.dtype, **self._fn_kwargs}
 
 
 # ---------------------------------------------------------------------- accuracy functions
@@ -148,7 +153,43 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     return (higher < k).float()
 
 
-def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=()):
+def accuracy(y_true, y_pred):
+    """1 where the prediction equals the target, elementwise."""
+    y_pred = L._as_tensor(y_pred)
+    y_true, y_pred = L.match_rank(L._as_tensor(y_true, y_pred).to(y_pred.dtype), y_pred)
+    return (y_true == y_pred).float()
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Cosine of the angle between targets and predictions along `axis` (1: same direction)."""
+    return -L.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+def pearson_correlation(y_true, y_pred, axis=-1):
+    """Pearson's correlation coefficient between targets and predictions along `axis`."""
+    y_true, y_pred = L._prep(y_true, y_pred)
+    t = y_true - torch.mean(y_true, dim=axis, keepdim=True)
+    p = y_pred - torch.mean(y_pred, dim=axis, keepdim=True)
+    t = t / torch.std(t, dim=axis, keepdim=True, correction=0)
+    p = p / torch.std(p, dim=axis, keepdim=True, correction=0)
+    return torch.mean(t * p, dim=axis)
+
+
+def concordance_correlation(y_true, y_pred, axis=-1):
+    """Lin's concordance correlation coefficient along `axis`: like Pearson's, but also
+    penalizing a shift or a scale between targets and predictions."""
+    y_true, y_pred = L._prep(y_true, y_pred)
+    t_mean = torch.mean(y_true, dim=axis, keepdim=True)
+    p_mean = torch.mean(y_pred, dim=axis, keepdim=True)
+    t_var = torch.var(y_true - t_mean, dim=axis, keepdim=True, correction=0)
+    p_var = torch.var(y_pred - p_mean, dim=axis, keepdim=True, correction=0)
+    # (as Keras computes it: both factors centred on the predictions' mean)
+    covar = (y_true - p_mean) * (y_pred - p_mean)
+    norm = t_var + p_var + torch.square(t_mean - p_mean)
+    return torch.mean(2 * covar / (norm + L.EPSILON), dim=axis)
+
+
+def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=(), direction="down"):
     def __init__(self, *args, name=default_name, dtype=None, **kwargs):
         params = dict(zip(arg_names, defaults))
         params.update(zip(arg_names, args))
@@ -156,27 +197,28 @@ def _metric_class(cls_name, fn, default_name, arg_names=(), defaults=()):
             if k not in arg_names:
                 raise TypeError(f"{cls_name}: unexpected keyword argument {k!r}.")
             params[k] = v
-        MeanMetricWrapper.__init__(self, fn, name=name, **params)
+        MeanMetricWrapper.__init__(self, fn, name=name, dtype=dtype, **params)
         for k, v in params.items():
             setattr(self, k, v)
 
     return type(cls_name, (MeanMetricWrapper,), {
-        "__init__": __init__, "__module__": __name__,
+        "__init__": __init__, "__module__": __name__, "_direction": direction,
         "__doc__": f"Running mean of `{fn.__name__}`: {fn.__doc__.splitlines()[0]}"})
 
 
 BinaryAccuracy = _metric_class("BinaryAccuracy", binary_accuracy, "binary_accuracy",
-                               ("threshold",), (0.5,))
+                               ("threshold",), (0.5,), direction="up")
 CategoricalAccuracy = _metric_class("CategoricalAccuracy", categorical_accuracy,
-                                    "categorical_accuracy")
+                                    "categorical_accuracy", direction="up")
 SparseCategoricalAccuracy = _metric_class(
-    "SparseCategoricalAccuracy", sparse_categorical_accuracy, "sparse_categorical_accuracy")
+    "SparseCategoricalAccuracy", sparse_categorical_accuracy, "sparse_categorical_accuracy",
+    direction="up")
 TopKCategoricalAccuracy = _metric_class(
     "TopKCategoricalAccuracy", top_k_categorical_accuracy, "top_k_categorical_accuracy",
-    ("k",), (5,))
+    ("k",), (5,), direction="up")
 SparseTopKCategoricalAccuracy = _metric_class(
     "SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy,
-    "sparse_top_k_categorical_accuracy", ("k",), (5,))
+    "sparse_top_k_categorical_accuracy", ("k",), (5,), direction="up")
 MeanSquaredError = _metric_class("MeanSquaredError", L.mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _metric_class("MeanAbsoluteError", L.mean_absolute_error,
                                   "mean_absolute_error")
@@ -196,6 +238,17 @@ SparseCategoricalCrossentropy = _metric_class(
     "SparseCategoricalCrossentropy", L.sparse_categorical_crossentropy,
     "sparse_categorical_crossentropy", ("from_logits",), (False,))
 Hinge = _metric_class("Hinge", L.hinge, "hinge")
+SquaredHinge = _metric_class("SquaredHinge", L.squared_hinge, "squared_hinge")
+CategoricalHinge = _metric_class("CategoricalHinge", L.categorical_hinge, "categorical_hinge")
+Accuracy = _metric_class("Accuracy", accuracy, "accuracy", direction="up")
+CosineSimilarity = _metric_class("CosineSimilarity", cosine_similarity, "cosine_similarity",
+                                 ("axis",), (-1,), direction="up")
+LogCoshError = _metric_class("LogCoshError", L.log_cosh, "logcosh")
+PearsonCorrelation = _metric_class("PearsonCorrelation", pearson_correlation,
+                                   "pearson_correlation", ("axis",), (-1,), direction="up")
+ConcordanceCorrelation = _metric_class(
+    "ConcordanceCorrelation", concordance_correlation, "concordance_correlation", ("axis",),
+    (-1,), direction="up")
 KLDivergence = _metric_class("KLDivergence", L.kl_divergence, "kl_divergence")
 Poisson = _metric_class("Poisson", L.poisson, "poisson")
 
@@ -204,7 +257,7 @@ class RootMeanSquaredError(Mean):
     """Square root of the running mean of squared errors."""
 
     def __init__(self, name="root_mean_squared_error", dtype=None):
-        super().__init__(name=name)
+        super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = L._as_tensor(y_pred).detach()
@@ -215,171 +268,47 @@ class RootMeanSquaredError(Mean):
         return torch.sqrt(super().result())
 
 
-# ---------------------------------------------------------------------- confusion-based metrics
-class _Confusion(Metric):
-    """Counts of true/false positives/negatives at a set of thresholds (`pred > threshold`)."""
-
-    def _counts(self, y_true, y_pred, sample_weight, thresholds):
-        y_pred = L._as_tensor(y_pred).detach().float()
-        y_true = L._as_tensor(y_true, y_pred).float()
-        y_true, y_pred = L.match_rank(y_true, y_pred)
-        pred = y_pred.reshape(-1, 1)
-        pos = (y_true.reshape(-1, 1) > 0.5)
-        w = torch.ones_like(pred)
-        if sample_weight is not None:
-            sw = L._as_tensor(sample_weight, y_pred).float()
-            sw, _ = L.match_rank(sw, y_pred)
-            w = torch.broadcast_to(sw, y_pred.shape).reshape(-1, 1)
-        th = torch.as_tensor(thresholds, dtype=pred.dtype, device=pred.device).reshape(1, -1)
-        above = pred > th
-        tp = ((above & pos) * w).sum(0)
-        fp = ((above & ~pos) * w).sum(0)
-        fn = ((~above & pos) * w).sum(0)
-        tn = ((~above & ~pos) * w).sum(0)
-        counts = torch.stack([tp, fp, tn, fn])
-        if self._state is None:
-            self._state = counts
-        else:
-            self._state = self._state + counts
-
-
-class AUC(_Confusion):
-    """Area under the ROC (default) or PR curve, from counts at `num_thresholds` thresholds.
-
-    Args:
-        num_thresholds: number of thresholds evenly spread over [0, 1] (default 200).
-        curve: `"ROC"` or `"PR"`.
-        summation_method: `"interpolation"` (default), `"minoring"` or `"majoring"`.
-        from_logits: apply a sigmoid to predictions first.
-    """
-
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
-                 name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
-                 label_weights=None, from_logits=False):
-        super().__init__(name=name or "auc")
-        if curve.upper() not in ("ROC", "PR"):
-            raise ValueError(f"AUC: curve must be 'ROC' or 'PR'; received {curve!r}.")
-        self.curve, self.summation_method = curve.upper(), summation_method
-        self.from_logits = from_logits
-        if thresholds is not None:
-            inner = sorted(float(t) for t in thresholds)
-            self.num_thresholds = len(inner) + 2
-        else:
-            self.num_thresholds = int(num_thresholds)
-            inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
-        self.thresholds = [0.0 - L.EPSILON] + inner + [1.0 + L.EPSILON]
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = L._as_tensor(y_pred)
-        if self.from_logits:
-            y_pred = torch.sigmoid(y_pred)
-        self._counts(y_true, y_pred, sample_weight, self.thresholds)
-
-    def result(self):
-        if self._state is None:
-            return torch.zeros(())
-        tp, fp, tn, fn = self._state
-        div = lambda a, b: torch.where(b > 0, a / torch.where(b > 0, b, torch.ones_like(b)),  # noqa
-                                       torch.zeros_like(a))
-        if self.curve == "PR" and self.summation_method == "interpolation":
-            return self._interpolate_pr(tp, fp, fn, div)
-        recall = div(tp, tp + fn)
-        if self.curve == "ROC":
-            x, y = div(fp, fp + tn), recall
-        else:
-            x, y = recall, div(tp, tp + fp)
-        if self.summation_method == "minoring":
-            heights = torch.minimum(y[:-1], y[1:])
-        elif self.summation_method == "majoring":
-            heights = torch.maximum(y[:-1], y[1:])
-        else:
-            heights = (y[:-1] + y[1:]) / 2.0
-        return torch.sum((x[:-1] - x[1:]) * heights)
-
-    def _interpolate_pr(self, tp, fp, fn, div):
-        dtp = tp[:-1] - tp[1:]
-        p = tp + fp
-        dp = p[:-1] - p[1:]
-        slope = div(dtp, torch.clamp(dp, min=0))
-        intercept = tp[1:] - slope * p[1:]
-        ratio = torch.where((p[:-1] > 0) & (p[1:] > 0), div(p[:-1], torch.clamp(p[1:], min=0)),
-                            torch.ones_like(p[1:]))
-        return torch.sum(div(slope * (dtp + intercept * torch.log(ratio)),
-                             torch.clamp(tp[1:] + fn[1:], min=0)))
-
-    def get_config(self):
-        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method, "from_logits": self.from_logits}
-
-
-class Precision(_Confusion):
-    """Fraction of predicted positives (`pred > thresholds`, default 0.5) that are positive."""
-
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
-        super().__init__(name=name or "precision")
-        self.init_thresholds = thresholds
-        self.class_id = class_id
-        self.thresholds = [0.5] if thresholds is None else (
-            list(thresholds) if isinstance(thresholds, (list, tuple)) else [thresholds])
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        if self.class_id is not None:
-            y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
-        self._counts(y_true, y_pred, sample_weight, self.thresholds)
-
-    def _value(self, a, b):
-        v = torch.where(b > 0, a / torch.where(b > 0, b, torch.ones_like(b)), torch.zeros_like(a))
-        return v[0] if len(self.thresholds) == 1 else v
-
-    def result(self):
-        if self._state is None:
-            return torch.zeros(())
-        tp, fp, tn, fn = self._state
-        return self._value(tp, tp + fp)
-
-    def get_config(self):
-        return {"name": self.name, "thresholds": self.init_thresholds, "class_id": self.class_id}
-
-
-class Recall(Precision):
-    """Fraction of positives that are predicted positive (`pred > thresholds`, default 0.5)."""
-
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
-        super().__init__(thresholds, top_k, class_id, name=name or "recall")
-
-    def result(self):
-        if self._state is None:
-            return torch.zeros(())
-        tp, fp, tn, fn = self._state
-        return self._value(tp, tp + fn)
-
-
 # ---------------------------------------------------------------------- lookup
-accuracy = acc = None  # resolved per output by `get_metric` (binary, categorical or sparse)
+# (these build on the classes above, so they are imported once those exist)
+from plexus.training import confusion_metrics, score_metrics  # noqa: E402
+from plexus.training.confusion_metrics import (  # noqa: E402,F401
+    AUC, FalseNegatives, FalsePositives, Precision, PrecisionAtRecall, Recall,
+    RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity, TrueNegatives,
+    TruePositives)
+from plexus.training.score_metrics import (  # noqa: E402,F401
+    BinaryIoU, F1Score, FBetaScore, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU, R2Score)
+
 mse = MSE = L.mean_squared_error
 mae = MAE = L.mean_absolute_error
 mape = MAPE = L.mean_absolute_percentage_error
 msle = MSLE = L.mean_squared_logarithmic_error
 
-_CLASSES = [Mean, Sum, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-            TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError,
-            MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
-            RootMeanSquaredError, BinaryCrossentropy, CategoricalCrossentropy,
-            SparseCategoricalCrossentropy, Hinge, KLDivergence, Poisson, AUC, Precision, Recall]
+
+def keras_snake(name):
+    """A class name in snake case as Keras writes it (`BinaryIoU` -> `binary_io_u`,
+    `KLDivergence` -> `kl_divergence`)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+_CLASSES = [Mean, Sum, MeanMetricWrapper, BinaryAccuracy, CategoricalAccuracy,
+            SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+            Accuracy, MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
+            MeanSquaredLogarithmicError, RootMeanSquaredError, CosineSimilarity, LogCoshError,
+            BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Hinge,
+            SquaredHinge, CategoricalHinge, KLDivergence, Poisson, PearsonCorrelation,
+            ConcordanceCorrelation] + confusion_metrics.CLASSES + score_metrics.CLASSES
 BY_NAME = {c.__name__: c for c in _CLASSES}
-BY_NAME.update({L._snake(c.__name__): c for c in _CLASSES})
+BY_NAME.update({keras_snake(c.__name__): c for c in _CLASSES})
 BY_NAME.update({
-    "auc": AUC, "mse": MeanSquaredError, "MSE": MeanSquaredError, "mae": MeanAbsoluteError,
-    "MAE": MeanAbsoluteError, "mape": MeanAbsolutePercentageError,
-    "MAPE": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicError,
-    "MSLE": MeanSquaredLogarithmicError, "rmse": RootMeanSquaredError,
-    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
-    "k_l_divergence": KLDivergence, "kl_divergence": KLDivergence,
-    "a_u_c": AUC,
+    "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "mse": MeanSquaredError,
+    "MSE": MeanSquaredError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "rmse": RootMeanSquaredError,
 })
-BY_NAME.pop("a_u_c")
-BY_NAME.pop("k_l_divergence")
+BY_NAME.pop("accuracy")  # resolved per output by compile (binary, categorical or sparse)
 
 
 def get(identifier):

@@ -7,8 +7,11 @@ Every optimizer takes the Keras keyword arguments: `learning_rate` (a float or a
 schedule), `weight_decay` (decoupled: `w -= w * weight_decay * lr` before the update),
 `clipnorm` (per-gradient norm), `clipvalue`, `global_clipnorm`, `gradient_accumulation_steps`
 (update every n-th step with the mean of the last n gradients), `loss_scale_factor` (the loss is
-multiplied by it before the gradients are taken, which are divided by it). Gradients are
-clipped, weights decayed, the update applied, then the step count goes up by one.
+multiplied by it before the gradients are taken, which are divided by it), `use_ema` (keep an
+exponential moving average of the weights, `ema_momentum` 0.99, written into the weights every
+`ema_overwrite_frequency` updates and by `finalize_variable_values` at the end of `fit`).
+Gradients are clipped, weights decayed, the update applied, the average moved, then the step
+count goes up by one.
 
 The small weights of a model are packed into flat buffers when an optimizer is built
 (`plexus.training.packing`), so that an update runs each rule once per buffer instead of once
@@ -16,7 +19,6 @@ per weight; `_update` receives either those buffers (`idx=None`) or the weights 
 gradient this step with their indexes (when some have none, or with per-weight `clipnorm`).
 """
 import math
-import warnings
 
 import torch
 
@@ -25,7 +27,8 @@ from plexus.training.packing import Packing, SlotList
 from plexus.training.losses import unknown_name_error
 
 
-_FOREACH = {torch.add: torch._foreach_add, torch.sqrt: torch._foreach_sqrt}
+_FOREACH = {torch.add: torch._foreach_add, torch.sqrt: torch._foreach_sqrt,
+            torch.mul: torch._foreach_mul}
 
 
 def _resolve_lr(lr):
@@ -59,8 +62,13 @@ class Optimizer:
                             f"{', '.join(sorted(kwargs))}.")
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError("Pass at most one of `clipnorm` and `global_clipnorm`.")
-        if use_ema:
-            raise NotImplementedError("use_ema is not supported by plexus optimizers yet.")
+        if use_ema and not 0 <= ema_momentum <= 1:
+            raise ValueError(f"ema_momentum must be in the range [0, 1]; received "
+                             f"{ema_momentum!r}.")
+        if use_ema and ema_overwrite_frequency is not None and (
+                not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+            raise ValueError("ema_overwrite_frequency must be an integer >= 1 or None; received "
+                             f"{ema_overwrite_frequency!r}.")
         if gradient_accumulation_steps and (
                 not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 2):
             raise ValueError("gradient_accumulation_steps must be an integer >= 2 (or None); "
@@ -70,6 +78,8 @@ class Optimizer:
                              f"{loss_scale_factor!r}.")
         self.gradient_accumulation_steps = gradient_accumulation_steps or None
         self.loss_scale_factor = loss_scale_factor
+        self.use_ema, self.ema_momentum = bool(use_ema), ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         self.name = name or type(self).__name__.lower()
         self._learning_rate = _resolve_lr(learning_rate)
         self.weight_decay = weight_decay
@@ -106,10 +116,16 @@ class Optimizer:
     lr = learning_rate
 
     # ------------------------------------------------------------------ building
+    def bind_model(self, model):
+        """Learn what the update rule needs to know about `model`'s weights beyond their
+        values (`fit` calls this before `build`); most rules need nothing."""
+
     def build(self, var_list):
         """Create the optimizer's state (moments, accumulators) for `var_list`."""
         self._vars = list(var_list)
         self._packing = Packing(self._vars) if self._packable else None
+        if self.use_ema:
+            self._model_variables_moving_average = self._zeros(self._vars)
         self._build_slots(self._vars)
         if self.gradient_accumulation_steps:
             self._accumulated_gradients = self._zeros(self._vars)
@@ -184,15 +200,49 @@ class Optimizer:
             grads = [grads[i] for i in idx]
         if self.loss_scale_factor is not None:
             torch._foreach_div_(grads, float(self.loss_scale_factor))
-        if self.gradient_accumulation_steps and not self._accumulate(idx, grads):
-            self._iterations += 1
-            return
-        self._clip(grads)
-        lr = self.learning_rate
+        if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
+            self._clip(grads)
+            lr = self.learning_rate
+            self._decay(idx, params, lr)
+            self._update(idx, params, grads, lr)
+        if self.use_ema:
+            self._move_average()
+        self._iterations += 1
+
+    def _decay(self, idx, params, lr):
+        """Decoupled weight decay before the update: `w -= w * weight_decay * lr`."""
         if self.weight_decay:
             torch._foreach_mul_(params, 1.0 - self.weight_decay * lr)
-        self._update(idx, params, grads, lr)
-        self._iterations += 1
+
+    def _ema_pairs(self):
+        """The weights and their averages, as buffers when packed."""
+        avg = self._model_variables_moving_average
+        if self._packing is not None and getattr(avg, "packed", None) is not None:
+            return self._packing.params(self._vars), avg.packed
+        return self._vars, list(avg)
+
+    def _move_average(self):
+        """`average = m * average + (1 - m) * weight` after every step (the average starts as
+        the weights themselves); every `ema_overwrite_frequency` updates the weights take the
+        average's value."""
+        params, avg = self._ema_pairs()
+        momentum = self.ema_momentum if self.iterations else 0.0
+        torch._foreach_lerp_(avg, params, 1.0 - momentum)
+        freq = self.ema_overwrite_frequency
+        if freq and (self.iterations + 1) % freq == 0:
+            torch._foreach_copy_(params, avg)
+
+    @torch.no_grad()
+    def finalize_variable_values(self, var_list):
+        """At the end of training: with `use_ema`, the weights `var_list` take their moving
+        averages' values (`fit` calls this)."""
+        if not self.use_ema or not self.built:
+            return
+        var_list = list(var_list)
+        if len(var_list) != len(self._vars):
+            raise ValueError(f"finalize_variable_values: {len(var_list)} variables given, but "
+                             f"the optimizer averages {len(self._vars)}.")
+        torch._foreach_copy_(var_list, list(self._model_variables_moving_average))
 
     def _accumulate(self, idx, grads):
         """Add `grads` to the accumulated gradients. On every n-th step, replace the items of
@@ -260,12 +310,14 @@ class Optimizer:
         """The optimizer's state tensors in Keras's order (without `iterations` and the
         learning rate): slots created together are interleaved per weight
         (`m_0, v_0, m_1, v_1`), groups follow one another."""
-        out = list(getattr(self, "_accumulated_gradients", None) or []) \
-            if self.gradient_accumulation_steps else []
+        out = list(getattr(self, "_model_variables_moving_average", None) or []) \
+            if self.use_ema else []
+        if self.gradient_accumulation_steps:
+            out += list(getattr(self, "_accumulated_gradients", None) or [])
         for group in self._slot_groups():
             lists = [getattr(self, name, []) for name in group]
             for per_weight in zip(*lists):
-                out.extend(per_weight)
+                out.extend(t for t in per_weight if t is not None)
         return out + self._extra_variables()
 
     def _slot_groups(self):
@@ -275,8 +327,9 @@ class Optimizer:
         return ()
 
     def _all_slot_names(self):
+        ema = ("_model_variables_moving_average",) if self.use_ema else ()
         acc = ("_accumulated_gradients",) if self.gradient_accumulation_steps else ()
-        return acc + self._slot_names()
+        return ema + acc + self._slot_names()
 
     def _extra_variables(self):
         return []
@@ -287,8 +340,9 @@ class Optimizer:
             lr = S.serialize(lr)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                "clipvalue": self.clipvalue, "use_ema": False, "ema_momentum": 0.99,
-                "ema_overwrite_frequency": None,
+                "clipvalue": self.clipvalue, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
                 "loss_scale_factor": self.loss_scale_factor,
                 "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
@@ -297,13 +351,7 @@ class Optimizer:
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = S.deserialize(config["learning_rate"], custom_objects)
-        if config.pop("use_ema", False):
-            warnings.warn(
-                f"{cls.__name__}: the saved optimizer averaged weights (use_ema=True), which "
-                "plexus optimizers do not implement; it is restored without the average.",
-                stacklevel=2)
-        for k in ("ema_momentum", "ema_overwrite_frequency", "is_legacy_optimizer"):
-            config.pop(k, None)
+        config.pop("is_legacy_optimizer", None)
         return cls(**config)
 
     def __repr__(self):
@@ -589,10 +637,14 @@ class Nadam(Optimizer):
                 "epsilon": self.epsilon}
 
 
-BY_NAME = {c.__name__.lower(): c for c in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta,
-                                           Adamax, Nadam)}
-BY_NAME.update({c.__name__: c for c in (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax,
-                                        Nadam)})
+# (optimizers_more builds on Optimizer, so it is imported once that exists)
+from plexus.training import optimizers_more  # noqa: E402
+
+_CLASSES = (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam) + \
+    tuple(optimizers_more.CLASSES)
+BY_NAME = {c.__name__.lower(): c for c in _CLASSES}
+BY_NAME.update({c.__name__: c for c in _CLASSES})
+BY_NAME["schedule_free_adamw"] = optimizers_more.ScheduleFreeAdamW
 
 
 def get(identifier):

@@ -124,8 +124,80 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
+class PolynomialDecay(LearningRateSchedule):
+    """`(initial - end) * (1 - step / decay_steps) ** power + end`, then `end` from
+    `decay_steps` on; with `cycle`, `decay_steps` grows to the next multiple above `step`
+    instead.
+
+    Args:
+        end_learning_rate: the rate reached after `decay_steps` (0.0001).
+        power: the polynomial's power (1: linear).
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
+                 cycle=False, name="PolynomialDecay"):
+        if decay_steps <= 0:
+            raise ValueError(f"PolynomialDecay: decay_steps must be > 0; received {decay_steps}.")
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.end_learning_rate, self.power = end_learning_rate, power
+        self.cycle, self.name = cycle, name
+
+    def __call__(self, step):
+        steps = self.decay_steps
+        if self.cycle:
+            steps = steps * (1.0 if step == 0 else math.ceil(step / steps))
+        else:
+            step = min(step, steps)
+        frac = step / steps
+        return (self.initial_learning_rate - self.end_learning_rate) * (1 - frac) ** self.power \
+            + self.end_learning_rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "end_learning_rate": self.end_learning_rate,
+                "power": self.power, "cycle": self.cycle, "name": self.name}
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR): a cosine from `initial_learning_rate` to
+    `alpha * initial_learning_rate` over `first_decay_steps`, then again over `t_mul` times as
+    many steps, starting `m_mul` times as high, and so on.
+
+    Args:
+        t_mul: how much longer each period is than the one before (2.0).
+        m_mul: how much lower each period starts than the one before (1.0).
+        alpha: the floor, as a fraction of the starting rate.
+    """
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0,
+                 alpha=0.0, name="SGDRDecay"):
+        if first_decay_steps <= 0:
+            raise ValueError(f"CosineDecayRestarts: first_decay_steps must be > 0; received "
+                             f"{first_decay_steps}.")
+        self.initial_learning_rate, self.first_decay_steps = initial_learning_rate, \
+            first_decay_steps
+        self.t_mul, self.m_mul, self.alpha, self.name = t_mul, m_mul, alpha, name
+
+    def __call__(self, step):
+        frac = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(frac)
+            frac -= restart
+        else:
+            restart = math.floor(math.log(1.0 - frac * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            done = (1.0 - self.t_mul ** restart) / (1.0 - self.t_mul)
+            frac = (frac - done) / self.t_mul ** restart
+        cosine = 0.5 * self.m_mul ** restart * (1.0 + math.cos(math.pi * frac))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
+                "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
 BY_NAME = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay,
-                                    CosineDecay)}
+                                    CosineDecay, PolynomialDecay, CosineDecayRestarts)}
 
 
 def serialize(schedule):

@@ -144,14 +144,19 @@ def _flat_logs(logs):
 
 
 def pythonify(logs):
-    """Logs as a flat dict of Python floats, keys sorted (tensors read in one device sync)."""
+    """Logs as a flat dict, keys sorted, tensors read in one device sync: Python floats, or
+    NumPy arrays for metrics with one value per class (`F1Score(average=None)`)."""
     logs = _flat_logs(logs)
-    keys = [k for k, v in logs.items() if isinstance(v, torch.Tensor) and v.numel() == 1]
+    keys = [k for k, v in logs.items() if isinstance(v, torch.Tensor) and v.numel()]
     if keys:
-        vals = [logs[k].detach().float().reshape(1) for k in keys]
+        vals = [logs[k].detach().float() for k in keys]
         dev = vals[0].device
-        for k, v in zip(keys, torch.cat([v.to(dev) for v in vals]).cpu().tolist()):
-            logs[k] = v
+        flat = torch.cat([v.reshape(-1).to(dev) for v in vals]).cpu().numpy()
+        start = 0
+        for k, v in zip(keys, vals):
+            logs[k] = float(flat[start]) if v.numel() == 1 else \
+                flat[start:start + v.numel()].reshape(v.shape).copy()
+            start += v.numel()
     return {k: logs[k] for k in sorted(logs)}
 
 
@@ -222,13 +227,14 @@ def _prepare_door(model):
     for them, as the default step needs."""
     st = model.__dict__.get("_compile_state")
     if st is not None and st.optimizer is not None and model.built:
-        _build_optimizer(st, list(model.trainable_weights))
+        _build_optimizer(model, st, list(model.trainable_weights))
 
 
-def _build_optimizer(st, params):
+def _build_optimizer(model, st, params):
     opt = st.optimizer
     if not opt.built or len(opt._vars) != len(params) or any(
             a is not b for a, b in zip(opt._vars, params)):
+        opt.bind_model(model)  # (what some rules need: each weight's Keras layout and path)
         opt.build(params)
 
 
@@ -245,7 +251,7 @@ def prepare_training(model, st, xs):
     regs, cons = penalties(model)
     st.cache.update(params=params, regs=regs, cons=cons,
                     module_ids={id(m) for m in model.modules()})
-    _build_optimizer(st, params)
+    _build_optimizer(model, st, params)
     st.cache["backprop"] = backprop.plan(model, st, params)
     key = tuple(id(p) for p in params)
     if st.jit_compile and st.cache.get("jit_key") != key:

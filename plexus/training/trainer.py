@@ -77,18 +77,20 @@ def _verbose(verbose):
 
 
 def _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps, class_weight=None,
-          st=None):
+          st=None, replay=False):
     with_targets = fn.flat and st is not None and st.needs_targets()
     return D.make_data(model, x, y, sample_weight, batch_size, shuffle, steps, class_weight,
-                       with_targets)
+                       with_targets, replay)
 
 
-def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None):
-    """Call `fn` on every batch (`first(batch)` before the first one); the callbacks' batch
-    hooks run once per `n` batches (with the first and the last index of the group), as with
-    Keras's `steps_per_execution`."""
+def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None, skip=0):
+    """Call `fn` on every batch (`first(batch)` before the first one) but the first `skip`
+    (done before an interruption); the callbacks' batch hooks run once per `n` batches (with
+    the first and the last index of the group), as with Keras's `steps_per_execution`."""
     logs, step = None, -1
     for step, batch in enumerate(data.batches() if fn.flat else data.user_batches()):
+        if step < skip:
+            continue
         if first is not None:
             first(batch)
             first = None
@@ -125,12 +127,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                    steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                    validation_freq=validation_freq)
     fn = model.make_train_function()
+    several = epochs - initial_epoch > 1  # a one-shot generator must then be replayed
     data = _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
-                 class_weight, st)
+                 class_weight, st, replay=several)
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
-                          validation_steps)
+                          validation_steps, replay=several)
     elif validation_split:
         if not isinstance(data, D.ArrayData):
             raise ValueError("validation_split needs array data; with a generator or "
@@ -149,14 +152,20 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         prepare = lambda b: fn.prepare(b[0] if fn.flat else b)  # noqa: E731
     try:
         cbs.on_train_begin()
+        # a callback may move the start (BackupAndRestore resuming an interrupted run)
+        initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
+        done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
+        trained = False
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             cbs.on_epoch_begin(epoch)
             last, step = _run_batches(fn, data, cbs.on_train_batch_begin,
                                       cbs.on_train_batch_end, model.steps_per_execution,
-                                      lambda: model.stop_training, prepare)
+                                      lambda: model.stop_training, prepare, done)
+            done = 0
             if step >= 0:
                 prepare = None
+                trained = True
             logs = _epoch_logs(model, last)
             if val is not None and _should_validate(epoch, validation_freq):
                 model.train(False)
@@ -168,6 +177,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
+        opt = getattr(model, "optimizer", None)
+        if trained and getattr(opt, "built", False) and hasattr(opt, "finalize_variable_values"):
+            opt.finalize_variable_values(opt._vars)  # (use_ema: the weights take the averages)
         cbs.on_train_end(logs)
     finally:
         model.train(was_training)
@@ -180,11 +192,12 @@ def _should_validate(epoch, validation_freq):
     return (epoch + 1) % validation_freq == 0
 
 
-def _validation(model, validation_data, batch_size, steps):
+def _validation(model, validation_data, batch_size, steps, replay=False):
     fn = model.make_test_function()
     st = S.compile_state(model)
     if D.is_iterable_source(validation_data):
-        return _data(model, fn, validation_data, None, None, batch_size, False, steps, st=st)
+        return _data(model, fn, validation_data, None, None, batch_size, False, steps, st=st,
+                     replay=replay)
     if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
         raise ValueError(
             "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
@@ -268,7 +281,7 @@ def _predict_one_batch(model, fn, x, batch_size):
     xs = model._standardize_inputs(x, D.model_device(model))
     flat = tree.flatten(xs)
     n = D.num_samples([(f"input {i}", t) for i, t in enumerate(flat)], "inputs") \
-        if len(flat) > 1 else (int(flat[0].shape[0]) if flat and flat[0].dim() else 0)
+        if len(flat) > 1 else (int(flat[0].shape[0]) if flat and flat[0].ndim else 0)
     if not 0 < n <= (batch_size or 32):
         return None
     was_training = model.training

@@ -10,11 +10,23 @@ from plexus.training.callbacks import Callback
 
 
 def _monitor_mode(mode, monitor):
+    """`"min"` or `"max"`, or `"auto"` left for `_resolve_mode` once the model is known."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max'; received {mode!r}.")
-    if mode != "auto":
-        return mode
-    name = monitor[4:] if monitor.startswith("val_") else monitor
+    return mode
+
+
+def _resolve_mode(cb):
+    """The direction of `cb.monitor` for `mode="auto"`: the compiled metric's own direction
+    (Keras's `_direction`: up for accuracy, AUC, F1, R2, IoU, ...), else from the name (up for
+    names ending in acc, accuracy, auc, precision or recall, down otherwise)."""
+    if cb.mode != "auto":
+        return cb.mode
+    name = cb.monitor[4:] if cb.monitor.startswith("val_") else cb.monitor
+    st = getattr(cb.model, "_compile_state", None) if cb.model is not None else None
+    for key, metric in (st.all_metrics() if st is not None else ()):
+        if key == name and getattr(metric, "_direction", None):
+            return "max" if metric._direction == "up" else "min"
     if any(name.endswith(s) for s in ("acc", "accuracy", "auc", "precision", "recall")):
         return "max"
     return "min"
@@ -49,7 +61,7 @@ class EarlyStopping(Callback):
     def _better(self, current, reference):
         if reference is None:
             return True
-        if self.mode == "min":
+        if _resolve_mode(self) == "min":
             return current + self.min_delta < reference
         return current - self.min_delta > reference
 
@@ -150,7 +162,7 @@ class ModelCheckpoint(Callback):
                 warnings.warn(f"ModelCheckpoint can save the best model only with "
                               f"{self.monitor!r} in the logs; skipping.", stacklevel=2)
                 return
-            better = self.best is None or (current < self.best if self.mode == "min"
+            better = self.best is None or (current < self.best if _resolve_mode(self) == "min"
                                            else current > self.best)
             if not better:
                 return
@@ -190,7 +202,7 @@ class ReduceLROnPlateau(Callback):
     def _better(self, current):
         if self.best is None:
             return True
-        if self.mode == "min":
+        if _resolve_mode(self) == "min":
             return current < self.best - self.min_delta
         return current > self.best + self.min_delta
 

@@ -1,5 +1,17 @@
-"""Utilities: `to_categorical`, `set_random_seed`, `plot_model`, `model_to_dot`, ..."""
+"""Utilities: data loading (`image_dataset_from_directory`, `PyDataset`, `pad_sequences`, ...),
+images, files, `to_categorical`, `set_random_seed`, `plot_model`, `Progbar`."""
 from plexus.utils.numerical import normalize, set_random_seed, to_categorical
 from plexus.utils.plot import model_to_dot, plot_model
 from plexus.saving.registry import register_keras_serializable  # noqa: E402
+from plexus.utils.dataset import AUTOTUNE, Dataset
+from plexus.utils.directory_datasets import (
+    audio_dataset_from_directory, image_dataset_from_directory, text_dataset_from_directory,
+)
+from plexus.utils.file_utils import get_file
+from plexus.utils.image_utils import array_to_img, img_to_array, load_img, save_img
+from plexus.utils.progbar import Progbar
+from plexus.utils.py_dataset import PyDataset, Sequence
+from plexus.utils.sequence_utils import (
+    pad_sequences, split_dataset, timeseries_dataset_from_array,
+)
 from plexus.training.data import pack_x_y_sample_weight, unpack_x_y_sample_weight  # noqa: E402

@@ -41,8 +41,11 @@ def keras_application(name):
 
 
 def pair(name, **kwargs):
-    """The same application built by Keras and by plexus, from fresh name counters."""
+    """The same application built by Keras and by plexus, from fresh name counters (and
+    seeded: Keras's random weights, which the predictions are compared on, do not depend on
+    what ran before)."""
     fresh()
+    keras.utils.set_random_seed(0)
     km = keras_application(name)(weights=None, **kwargs)
     fresh()
     pm = getattr(applications, name)(weights=None, **kwargs)

@@ -58,10 +58,17 @@ SCHEDULES = [
     ("CosineDecay", dict(initial_learning_rate=0.0, decay_steps=3, warmup_target=0.1,
                          warmup_steps=2)),
     ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=4, power=2.0)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=2, end_learning_rate=0.01,
+                             cycle=True)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=2, m_mul=0.5,
+                                 alpha=0.1)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=2, t_mul=1.0)),
 ]
 
 
-@pytest.mark.parametrize("name,kwargs", SCHEDULES, ids=[s[0] for s in SCHEDULES])
+@pytest.mark.parametrize("name,kwargs", SCHEDULES,
+                         ids=[f"{s[0]}-{'-'.join(s[1])}" for s in SCHEDULES])
 def test_schedule_matches_keras(name, kwargs):
     ps = getattr(plexus.optimizers.schedules, name)(**kwargs)
     ks = getattr(keras.optimizers.schedules, name)(**kwargs)

@@ -1,0 +1,2 @@
+"""`keras.preprocessing.sequence`."""
+from plexus.utils.sequence_utils import pad_sequences
