@@ -104,18 +104,6 @@ def test_full_size_predictions_as_keras(name):
     assert_same_predictions(km, pm, shape, rng, scale=scale)
 
 
-def test_every_keras_application_exists():
-    """Every public name of `keras.applications` (constructors and modules), and every public
-    name of each module (its constructors, preprocess_input, decode_predictions)."""
-    names = [n for n in dir(keras.applications) if not n.startswith("_")]
-    assert [n for n in names if not hasattr(applications, n)] == []
-    for name in (n for n in names if n[0].islower()):
-        ours, theirs = getattr(applications, name), getattr(keras.applications, name)
-        missing = [n for n in dir(theirs) if not n.startswith("_") and not hasattr(ours, n)]
-        assert missing == [], name
-        assert all(callable(getattr(ours, n)) for n in dir(theirs) if not n.startswith("_"))
-
-
 def test_weight_file_hashes_are_keras():
     """The hashes a download is checked against are the ones Keras publishes."""
     from keras.src.applications import convnext as kc
