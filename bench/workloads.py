@@ -309,6 +309,60 @@ class ResidualCNN:
         return Net(), loss, lambda out: torch.softmax(out, -1)
 
 
+# ---------------------------------------------------------------------- ops between layers
+@workload("ops_mlp", samples=2048, batch_size=128)
+class OpsMLP:
+    """A dozen `keras.ops` calls between two Dense layers (a hand-rolled group norm, a leaky
+    gate with `where`, a reshape round trip, a concatenation): the cost of ops recorded in a
+    functional graph against the same torch calls in a hand-written module."""
+
+    @staticmethod
+    def data(n, rng):
+        x = rng.normal(size=(n, 32)).astype("float32")
+        y = np.eye(10, dtype="float32")[rng.integers(0, 10, size=n)]
+        return [x], [y]
+
+    @staticmethod
+    def build(K):
+        L, o = K.layers, K.ops
+        inp = K.Input(shape=(32,))
+        h = o.relu(L.Dense(64)(inp))
+        g = o.reshape(h, (-1, 4, 16))
+        g = g - o.mean(g, axis=-1, keepdims=True)
+        g = g * o.rsqrt(o.mean(o.square(g), axis=-1, keepdims=True) + 1e-5)
+        g = o.where(g > 0, g, 0.1 * g)
+        h = o.reshape(g, (-1, 64))
+        h = o.concatenate([h, o.tanh(h)], axis=-1)
+        out = L.Dense(10, activation="softmax")(h)
+        model = K.Model(inp, out)
+        model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+        return model
+
+    @staticmethod
+    def torch_twin():
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l1, self.l2 = nn.Linear(32, 64), nn.Linear(128, 10)
+
+            def forward(self, x):
+                h = torch.relu(self.l1(x))
+                g = h.reshape(-1, 4, 16)
+                g = g - g.mean(-1, keepdim=True)
+                g = g * torch.rsqrt(torch.square(g).mean(-1, keepdim=True) + 1e-5)
+                g = torch.where(g > 0, g, 0.1 * g)
+                h = g.reshape(-1, 64)
+                return self.l2(torch.cat([h, torch.tanh(h)], -1))
+
+        def loss(outs, ys):
+            return nn.functional.cross_entropy(outs, ys[0])
+
+        return Net(), loss, lambda out: torch.softmax(out, -1)
+
+
 # ---------------------------------------------------------------------- applications
 class _Application:
     """An ImageNet application trained from scratch on small images: `keras.applications`'

@@ -11,6 +11,7 @@ from plexus.graph.tensor import KerasTensor
 from plexus.layers import Input, InputLayer, Layer
 from plexus.models import Functional, Model, Sequential
 from plexus import callbacks, losses, metrics, optimizers  # noqa: E402  (training API)
+from plexus import ops  # noqa: E402  (keras.ops: eager, symbolic, saved as Keras op nodes)
 from plexus import saving  # noqa: E402  (save_model, load_model, register_keras_serializable)
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)
 from plexus import dtype_policies, mixed_precision  # noqa: E402  (dtype policies, loss scaling)

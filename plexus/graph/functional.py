@@ -90,7 +90,7 @@ class _Slot:
 class Step:
     """One node, compiled for running: which value slots feed it and which it fills."""
 
-    __slots__ = ("layer", "node", "single", "template", "out_slots", "pass_training",
+    __slots__ = ("layer", "node", "single", "template", "flat", "out_slots", "pass_training",
                  "mask_in", "makes_mask", "free", "arg_masks")
 
     def __init__(self, node, slot_of):
@@ -101,6 +101,9 @@ class Step:
         kwargs = tree.map_structure(mark, node.kwargs)
         self.single = (len(args) == 1 and isinstance(args[0], _Slot) and not kwargs)
         self.template = (args, kwargs)
+        # Positional arguments that are each a slot or a plain constant (`x * 0.1`, ops with
+        # several tensors): filled with one comprehension instead of a structure walk.
+        self.flat = not kwargs and not any(isinstance(a, (list, tuple, dict)) for a in args)
         self.out_slots = [slot_of[id(t)] for t in node.output_tensors]
         # As Keras: the model's mode, when given (fit, predict), wins over a `training=`
         # recorded with the call (Keras records one for Dropout, SpectralNormalization, ...).
@@ -199,6 +202,14 @@ def run_steps(steps, n_slots, input_values, output_slots, training=None, input_m
             x = vals[step.template[0][0].i]
             out = layer._call_impl(x, training=training) if (training is not None and step.pass_training) \
                 else layer._call_impl(x)
+            if len(step.out_slots) == 1:
+                vals[step.out_slots[0]] = out
+            else:
+                for s, v in zip(step.out_slots, tree.flatten(out)):
+                    vals[s] = v
+        elif step.flat and masks is None and not step.pass_training:
+            out = layer._call_impl(*[vals[a.i] if type(a) is _Slot else a
+                                     for a in step.template[0]])
             if len(step.out_slots) == 1:
                 vals[step.out_slots[0]] = out
             else:

@@ -9,16 +9,15 @@ _DTYPES = {
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 _counter = [0]
-# `handler(op_name, tensor, other, reverse) -> KerasTensor`: what Python operators on symbolic
-# tensors do (`x + 1`, `x[:, 0]`); installed by `set_operator_handler`.
+# `handler(op_name, *operands) -> KerasTensor`: what Python operators on symbolic tensors do
+# (`x + 1` is `handler("add", x, 1)`, `x[:, 0]` is `handler("get_item", x, key)`); installed by
+# `set_operator_handler` (plexus.ops does it), so the graph imports no layers or ops.
 _operator_handler = [None]
 
 
 def set_operator_handler(handler):
     """Install the function that records Python operators on symbolic tensors as graph
-    operations: `handler(op_name, tensor, other, reverse)`, with `op_name` one of `"add"`,
-    `"subtract"`, `"multiply"`, `"divide"`, `"power"`, `"matmul"`, `"negative"`, `"abs"`,
-    `"getitem"` (`other` is then the key)."""
+    operations: `handler(op_name, *operands)`, `op_name` a `plexus.ops` function name."""
     _operator_handler[0] = handler
 
 
@@ -103,32 +102,50 @@ class KerasTensor:
     def numpy(self):
         self.__array__()
 
-    # Arithmetic on symbolic tensors records an operation in the graph, through the handler a
-    # higher part of plexus installs (the graph knows no layers).
-    def _op(self, fn_name, other=None, reverse=False):
-        if _operator_handler[0] is None:
-            raise TypeError(
-                f"Operator {fn_name!r} on symbolic tensor {self.name!r} needs plexus.layers "
-                "(import plexus first).")
-        return _operator_handler[0](fn_name, self, other, reverse)
-
-    def __add__(self, o): return self._op("add", o)
-    def __radd__(self, o): return self._op("add", o, True)
-    def __sub__(self, o): return self._op("subtract", o)
-    def __rsub__(self, o): return self._op("subtract", o, True)
-    def __mul__(self, o): return self._op("multiply", o)
-    def __rmul__(self, o): return self._op("multiply", o, True)
-    def __truediv__(self, o): return self._op("divide", o)
-    def __rtruediv__(self, o): return self._op("divide", o, True)
-    def __pow__(self, o): return self._op("power", o)
-    def __matmul__(self, o): return self._op("matmul", o)
-    def __neg__(self): return self._op("negative")
-    def __abs__(self): return self._op("abs")
-
-    def __getitem__(self, key):
-        return self._op("getitem", key)
+    # Python operators record the same op nodes as the `plexus.ops` functions (`x + 1` is
+    # `ops.add(x, 1)`), through the handler `plexus.ops` installs.
+    def __add__(self, o): return _apply("add", self, o)
+    def __radd__(self, o): return _apply("add", o, self)
+    def __sub__(self, o): return _apply("subtract", self, o)
+    def __rsub__(self, o): return _apply("subtract", o, self)
+    def __mul__(self, o): return _apply("multiply", self, o)
+    def __rmul__(self, o): return _apply("multiply", o, self)
+    def __truediv__(self, o): return _apply("true_divide", self, o)
+    def __rtruediv__(self, o): return _apply("true_divide", o, self)
+    def __floordiv__(self, o): return _apply("floor_divide", self, o)
+    def __rfloordiv__(self, o): return _apply("floor_divide", o, self)
+    def __mod__(self, o): return _apply("mod", self, o)
+    def __rmod__(self, o): return _apply("mod", o, self)
+    def __pow__(self, o): return _apply("power", self, o)
+    def __rpow__(self, o): return _apply("power", o, self)
+    def __matmul__(self, o): return _apply("matmul", self, o)
+    def __rmatmul__(self, o): return _apply("matmul", o, self)
+    def __neg__(self): return _apply("negative", self)
+    def __abs__(self): return _apply("absolute", self)
+    def __lt__(self, o): return _apply("less", self, o)
+    def __le__(self, o): return _apply("less_equal", self, o)
+    def __gt__(self, o): return _apply("greater", self, o)
+    def __ge__(self, o): return _apply("greater_equal", self, o)
+    def __ne__(self, o): return _apply("not_equal", self, o)
+    def __and__(self, o): return _apply("logical_and", self, o)
+    def __rand__(self, o): return _apply("logical_and", o, self)
+    def __or__(self, o): return _apply("logical_or", self, o)
+    def __ror__(self, o): return _apply("logical_or", o, self)
+    def __xor__(self, o): return _apply("logical_xor", self, o)
+    def __rxor__(self, o): return _apply("logical_xor", o, self)
+    def __invert__(self): return _apply("logical_not", self)
+    def __round__(self, ndigits=None): return _apply("round", self, ndigits or 0)
+    def __getitem__(self, key): return _apply("get_item", self, key)
 
     __hash__ = object.__hash__
+
+
+def _apply(name, *operands):
+    hook = _operator_handler[0]
+    if hook is None:
+        raise RuntimeError(f"Operator {name!r} on a symbolic tensor needs plexus.ops; "
+                           "`import plexus` (or `plexus.ops`) first.")
+    return hook(name, *operands)
 
 
 def is_keras_tensor(x):

@@ -61,4 +61,3 @@ from plexus.layers.preprocessing import (
     TextVectorization,
 )
 from plexus.layers.serialization import deserialize, serialize
-from plexus.layers import ops as _ops  # noqa: F401  (Python operators on symbolic tensors)

@@ -197,9 +197,9 @@ class Layer(nn.Module):
         if kwargs:
             raise TypeError(f"add_weight() got unexpected keyword argument(s) {', '.join(kwargs)}.")
         shape = tuple(int(d) for d in (shape or ()))
-        from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
-        check_weight_size(self.name, name, shape)
         dtype = standardize_dtype(dtype or self.dtype)
+        from plexus.saving.limits import check_weight_size  # noqa: a no-op unless loading a file
+        check_weight_size(self.name, name, shape, torch_dtype(dtype).itemsize)
         if initializer is None:
             initializer = "glorot_uniform" if "float" in dtype else "zeros"
         init = initializers.get(initializer)

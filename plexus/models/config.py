@@ -10,8 +10,11 @@ Node indices count only the calls that belong to the model. As in Keras, `input_
 `output_layers` count the calls of a nested functional model from 1; Keras 2 configs (inbound
 nodes as lists) count a nested model's calls from 1 everywhere.
 """
+import collections
+
 from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
+from plexus.saving import limits
 from plexus.saving.errors import LoadError
 from plexus.saving.serialization import (
     check_name, current_context, deserialize_keras_object, load_context, serialize_keras_object,
@@ -30,7 +33,7 @@ def functional_config(model):
     """The Keras-format config of a functional `model`."""
     own = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
     reindex = {}
-    for layer in model._operations:
+    for layer in model.operations:
         kept = 0
         for node in layer._inbound_nodes:
             if id(node) in own:
@@ -46,14 +49,14 @@ def functional_config(model):
         return tensor_config(x) if isinstance(x, KerasTensor) else serialize_keras_object(x)
 
     layers = []
-    for layer in model._operations:
+    for layer in model.operations:
         op = op_entry(layer)
         entry = op or serialize_layer(layer)
         entry["name"] = layer.name
         nodes = []
         for node in layer._inbound_nodes:
             if id(node) in own and node.input_tensors:
-                args = op_args(layer, node) if op else list(node.args)
+                args = list(node.args)
                 nodes.append({"args": tree.map_structure(serialize_arg, args),
                               "kwargs": tree.map_structure(serialize_arg, dict(node.kwargs))})
         entry["inbound_nodes"] = nodes
@@ -68,38 +71,13 @@ def functional_config(model):
             "output_layers": _endpoints(model._outputs_struct, endpoint)}
 
 
-_OP_NAMES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply",
-             "divide": "TrueDivide", "power": "Power", "matmul": "Matmul",
-             "negative": "Negative", "abs": "Absolute"}
-
-
 def op_entry(layer):
-    """plexus's operator layers (`x + 1`, `x[:, 0]`) in Keras's format for `keras.ops` calls."""
-    if type(layer).__module__ != "plexus.layers.ops":
+    """A recorded op (`x + 1`, `ops.mean(x)`) in Keras's format for `keras.ops` calls."""
+    opdef = getattr(layer, "opdef", None)
+    if opdef is None or not getattr(layer, "_is_op", False):
         return None
-    kind = type(layer).__name__
-    if kind == "GetItem":
-        name = "GetItem"
-    elif kind in ("TensorOp", "BinaryOp") and layer.op in _OP_NAMES:
-        name = _OP_NAMES[layer.op]
-    else:
-        return None
-    return {"module": "keras.src.ops.numpy", "class_name": name,
-            "config": {"name": layer.name}, "registered_name": None}
-
-
-def op_args(layer, node):
-    """The positional operands Keras records for an operator layer's call."""
-    kind = type(layer).__name__
-    x = node.args[0]
-    if kind == "GetItem":
-        key = layer.key
-        return [x, list(key) if isinstance(key, tuple) else key]
-    if kind == "BinaryOp":
-        return list(x)
-    if layer.op in ("negative", "abs"):
-        return [x]
-    return [layer.constant, x] if layer.reverse else [x, layer.constant]
+    return {"module": f"keras.src.ops.{opdef.module}", "class_name": opdef.class_name,
+            "config": layer.get_config(), "registered_name": None}
 
 
 def _endpoints(struct, fn):
@@ -156,6 +134,10 @@ def _create_layers(layer_list):
     created, order = {}, []
     if not isinstance(layer_list, list):
         _fail("The model config's 'layers' must be a list")
+    where = current_context().where()
+    limits.count_layers(len(layer_list), where)
+    limits.count_nodes(sum(len(d["inbound_nodes"]) for d in layer_list if isinstance(d, dict)
+                           and isinstance(d.get("inbound_nodes"), list)), where)
     for data in layer_list:
         if not isinstance(data, dict) or not isinstance(data.get("class_name"), str):
             _fail(f"Invalid layer entry {str(data)[:120]} in the model config")
@@ -197,7 +179,7 @@ def _history_tensor(created, history, legacy):
     if node_index < 0:
         _fail(f"Invalid node index in tensor reference {list(history)[:3]}")
     if node_index >= len(layer._inbound_nodes):
-        raise _NotReady()
+        raise _NotReady(name)
     outputs = layer._inbound_nodes[node_index].output_tensors
     if not 0 <= tensor_index < len(outputs):
         _fail(f"Tensor reference {list(history)[:3]}: layer {name!r} has {len(outputs)} outputs")
@@ -247,34 +229,36 @@ def _check_call_kwargs(layer, kwargs):
 
 
 def _replay_calls(created, order):
-    pending = [(layer, list(nodes)) for layer, nodes in order if nodes]
-    while pending:
-        progressed, still = False, []
-        for layer, nodes in pending:
-            while nodes:
-                try:
-                    args, kwargs = _node_call_args(created, nodes[0])
-                except _NotReady:
-                    break
-                _check_call_kwargs(layer, kwargs)
-                if not any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
-                    _fail(f"The model config calls layer {layer.name!r} on no tensor")
-                try:
-                    layer(*args, **kwargs)
-                except LoadError:
-                    raise
-                except Exception as e:  # any failure here means the graph in the file is bad
-                    _fail(f"Re-creating the call of layer {layer.name!r} failed: "
-                          f"{type(e).__name__}: {e}")
-                nodes.pop(0)
-                progressed = True
-            if nodes:
-                still.append((layer, nodes))
-        if not progressed:
-            names = ", ".join(repr(layer.name) for layer, _ in still)
-            _fail(f"The model config's graph cannot be rebuilt: the calls of {names} refer to "
-                  "calls that never happen (a loop or a missing layer)")
-        pending = still
+    """Make the recorded calls again, each once the calls it needs have been made: a call
+    waiting for another layer's call waits in a list of that layer, so the work is linear in
+    the number of calls whatever order the config lists its layers in."""
+    queue = collections.deque([layer, nodes, 0] for layer, nodes in order if nodes)
+    waiting = {}  # layer name -> entries waiting for a call of that layer
+    while queue:
+        entry = queue.popleft()
+        layer, nodes = entry[0], entry[1]
+        while entry[2] < len(nodes):
+            try:
+                args, kwargs = _node_call_args(created, nodes[entry[2]])
+            except _NotReady as e:
+                waiting.setdefault(e.args[0], []).append(entry)
+                break
+            _check_call_kwargs(layer, kwargs)
+            if not any(isinstance(t, KerasTensor) for t in tree.flatten((args, kwargs))):
+                _fail(f"The model config calls layer {layer.name!r} on no tensor")
+            try:
+                layer(*args, **kwargs)
+            except LoadError:
+                raise
+            except Exception as e:  # any failure here means the graph in the file is bad
+                _fail(f"Re-creating the call of layer {layer.name!r} failed: "
+                      f"{type(e).__name__}: {e}")
+            entry[2] += 1
+            queue.extend(waiting.pop(layer.name, ()))
+    if waiting:
+        names = ", ".join(repr(e[0].name) for entries in waiting.values() for e in entries)
+        _fail(f"The model config's graph cannot be rebuilt: the calls of {names} refer to "
+              "calls that never happen (a loop or a missing layer)")
 
 
 def _graph_from_config(cls, config):
@@ -339,6 +323,7 @@ def sequential_from_config(cls, config):
     name = config.get("name")
     if name is not None:
         check_name(name, "model name")
+    limits.count_layers(len(layer_list), current_context().where())
     model = cls(name=name)
     for data in layer_list:
         if not isinstance(data, dict):
@@ -350,9 +335,15 @@ def sequential_from_config(cls, config):
         if not isinstance(layer, Layer):
             _fail(f"Sequential config entry {data.get('class_name')!r} is not a layer")
         try:
-            model.add(layer)
+            model.add(layer, rebuild=False)
         except (TypeError, ValueError) as e:
             _fail(f"Rebuilding Sequential model {name!r} failed at layer {layer.name!r}: {e}")
+    try:
+        model._rebuild()  # one graph for all layers: linear in their number
+    except LoadError:
+        raise
+    except Exception as e:  # any failure here means the layers in the file do not fit together
+        _fail(f"Rebuilding Sequential model {name!r} failed: {type(e).__name__}: {e}")
     shape = config.get("build_input_shape")
     if not model.built and isinstance(shape, list) and model.layers:
         from plexus.saving.serialization import check_shape

@@ -93,7 +93,14 @@ class Functional(Model):
 
     # ------------------------------------------------------------------ public graph API
     @property
-    def _operations(self):
+    def layers(self):
+        """The graph's layers in Keras's order; recorded ops (`x + 1`, `ops.mean(x)`) are not
+        layers, as in Keras: `operations` lists them too."""
+        return [l for l in self._graph_layers if not getattr(l, "_is_op", False)]
+
+    @property
+    def operations(self):
+        """Every layer and recorded op of the graph, in Keras's order."""
         return list(self._graph_layers)
 
     @property

@@ -82,14 +82,7 @@ class Model(Layer):
     # ------------------------------------------------------------------ layers
     @property
     def layers(self):
-        """The model's layers; recorded tensor operations (`x + 1`) are graph nodes, not
-        layers, as in Keras."""
-        return [l for l in self._operations if not getattr(l, "_is_op", False)]
-
-    @property
-    def _operations(self):
-        """Every layer and recorded operation, in order (Keras's `_operations`): a subclassed
-        model's sublayers in the order they were set as attributes."""
+        """The model's layers: its sublayers in the order they were set as attributes."""
         return [m for m in self._modules.values() if isinstance(m, Layer)]
 
     def _sublayers(self):

@@ -27,20 +27,29 @@ class Sequential(Functional):
         Layer.__init__(self, name=name, trainable=trainable)
         self._init_model_state()
         self._stack = []
+        self._stack_names = set()
         self._refs = {"input_layer": None}  # kept out of nn.Module's submodule registry
         self._stack_outputs = []
         if layers is not None:
             if isinstance(layers, (Layer, KerasTensor)):
                 layers = [layers]
             for layer in layers:
-                self.add(layer)
+                self.add(layer, rebuild=False)
+            self._rebuild()
 
     @property
     def _input_layer(self):
         return self._refs["input_layer"]
 
     def add(self, layer, rebuild=True):
-        """Append a layer (or an `Input` tensor, which must come first)."""
+        """Append a layer (or an `Input` tensor, which must come first).
+
+        Args:
+            layer: a layer, or an `Input(...)` tensor as the first element.
+            rebuild: call the layer on the model's output now (when the input shape is known);
+                with `False`, layers are only stacked until the next rebuild, which makes adding
+                thousands of layers linear instead of quadratic.
+        """
         if isinstance(layer, KerasTensor):
             if layer.node is None or not isinstance(layer.node.layer, InputLayer):
                 raise TypeError(
@@ -61,7 +70,7 @@ class Sequential(Functional):
                 )
             self._refs["input_layer"] = layer
             return
-        if any(l.name == layer.name for l in self._stack):
+        if layer.name in self._stack_names:
             raise ValueError(
                 f"Model {self.name!r} already has a layer named {layer.name!r}; layer names "
                 "must be unique within a model."
@@ -70,9 +79,15 @@ class Sequential(Functional):
             self._refs["input_layer"] = InputLayer(batch_shape=layer._batch_input_shape,
                                                      dtype=layer.dtype if "int" not in layer.dtype else None)
         self._stack.append(layer)
+        self._stack_names.add(layer.name)
         self._modules[layer.name.replace(".", "_")] = layer
-        if self._input_layer is not None:
-            self._extend_graph([layer])
+        if rebuild:
+            self._rebuild()
+
+    def _rebuild(self):
+        """Call the layers added without a rebuild, once the input shape is known."""
+        if self._input_layer is not None and len(self._stack_outputs) < len(self._stack):
+            self._extend_graph(self._stack[len(self._stack_outputs):])
 
     def _extend_graph(self, new_layers):
         x = self._stack_outputs[-1] if self._stack_outputs else self._input_layer._input_tensor
@@ -91,8 +106,9 @@ class Sequential(Functional):
         if not self._stack:
             raise IndexError(f"Sequential model {self.name!r} has no layers to pop.")
         layer = self._stack.pop()
+        self._stack_names.discard(layer.name)
         self._modules.pop(layer.name.replace(".", "_"), None)
-        if self._stack_outputs:
+        if len(self._stack_outputs) > len(self._stack):  # (the layer had been called)
             self._stack_outputs.pop()
             if self._stack_outputs:
                 self._init_graph(self._input_layer._input_tensor, self._stack_outputs[-1])
@@ -143,7 +159,7 @@ class Sequential(Functional):
         return list(self._stack)
 
     @property
-    def _operations(self):
+    def operations(self):
         return list(self._stack)
 
     @property

@@ -28,7 +28,7 @@ def _is_sequential_like(model):
             return False
         nodes += depth_nodes
     ids = {id(n) for n in nodes}
-    for layer in model._operations:
+    for layer in getattr(model, "operations", model.layers):
         if sum(1 for n in layer._inbound_nodes if id(n) in ids) > 1:
             return False
     return True
@@ -81,7 +81,7 @@ def _relevant_nodes(model):
 def _rows(model, printer, sequential_like, expand_nested, show_trainable, level, layer_range):
     from plexus.models.functional import Functional
     relevant = _relevant_nodes(model)
-    layers = model._operations
+    layers = getattr(model, "operations", model.layers)
     if layer_range is not None:
         names = [l.name for l in layers]
         start, end = layer_range

@@ -166,11 +166,18 @@ class LossScaleOptimizer(O.Optimizer):
         if len(arrays) < 5:
             raise LoadError(f"The saved LossScaleOptimizer state has {len(arrays)} entries; "
                             "expected at least 5 (its own four, then the inner optimizer's).")
+        counts = [np.asarray(a) for a in arrays[2:4]]
+        if any(a.size != 1 or a.dtype.kind not in "biuf" for a in counts):
+            raise LoadError("The saved LossScaleOptimizer state must hold one number each for "
+                            "its growth counter and its scale (entries 2 and 3).")
+        # the inner optimizer's state is checked before anything changes
+        commit = optimizer_state.stage_restore(self.inner_optimizer, arrays[4:],
+                                               "LossScaleOptimizer state", self._vars)
         with torch.no_grad():
-            self.step_counter.fill_(int(np.asarray(arrays[2])))
-            self.dynamic_scale.fill_(float(np.asarray(arrays[3])))
-        optimizer_state.restore(self.inner_optimizer, arrays[4:], "LossScaleOptimizer state",
-                                self._vars)
+            self.step_counter.fill_(int(counts[0].reshape(())))
+            self.dynamic_scale.fill_(float(counts[1].reshape(())))
+        if commit is not None:
+            commit()
 
     def get_config(self):
         return {"name": self.name, "inner_optimizer": O.serialize(self.inner_optimizer),

@@ -14,7 +14,8 @@ import warnings
 import plexus
 from plexus.saving import files, legacy_h5, limits, optimizer_state, registry, weights
 from plexus.saving import h5 as h5util
-from plexus.saving.errors import LoadError
+from plexus.saving.context import check_custom_objects
+from plexus.saving.errors import LoadError, as_load_errors
 from plexus.saving.serialization import (
     deserialize_keras_object, load_context, serialize_keras_object, serialize_layer, with_module,
 )
@@ -117,20 +118,16 @@ def save_weights(model, filepath, overwrite=True):
 # ------------------------------------------------------------------------------------ loading
 def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
     """Build a model (without weights) from `{"class_name": ..., "config": ...}`."""
+    check_custom_objects(custom_objects)
+    where = f" in {source}" if source else ""
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        where = f" in {source}" if source else ""
         raise LoadError(f"Invalid model config{where}: expected a JSON object with 'class_name'.")
-    with load_context(custom_objects, safe_mode, source), limits.loading(source):
+    limits.check_depth(config, f"The model config{where}")
+    with load_context(custom_objects, safe_mode, source), limits.loading(source), \
+            as_load_errors(f"The model config{where}"):
         config = dict(config)
         config.setdefault("config", {})
-        where = f" in {source}" if source else ""
-        try:
-            model = deserialize_keras_object(config, category="layers")
-        except RecursionError as e:
-            raise LoadError(f"The model config{where} is nested absurdly deep; refused.") from e
-        except (AttributeError, KeyError, IndexError, TypeError, RuntimeError) as e:
-            raise LoadError(f"The model config{where} is malformed: {type(e).__name__}: "
-                            f"{str(e)[:300]}") from e
+        model = deserialize_keras_object(config, category="layers")
     if not registry.is_model(model):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
     return model
@@ -138,10 +135,7 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
 
 def model_from_json(json_string, custom_objects=None, safe_mode=True):
     """Build a model (without weights) from `model.to_json()`'s output."""
-    try:
-        config = json.loads(json_string)
-    except (TypeError, ValueError, RecursionError) as e:
-        raise LoadError(f"model_from_json: not valid JSON: {str(e)[:200]}") from e
+    config = limits.parse_json(json_string, "model_from_json: the JSON text")
     return model_from_config(config, custom_objects, safe_mode)
 
 
@@ -159,12 +153,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         plexus.saving.LoadError (a ValueError) naming the file and what is wrong with it.
     """
     filepath = _path_str(filepath)
+    check_custom_objects(custom_objects)
     label = files.label_of(filepath)
-    if os.path.isdir(filepath):
-        raise LoadError(f"{label} is a folder; plexus loads .keras and .h5 files, not "
-                        "TensorFlow SavedModel folders.")
-    if not os.path.exists(filepath):
-        raise LoadError(f"No such file: {label}.")
+    h5util.check_regular_file(filepath, label)
     with open(filepath, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"\x89HDF"):
@@ -174,25 +165,42 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             f"{label} is neither a .keras archive (zip) nor an HDF5 file; its first bytes are "
             f"{head!r}. plexus does not read pickles or other formats."
         )
-    with files.open_zip(filepath) as archive:
-        config = files.read_json_member(archive, "config.json", label)
-        files.read_json_member(archive, "metadata.json", label, required=False)
-        if not isinstance(config, dict):
-            raise LoadError(f"{label}: config.json must hold a JSON object.")
-        model = model_from_config(config, custom_objects, safe_mode, source=label)
-        h5_data = files.read_member(archive, "model.weights.h5", label,
-                                    max_bytes=_expected_h5_bytes(model))
-        assets = weights.read_assets(
-            model, lambda name: files.read_member(archive, name, label, required=False))
-    with h5util.open_h5(h5_data, f"{label} (model.weights.h5)") as f:
-        plan = weights.read(model, f, f"{label} (model.weights.h5)")
-        weights.assign(plan)
+    member = f"{label} (model.weights.h5)"
+    with limits.loading(label) as budget:
+        with files.open_zip(filepath) as archive:
+            config = files.read_json_member(archive, "config.json", label)
+            files.read_json_member(archive, "metadata.json", label, required=False)
+            if not isinstance(config, dict):
+                raise LoadError(f"{label}: config.json must hold a JSON object.")
+            # until the weights are scanned, the config may ask for what the member could hold
+            budget.allow(files.member_info(archive, "model.weights.h5", label).file_size)
+            model = model_from_config(config, custom_objects, safe_mode, source=label)
+            h5_data = files.read_member(archive, "model.weights.h5", label,
+                                        max_bytes=_expected_h5_bytes(model))
+            assets = weights.read_assets(
+                model, lambda name: files.read_member(archive, name, label, required=False))
+        with h5util.open_h5(h5_data, member) as f:
+            with as_load_errors(member):
+                staged = weights.stage(weights.read(model, f, member), member)
+            commit_optimizer = None
+            if compile:
+                _compile_from_config(model, config.get("compile_config"), label, custom_objects)
+                with as_load_errors(f"{member}, optimizer state"):
+                    commit_optimizer = optimizer_state.stage(model, f, member)
+    _commit(staged, commit_optimizer, member)
+    with as_load_errors(f"{label} (assets)"):
         for layer, data in assets:  # after the variables, as Keras (idf weights first)
             layer._load_keras_assets(data.get)
-        if compile:
-            _compile_from_config(model, config.get("compile_config"), label, custom_objects)
-            optimizer_state.read(model, f, f"{label} (model.weights.h5)")
     return model
+
+
+def _commit(staged, commit_optimizer, label):
+    """Put everything a load staged in place: the optimizer first (an optimizer reading its own
+    state may still refuse it), then the weights, whose copies cannot fail."""
+    if commit_optimizer is not None:
+        with as_load_errors(f"{label}, optimizer state"):
+            commit_optimizer()
+    weights.commit(staged)
 
 
 def _expected_h5_bytes(model):
@@ -202,21 +210,15 @@ def _expected_h5_bytes(model):
 
 
 def _load_legacy_h5_model(filepath, label, custom_objects, compile, safe_mode):
-    with h5util.open_h5(filepath, label) as f:
+    with limits.loading(label), h5util.open_h5(filepath, label) as f:
         config = legacy_h5.model_config(f, label)
         model = model_from_config(config, custom_objects, safe_mode, source=label)
-        plan = legacy_h5.read(model, f, label)
-        weights.assign(plan)
-        if compile and "training_config" in f.attrs:
-            try:
-                raw = f.attrs["training_config"]
-                training = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise LoadError(f"{label}: invalid training_config: {e}") from e
-            if isinstance(training, dict):
-                training = dict(training)
-                training["optimizer"] = training.pop("optimizer_config", None)
-                _compile_from_config(model, training, label, custom_objects)
+        with as_load_errors(label):
+            staged = weights.stage(legacy_h5.read(model, f, label), label)
+        if compile:
+            training = legacy_h5.training_config(f, label)
+            _compile_from_config(model, training, label, custom_objects)
+    weights.commit(staged)
     return model
 
 
@@ -225,20 +227,25 @@ def _compile_from_config(model, compile_config, label, custom_objects):
         return
     if not hasattr(model, "compile_from_config") and not hasattr(model, "compile"):
         return
-    with load_context(custom_objects, True, label):
+    what = f"{label} (compile_config)"
+    limits.check_depth(compile_config, what)
+    with load_context(custom_objects, True, label), as_load_errors(what):
         cfg = deserialize_keras_object(compile_config)
     if not isinstance(cfg, dict):
-        raise LoadError(f"{label}: invalid compile_config.")
+        raise LoadError(f"{what} must be a JSON object; found {type(cfg).__name__}.")
     if hasattr(model, "compile_from_config"):
-        model.compile_from_config(cfg)
+        with as_load_errors(what):
+            model.compile_from_config(cfg)
         return
     known = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
              "steps_per_execution", "jit_compile")
     try:
         model.compile(**{k: v for k, v in cfg.items() if k in known and v is not None})
-    except (TypeError, ValueError, NotImplementedError) as e:
+    except (TypeError, ValueError, NotImplementedError, AttributeError, KeyError,
+            IndexError) as e:
         warnings.warn(f"{label}: the model was loaded, but compiling it with its saved compile "
-                      f"config failed ({e}); call model.compile() yourself.", stacklevel=3)
+                      f"config failed ({type(e).__name__}: {e}); call model.compile() yourself.",
+                      stacklevel=3)
 
 
 def load_weights(model, filepath, skip_mismatch=False, by_name=False):
@@ -248,30 +255,47 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=False):
         by_name: for Keras 2 `.h5` files, match layers by name instead of by order.
         skip_mismatch: skip weights whose count or shape does not match instead of failing.
 
-    Nothing is assigned unless the whole file checks out (shapes, counts, formats).
+    Nothing is assigned unless the whole file checks out (shapes, counts, formats). Optimizer
+    state in the file (Keras 3 layouts) is restored into a compiled model's optimizer too (built
+    for the model's weights first when needed, so that `fit` resumes exactly).
     """
     filepath = _path_str(filepath)
     label = files.label_of(filepath)
-    if not os.path.exists(filepath):
-        raise LoadError(f"No such file: {label}.")
-    if filepath.endswith(".keras"):
-        with files.open_zip(filepath) as archive:
-            data = files.read_member(archive, "model.weights.h5", label)
-        source, label = data, f"{label} (model.weights.h5)"
-    else:
-        source = filepath
-    with h5util.open_h5(source, label) as f:
-        if legacy_h5.is_legacy(f):
-            plan = legacy_h5.read(model, f, label, by_name=by_name, skip_mismatch=skip_mismatch)
+    h5util.check_regular_file(filepath, label)
+    with limits.loading(label):
+        if filepath.endswith(".keras"):
+            with files.open_zip(filepath) as archive:
+                source = files.read_member(archive, "model.weights.h5", label)
+            label = f"{label} (model.weights.h5)"
         else:
-            if by_name:
+            source = filepath
+        with h5util.open_h5(source, label) as f:
+            with as_load_errors(label):
+                legacy = legacy_h5.is_legacy(f, label)
+            if by_name and not legacy:
                 raise ValueError(
                     f"by_name=True works with Keras 2 .h5 weight files only; {label} is in "
                     "Keras 3's layout, where weights are matched by position."
                 )
-            plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
-            if filepath.endswith(".weights.h5"):  # (as in Keras, the optimizer's state too)
-                weights.assign(plan)
-                optimizer_state.read(model, f, label)
-                return
-    weights.assign(plan)
+            with as_load_errors(label):
+                if legacy:
+                    plan = legacy_h5.read(model, f, label, by_name=by_name,
+                                          skip_mismatch=skip_mismatch)
+                else:
+                    plan = weights.read(model, f, label, skip_mismatch=skip_mismatch)
+                staged = weights.stage(plan, label)
+            commit_optimizer = None if legacy else \
+                _stage_optimizer(model, f, label, skip_mismatch)
+    _commit(staged, commit_optimizer, label)
+
+
+def _stage_optimizer(model, f, label, skip_mismatch):
+    try:
+        with as_load_errors(f"{label}, optimizer state"):
+            return optimizer_state.stage(model, f, label)
+    except LoadError as e:
+        if not skip_mismatch:
+            raise
+        warnings.warn(f"skip_mismatch=True: the optimizer state was not restored: {e}",
+                      stacklevel=3)
+        return None

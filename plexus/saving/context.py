@@ -3,6 +3,7 @@ and checks on names and shapes read from files."""
 import contextlib
 import contextvars
 import math
+from collections.abc import Mapping
 
 from plexus.saving.errors import LoadError
 
@@ -15,12 +16,32 @@ class LoadContext:
     """What a load needs everywhere: the caller's objects, `safe_mode`, the file for messages."""
 
     def __init__(self, custom_objects=None, safe_mode=True, source=None):
+        check_custom_objects(custom_objects)
         self.custom_objects = dict(custom_objects or {})
         self.safe_mode = safe_mode
         self.source = source
 
     def where(self):
         return f" in {self.source}" if self.source else ""
+
+
+def check_custom_objects(custom_objects):
+    """`custom_objects` must map names to classes or functions; say so when it does not."""
+    if custom_objects is None:
+        return
+    if not isinstance(custom_objects, Mapping):
+        raise TypeError(
+            "custom_objects must be a dict mapping names to your classes and functions, such as "
+            f"custom_objects={{'Scale': Scale}}; received a {type(custom_objects).__name__}: "
+            f"{str(custom_objects)[:80]}."
+        )
+    for key in custom_objects:
+        if not isinstance(key, str):
+            raise TypeError(
+                "custom_objects keys must be the names used in the file (strings), such as "
+                f"custom_objects={{'Scale': Scale}}; received the key {str(key)[:80]!r} of type "
+                f"{type(key).__name__}."
+            )
 
 
 @contextlib.contextmanager

@@ -6,10 +6,11 @@ module, never evaluates text and never unmarshals code. Lambda layers holding Py
 are refused (see `_lambda_function`).
 """
 import inspect
+import weakref
 
 import numpy as np
 
-from plexus.saving import registry
+from plexus.saving import limits, registry
 from plexus.saving.context import (
     check_name, check_shape, current_context, element_count, load_context,
 )
@@ -38,6 +39,7 @@ def _numpy_from_config(config):
             f"Refusing an inline array of {count} elements{ctx.where()} (the limit is "
             f"{MAX_INLINE_ARRAY_ELEMENTS}); weights belong in the weights file."
         )
+    limits.charge(count * dtype.itemsize, "an inline array")
     return np.asarray(value, dtype=dtype)
 
 
@@ -121,6 +123,9 @@ def deserialize_keras_object(value, custom_objects=None, safe_mode=None, categor
         return Ellipsis
     if class_name == "__numpy__":
         return _numpy_from_config(config)
+    if class_name == "__tensor__":  # Keras writes tensor constants (`ops.ones(3)`) this way
+        import torch
+        return torch.from_numpy(_numpy_from_config(config))
     if class_name == "__lambda__":
         return _lambda_function(config)
     if class_name == "function":
@@ -175,6 +180,13 @@ def deserialize_layer(cls, value):
         model = cls.from_config(config, custom_objects=ctx.custom_objects)
         _build_subclassed(model, value.get("build_config"), name)
         return model
+    if getattr(cls, "_is_op", False):  # a recorded op: its arguments are plain data only
+        config = _plain_op_config(config, value["class_name"])
+        try:
+            return cls.from_config(config)
+        except (TypeError, ValueError) as e:
+            raise LoadError(f"Could not create op {name!r} ({value['class_name']})"
+                            f"{ctx.where()} from its config: {e}") from e
     _supply_lambda_code(config, name)
     config = _resolve_activation_names(deserialize_keras_object(config))
     config = fit_config(cls, config, value["class_name"], name)
@@ -188,6 +200,26 @@ def deserialize_layer(cls, value):
             f"config: {e}"
         ) from e
     return layer
+
+
+def _plain_op_config(value, class_name):
+    """An op's config with tuples revived; any other serialized object is refused."""
+    if isinstance(value, list):
+        return [_plain_op_config(v, class_name) for v in value]
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and isinstance(value.get("config"), dict):
+            return tuple(_plain_op_config(value["config"].get("value", []), class_name))
+        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return None  # a layer-style policy where an op takes no dtype
+        if value.get("class_name") in ("__numpy__", "__tensor__"):  # numbers, size-limited
+            return deserialize_keras_object(value)
+        if is_serialized_object(value):
+            raise LoadError(f"Op {class_name}: arguments must be plain data (numbers, strings, "
+                            f"lists, arrays); the config holds a "
+                            f"{str(value.get('class_name'))[:40]!r}"
+                            f"{current_context().where()}.")
+        return {k: _plain_op_config(v, class_name) for k, v in value.items()}
+    return value
 
 
 MAX_BUILD_INPUT_ELEMENTS = 1 << 24
@@ -224,27 +256,57 @@ def _is_code(value):
     return isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], str)
 
 
+# Keras 2 writes each of a Lambda's functions as three entries: the value, its kind
+# ("lambda": bytecode, "function": a name, "raw": a plain value) and the module it came from.
+_LAMBDA_FUNCTIONS = ("function", "output_shape", "mask")
+
+
+def _named_function(config, key):
+    """A Keras 2 function saved by name, looked up in `custom_objects` and registered objects."""
+    value = config.get(key)
+    if config.get(f"{key}_type") != "function" or not isinstance(value, str):
+        return None
+    return registry.get_registered_object(value, current_context().custom_objects)
+
+
 def _supply_lambda_code(config, name):
     """A Lambda's bytecode is never loaded; the caller may supply its function (or one saved
-    by reference, such as an anonymous `<lambda>`) under the Lambda layer's name."""
+    by reference, such as an anonymous `<lambda>`) under the Lambda layer's name. Keras 2's
+    bookkeeping entries (`function_type`, `output_shape_module`, ...) are resolved and dropped."""
     if "function" not in config:
         return
     function = config["function"]
-    legacy = config.get("function_type") == "lambda" and _is_code(function)
+    legacy = config.get("function_type") in ("lambda", "function")
     fn = current_context().custom_objects.get(name) if name else None
     if not callable(fn):
-        if legacy:
+        fn = _named_function(config, "function")
+    if not callable(fn):
+        if legacy and _is_code(function):
             _lambda_function(config)  # raises, with the safe_mode explanation
+        if legacy:
+            raise LoadError(
+                f"Lambda layer {name!r}{current_context().where()} calls the function "
+                f"{str(function)[:80]!r}, which plexus does not know: pass it as "
+                f"custom_objects={{{str(function)[:80]!r}: your_function}}."
+            )
         return
     is_reference = isinstance(function, dict) and function.get("class_name") == "function"
-    if not (_is_code(function) or is_reference):
+    if not (_is_code(function) or is_reference or legacy):
         return
-    for key in ("function_type", "output_shape_type", "module"):
-        config.pop(key, None)
     config["function"] = fn
-    for key in ("output_shape", "mask"):
-        if _is_code(config.get(key)):
-            config[key] = None
+    for key in _LAMBDA_FUNCTIONS[1:]:
+        named = _named_function(config, key)
+        if named is not None:
+            config[key] = named
+        elif _is_code(config.get(key)) or config.get(f"{key}_type") == "function":
+            config[key] = None  # bytecode or an unknown name: the output shape is traced
+        elif config.get(f"{key}_type") == "raw" and isinstance(config.get(key), list):
+            config[key] = tuple(config[key])
+    for key in _LAMBDA_FUNCTIONS:
+        config.pop(f"{key}_type", None)
+        config.pop(f"{key}_module", None)
+    config.pop("module", None)
+
 
 def _has_graph_config(config):
     return "layers" in config
@@ -271,8 +333,18 @@ _IGNORABLE = {"ragged": False, "sparse": False, "quantization_config": None, "lo
               "sliding_window": None, "use_gate": False}
 
 
+_ACCEPTED_ARGS = weakref.WeakKeyDictionary()
+
+
 def _accepted_args(cls):
-    """Parameter names of `cls.__init__`, following `**kwargs` up the class hierarchy."""
+    """Parameter names of `cls.__init__`, following `**kwargs` up the class hierarchy (cached
+    per class: a config may hold thousands of layers of a few classes)."""
+    if cls not in _ACCEPTED_ARGS:
+        _ACCEPTED_ARGS[cls] = _find_accepted_args(cls)
+    return _ACCEPTED_ARGS[cls]
+
+
+def _find_accepted_args(cls):
     from plexus.layers.layer import Layer
     names = set()
     for klass in inspect.getmro(cls):

@@ -5,19 +5,20 @@ This is how Keras's published application weights (ResNet50, VGG16, ...) are sto
 goes by topological order (the n-th layer with weights in the file to the n-th in the model) or,
 with `by_name=True`, by layer name.
 """
-import json
-
 import numpy as np
 
 import plexus
 from plexus.saving import h5 as h5util
+from plexus.saving import limits
 from plexus.saving.errors import LoadError
 
 
-def is_legacy(f):
+def is_legacy(f, label="the file"):
     """Whether an open h5py file is in Keras 2's layout (weights only, or a whole model)."""
-    return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in
-                                        f["model_weights"].attrs)
+    if "layer_names" in f.attrs:
+        return True
+    group = h5util.child(f, "model_weights", label)
+    return group is not None and "layer_names" in group.attrs
 
 
 def weights_root(f, label):
@@ -125,16 +126,21 @@ def write(model, f):
 
 def model_config(f, label):
     """The model config JSON stored in a Keras full-model `.h5` file, parsed."""
-    from plexus.saving.limits import MAX_CONFIG_BYTES
-    if "model_config" not in f.attrs:
+    raw = h5util.attr_text(f, "model_config", label)
+    if raw is None:
         raise LoadError(f"{label} holds weights only (no model config); build the model and call "
                         "model.load_weights() instead.")
-    raw = f.attrs["model_config"]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf8", errors="replace")
-    if not isinstance(raw, str) or len(raw) > MAX_CONFIG_BYTES:
-        raise LoadError(f"{label}: invalid or oversized 'model_config' attribute.")
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise LoadError(f"{label}: the model config is not valid JSON: {e}") from e
+    return limits.parse_json(raw, f"{label} (attribute 'model_config')")
+
+
+def training_config(f, label):
+    """The compile settings of a Keras full-model `.h5` file in `compile_config` form, or None."""
+    raw = h5util.attr_text(f, "training_config", label)
+    if raw is None:
+        return None
+    training = limits.parse_json(raw, f"{label} (attribute 'training_config')")
+    if not isinstance(training, dict):
+        return None
+    training = dict(training)
+    training["optimizer"] = training.pop("optimizer_config", None)
+    return training

@@ -31,7 +31,7 @@ _BUILTIN_SOURCES = {
     "metrics": ["plexus.metrics", "plexus.training.metrics"],
     "optimizers": ["plexus.optimizers", "plexus.training.optimizers"],
     "schedules": ["plexus.optimizers.schedules", "plexus.training.schedules"],
-    "ops": [],  # filled from plexus.saving.keras_ops
+    "ops": [],  # filled from plexus.ops.table: the one table of ops
 }
 _FUNCTIONS_ALLOWED = {"activations", "losses", "metrics"}
 # `"module"` hints from Keras and plexus files, mapped to the table to search first.
@@ -102,8 +102,8 @@ def _collect(category):
         from plexus.layers.layer import Layer
         table = {k: v for k, v in table.items() if inspect.isclass(v) and issubclass(v, Layer)}
     if category == "ops":
-        from plexus.saving.keras_ops import OP_CLASSES
-        table = dict(OP_CLASSES)
+        from plexus.ops.table import OP_CLASSES
+        table = OP_CLASSES.all()
     if category == "models":
         table = dict(_MODEL_CLASSES)
     return table

@@ -12,7 +12,7 @@ import torch
 from plexus.graph.tensor import KerasTensor
 from plexus.saving import registry
 from plexus.saving.context import (  # noqa: F401  (re-exported)
-    MAX_NAME_LENGTH, CustomObjectScope, LoadContext, check_name,
+    MAX_NAME_LENGTH, CustomObjectScope, LoadContext, check_custom_objects, check_name,
     check_shape, current_context, custom_object_scope, element_count, load_context,
 )
 from plexus.saving.deserialization import (  # noqa: F401  (re-exported)
@@ -81,7 +81,9 @@ def serialize_keras_object(obj):
     if obj is Ellipsis:
         return {"class_name": "__ellipsis__", "config": {}}
     if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
+        value = obj.detach().cpu()
+        return {"class_name": "__tensor__", "config": {
+            "value": value.tolist(), "dtype": str(value.dtype).replace("torch.", "")}}
     if isinstance(obj, np.ndarray):
         return {"class_name": "__numpy__",
                 "config": {"value": obj.tolist(), "dtype": str(obj.dtype)}}

@@ -20,7 +20,7 @@ from torch import nn
 
 from plexus import backend
 from plexus.saving import h5 as h5util
-from plexus.saving import registry
+from plexus.saving import limits, registry
 from plexus.saving.errors import LoadError
 
 
@@ -64,7 +64,7 @@ def _children(layer):
 
 def is_op(layer):
     """Recorded tensor operations (`x + 1`, Keras's `NotEqual`) are not layers to Keras."""
-    return getattr(layer, "_is_op", False) or type(layer).__module__ == "plexus.layers.ops"
+    return getattr(layer, "_is_op", False)
 
 
 def walk(root):
@@ -201,14 +201,43 @@ def _int_key(label, path):
     return key
 
 
-def assign(plan):
-    """Copy checked arrays into their parameters (Keras layout converted to torch layout)."""
+def stage(plan, label):
+    """Turn checked `(owner, Weight, array)` triples into new tensors in each weight's dtype,
+    torch layout and device. Nothing in the model changes; `commit` puts them in once
+    everything of a load has been staged. Variables a layer keeps by name (`(layer, name,
+    array)`, such as idf weights) are handed to the layer at commit time, first."""
+    named, tensors = [], []
+    for owner, w, value in plan:
+        if isinstance(w, str):
+            named.append((owner, w, value))
+            continue
+        target = getattr(owner, w.attr)
+        what = f"weight {w.name!r} of layer {owner.name!r}"
+        limits.charge(target.numel() * target.element_size(), f"a staged copy of {what}")
+        try:
+            t = torch.from_numpy(np.asarray(value, order="C")).to(target.dtype)
+            t = w.to_torch(t).to(target.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise LoadError(f"{label}: the values for {what} cannot be converted to its dtype "
+                            f"{target.dtype}: {e}") from e
+        if t.shape != target.shape:
+            raise LoadError(f"{label}: {what} has shape {tuple(target.shape)} inside the model, "
+                            f"but its values convert to {tuple(t.shape)}.")
+        tensors.append((target, t))
+    return named, tensors
+
+
+def commit(staged):
+    """Put staged values in: the layers' named variables first (a layer may still refuse
+    one), then the weights, copied into their own storage (parameters or buffers)."""
+    named, tensors = staged
+    for owner, name, value in named:
+        owner._load_keras_named_var(name, value)
     with torch.no_grad():
-        for owner, w, value in plan:
-            if isinstance(w, str):  # a variable the layer keeps by name
-                owner._load_keras_named_var(w, value)
-                continue
-            p = getattr(owner, w.attr)
-            value = np.asarray(value)  # (ascontiguousarray alone makes a 0-d value 1-d)
-            t = torch.as_tensor(np.ascontiguousarray(value).reshape(value.shape), dtype=p.dtype)
-            p.copy_(w.to_torch(t).to(p.device))
+        for target, value in tensors:
+            target.copy_(value)
+
+
+def assign(plan, label="the file"):
+    """Stage every array of `plan`, then put them all in."""
+    commit(stage(plan, label))

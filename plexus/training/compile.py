@@ -11,6 +11,7 @@ from plexus.graph import tree
 from plexus.graph.inputs import flatten_named, to_tensor
 from plexus.training import losses as L
 from plexus.training import metrics as M
+from plexus.training import arguments as A
 
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -87,8 +88,11 @@ class CompiledLoss:
             if preds[i].dtype in _HALF:  # mixed precision: losses are computed in float32
                 preds = [p if j != i else as_float32(p) for j, p in enumerate(preds)]
             sw = sample_weight[i] if isinstance(sample_weight, list) else sample_weight
-            v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
-                L.reduce_weighted(loss(ys[i], preds[i]), sw)
+            try:
+                v = loss(ys[i], preds[i], sw) if isinstance(loss, L.Loss) else \
+                    L.reduce_weighted(loss(ys[i], preds[i]), sw)
+            except (A.LossResultTypeError, A.LossResultShapeError) as e:
+                raise A.for_output(e, self.names[i]) from None
             values.append(v)
             v = v if w is None else v * w
             total = v if total is None else total + v
@@ -119,9 +123,13 @@ def _make_metric(identifier, y_true, y_pred):
 
 
 def _check_metric_name(identifier):
-    """Fail at compile time (not at the first batch) on an unknown metric name."""
-    if isinstance(identifier, str) and identifier.lower() not in ("accuracy", "acc"):
-        M.get(identifier)
+    """Fail at compile time (not at the first batch) on an unknown metric name, or on what
+    cannot be a metric at all (a number, a list, an optimizer)."""
+    if isinstance(identifier, str):
+        if identifier.lower() not in ("accuracy", "acc"):
+            M.get(identifier)
+    elif not (callable(identifier) or isinstance(identifier, (M.Metric, dict))):
+        M.get(identifier)  # raises, saying what a metric can be
 
 
 class CompiledMetrics(M.Metric):

@@ -271,6 +271,7 @@ class IterableData:
         self.model, self.device = model, device
         self.with_targets, self.class_weight = with_targets, class_weight
         self.source = BatchSource(source, steps, replay, batch_size, shuffle)
+        self.check_targets = None  # called on each batch's targets (arguments.check_data)
         self.steps = self.source.length
 
     def convert(self, batch):
@@ -279,6 +280,8 @@ class IterableData:
         xs = model._standardize_inputs(x, self.device)
         n_out = len(model._output_names_for_data() or ()) or 1
         ys = prepare_targets(model, y, n_out, self.device) if y is not None else None
+        if ys is not None and self.check_targets is not None:
+            self.check_targets(ys)
         if self.with_targets and ys is None:
             raise ValueError(
                 f"Model {model.name!r} needs targets: the data must yield (x, y) or "

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus import activations
+from plexus.training.arguments import check_loss_values
 
 EPSILON = 1e-7  # probability clipping for cross-entropies, as in Keras (backend.epsilon())
 
@@ -312,7 +313,12 @@ class Loss:
         y_pred = _as_tensor(y_pred)
         if y_pred.is_floating_point() is False:
             y_pred = y_pred.float()
-        return reduce_weighted(self.call(y_true, y_pred), sample_weight, self.reduction)
+        values = self.call(y_true, y_pred)
+        batch = y_pred.shape[0] if y_pred.dim() else None
+        if not isinstance(values, torch.Tensor) or not values.is_floating_point() or (
+                values.dim() and values.shape[0] != batch and values.numel() != 1):
+            check_loss_values(values, self.name, batch)  # raises, saying what is wrong
+        return reduce_weighted(values, sample_weight, self.reduction)
 
     def call(self, y_true, y_pred):
         raise NotImplementedError

@@ -19,6 +19,7 @@ per weight; `_update` receives either those buffers (`idx=None`) or the weights 
 gradient this step with their indexes (when some have none, or with per-weight `clipnorm`).
 """
 import math
+import numbers
 
 import torch
 
@@ -39,6 +40,32 @@ def _resolve_lr(lr):
     if not isinstance(lr, (int, float)):
         raise TypeError(f"learning_rate must be a number or a schedule; received {lr!r}.")
     return float(lr)
+
+
+# Hyperparameters the optimizers check when they are made: (lowest, highest, whether the
+# highest is allowed). A value outside fails here, naming it, instead of at the first step.
+_RANGES = {"beta_1": (0.0, 1.0, False), "beta_2": (0.0, 1.0, False), "rho": (0.0, 1.0, False),
+           "momentum": (0.0, 1.0, True), "epsilon": (0.0, math.inf, True),
+           "initial_accumulator_value": (0.0, math.inf, True),
+           "weight_decay": (0.0, math.inf, True), "clipnorm": (0.0, math.inf, True),
+           "clipvalue": (0.0, math.inf, True), "global_clipnorm": (0.0, math.inf, True)}
+_OPTIONAL = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _check_hyper(opt, **values):
+    """A TypeError or ValueError naming the optimizer and the argument for a hyperparameter
+    that is not a number in its range."""
+    for name, value in values.items():
+        if value is None and name in _OPTIONAL:
+            continue
+        low, high, closed = _RANGES[name]
+        span = f"[{low:g}, {high:g}{']' if closed else ')'}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{type(opt).__name__}: {name} must be a number in {span}; "
+                            f"received {value!r} of type {type(value).__name__}.")
+        if not (low <= value <= high and (closed or value < high)):
+            raise ValueError(f"{type(opt).__name__}: {name} must be in {span}; received "
+                             f"{value!r}.")
 
 
 class Optimizer:
@@ -73,6 +100,8 @@ class Optimizer:
                 not isinstance(gradient_accumulation_steps, int) or gradient_accumulation_steps < 2):
             raise ValueError("gradient_accumulation_steps must be an integer >= 2 (or None); "
                              f"received {gradient_accumulation_steps!r}.")
+        _check_hyper(self, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                     global_clipnorm=global_clipnorm)
         if loss_scale_factor is not None and not loss_scale_factor > 0:
             raise ValueError(f"loss_scale_factor must be a positive number (or None); received "
                              f"{loss_scale_factor!r}.")
@@ -364,8 +393,7 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1]; received {momentum}.")
+        _check_hyper(self, momentum=momentum)
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
     def _build_slots(self, params):
@@ -398,6 +426,7 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, rho=rho, momentum=momentum, epsilon=epsilon)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
     def _build_slots(self, params):
@@ -443,6 +472,7 @@ class _Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
 
     def _build_slots(self, params):
@@ -500,6 +530,7 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, initial_accumulator_value=initial_accumulator_value, epsilon=epsilon)
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
 
     def _build_slots(self, params):
@@ -526,6 +557,7 @@ class Adadelta(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, rho=rho, epsilon=epsilon)
         self.rho, self.epsilon = rho, epsilon
 
     def _build_slots(self, params):
@@ -564,6 +596,7 @@ class Adamax(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _build_slots(self, params):
@@ -596,6 +629,7 @@ class Nadam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        _check_hyper(self, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.u_product = torch.ones(())  # product of the momentum schedule, kept on the host
 

@@ -12,7 +12,9 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training import steps as S
-from plexus.training.arguments import check_evaluate_args, check_fit_args, check_predict_args
+from plexus.training.arguments import (
+    check_data, check_evaluate_args, check_fit_args, check_inputs, check_predict_args,
+)
 from plexus.training.compile import _check_metric_name, _resolve_loss
 from plexus.optimizers.loss_scale_optimizer import LossScaleOptimizer
 
@@ -125,15 +127,18 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     check_fit_args(batch_size=batch_size, epochs=epochs, verbose=verbose,
                    validation_split=validation_split, initial_epoch=initial_epoch,
                    steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                   validation_freq=validation_freq)
+                   validation_freq=validation_freq, validation_batch_size=validation_batch_size)
+    check_inputs("fit", x)
     fn = model.make_train_function()
     several = epochs - initial_epoch > 1  # a one-shot generator must then be replayed
     data = _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
                  class_weight, st, replay=several)
+    check_data("fit", data, model, st if fn.flat else None)
     val = None
     if validation_data is not None:
         val = _validation(model, validation_data, validation_batch_size or batch_size,
                           validation_steps, replay=several)
+        check_data("fit (validation_data)", val, model, st if fn.flat else None)
     elif validation_split:
         if not isinstance(data, D.ArrayData):
             raise ValueError("validation_split needs array data; with a generator or "
@@ -223,8 +228,10 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
     """Loss and metrics on the data (see `Model.evaluate`)."""
     st = S.compile_state(model)
     check_evaluate_args(batch_size=batch_size, verbose=verbose, steps=steps)
+    check_inputs("evaluate", x)
     fn = model.make_test_function()
     data = _data(model, fn, x, y, sample_weight, batch_size, False, steps, st=st)
+    check_data("evaluate", data, model, st if fn.flat else None)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="test")
@@ -242,12 +249,14 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     """Predictions as NumPy arrays (see `Model.predict`)."""
     check_predict_args(batch_size=batch_size, verbose=verbose, steps=steps)
+    check_inputs("predict", x)
     fn = model.make_predict_function()
     if fn.flat and callbacks is None and steps is None and _verbose(verbose) == 0:
         out = _predict_one_batch(model, fn, x, batch_size)
         if out is not None:
             return out
     data = _data(model, fn, x, None, None, batch_size, False, steps)
+    check_data("predict", data)
     cbs = C.CallbackList(callbacks, model=model, add_history=False,
                          add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="predict")
@@ -331,8 +340,10 @@ def _batch_result(st, logs, return_dict):
     return values[0] if len(values) == 1 else values
 
 
-def _single_batch(model, fn, x, y, sample_weight, class_weight=None, st=None):
+def _single_batch(method, model, fn, x, y, sample_weight, class_weight=None, st=None):
+    check_inputs(method, x)
     data = _data(model, fn, x, y, sample_weight, None, False, None, class_weight, st)
+    check_data(method, data, model, st if fn.flat else None)
     if isinstance(data, D.ArrayData):
         data.batch_size, data.steps = max(data.n, 1), 1
     return next(iter(data.batches() if fn.flat else data.user_batches()))
@@ -342,7 +353,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
     """One training step on exactly this batch; returns its loss (and metrics)."""
     st = S.compile_state(model)
     fn = model.make_train_function()
-    batch = _single_batch(model, fn, x, y, sample_weight, class_weight, st)
+    batch = _single_batch("train_on_batch", model, fn, x, y, sample_weight, class_weight, st)
     was_training = model.training
     model.train()
     try:
@@ -359,7 +370,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
     """Loss (and metrics) on exactly this batch, without training."""
     st = S.compile_state(model)
     fn = model.make_test_function()
-    batch = _single_batch(model, fn, x, y, sample_weight, st=st)
+    batch = _single_batch("test_on_batch", model, fn, x, y, sample_weight, st=st)
     was_training = model.training
     model.train(False)
     try:
@@ -375,7 +386,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
 def predict_on_batch(model, x):
     """Predictions for exactly this batch, as NumPy arrays."""
     fn = model.make_predict_function()
-    batch = _single_batch(model, fn, x, None, None)
+    batch = _single_batch("predict_on_batch", model, fn, x, None, None)
     was_training = model.training
     model.train(False)
     try:

@@ -159,7 +159,7 @@ def test_gradient_accumulation_and_loss_scale_factor_match_keras(name, kwargs, c
 
 def test_accumulated_state_survives_saving(tmp_path):
     pm, _ = mlp_pair()
-    x, y = data()
+    x, y = data(16)  # 12 samples to save after, 4 more to train on after loading
     pm.compile(optimizer=plexus.optimizers.Adam(gradient_accumulation_steps=2), loss="mse")
     pm.fit(x[:12], y[:12], batch_size=4, epochs=1, shuffle=False, verbose=0)  # 3 steps: 1 update
     assert pm.optimizer.iterations == 1 and pm.optimizer._iterations == 3
