@@ -193,3 +193,32 @@ def test_application_layers_in_keras_files(tmp_path):
     assert [type(l) for l in km.layers[2:]] == [kc.LayerScale, ki.CustomScaleLayer]
     assert_close(pm(x), km(x).detach().numpy())
 
+
+
+def _round_trip(name, kwargs, tmp_path):
+    km, pm = pair(name, **kwargs)
+    rng = np.random.default_rng(5)
+    calibrate(km, rng, kwargs["input_shape"], 255.0)
+    pm.set_weights(km.get_weights())
+    pm.save(str(tmp_path / "p.keras"))
+    km.save(str(tmp_path / "k.keras"))
+    from_plexus = keras.saving.load_model(str(tmp_path / "p.keras"))
+    from_keras = plexus.models.load_model(str(tmp_path / "k.keras"))
+    assert [l.name for l in from_keras.layers] == [l.name for l in km.layers]
+    x = rng.uniform(0, 255, (2,) + kwargs["input_shape"]).astype("float32")
+    expected = km.predict(x, verbose=0)
+    atol = 1e-5 * float(np.abs(expected).max())
+    assert_close(from_plexus.predict(x, verbose=0), expected, rtol=1e-5, atol=atol)
+    assert_close(from_keras.predict(x, verbose=0), expected, rtol=1e-5, atol=atol)
+
+
+def test_mobilenet_v3_in_keras_files_both_ways(tmp_path):
+    """Its hard sigmoid's recorded operations and its layers cross in `.keras` files."""
+    _round_trip("MobileNetV3Small", dict(input_shape=(32, 32, 3), classes=10), tmp_path)
+
+
+@pytest.mark.slow
+def test_convnext_in_keras_files_both_ways(tmp_path):
+    """Nested Sequential steps, LayerScale and the residual operations, 28M weights."""
+    _round_trip("ConvNeXtTiny", dict(input_shape=(32, 32, 3), include_top=False,
+                                     pooling="avg"), tmp_path)
