@@ -22,7 +22,7 @@ from bench.workloads import WORKLOADS  # noqa: E402
 ORDER = ["plexus", "plexus-jit", "keras-jax", "keras-torch", "torch"]
 OURS = ("plexus", "plexus-jit")  # plexus-jit: the same code with compile(..., jit_compile=True)
 OTHERS = (("keras-jax", "Keras-JAX"), ("keras-torch", "Keras-torch"), ("torch", "PyTorch"))
-PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn")
+PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn", "efficientnet_b0", "convnext_tiny")
 
 
 def fmt(v, digits=4):
@@ -64,7 +64,7 @@ def run_workload(workers, name, args, results):
     ready = [w for w in ready if w.name != "plexus-jit"]  # predict does not use jit_compile
     if name in PREDICT_WORKLOADS and not args.no_predict:
         pred = results.setdefault("predict", {})[name] = {}
-        for batch in (1, 256):
+        for batch in getattr(wl, "predict_batches", (1, 256)):
             ans = H.interleaved(ready, 3 if not args.quick else 1, cmd="predict", batch=batch,
                                 reps=20 if batch == 1 else 5, budget_s=0.15)
             direct = [w for w in ready if w.name == "plexus"]
@@ -187,7 +187,7 @@ def main(argv=None):
     threads = f"{args.threads} (--threads)" if args.threads else "each library's default"
     print(f"Machine: {results['machine']}; intra-op threads in the workers: {threads}\n")
     print("Fit: seconds per epoch (from the epoch-begin to the epoch-end callback), best of "
-          f"{args.rounds} interleaved rounds (3 for the two heavy workloads) after "
+          f"{args.rounds} interleaved rounds (3 for the heavy workloads) after "
           f"{args.warmup} warm-up; ratios of bests (of medians)\n")
     print(fit_table(results, names))
     if results.get("predict"):

@@ -361,3 +361,50 @@ class OpsMLP:
             return nn.functional.cross_entropy(outs, ys[0])
 
         return Net(), loss, lambda out: torch.softmax(out, -1)
+
+
+# ---------------------------------------------------------------------- applications
+class _Application:
+    """An ImageNet application trained from scratch on small images: `keras.applications`'
+    constructor (weights=None, a 10-class top) in plexus and Keras; a hand-written PyTorch twin
+    of the same architecture (bench/app_twins.py)."""
+
+    image_size = 64
+    classes = 10
+    predict_batches = (1, 16)
+    max_rounds = 3
+    constructor = twin_class = None
+
+    @classmethod
+    def data(cls, n, rng):
+        x = rng.uniform(0, 255, (n, cls.image_size, cls.image_size, 3)).astype("float32")
+        y = np.eye(cls.classes, dtype="float32")[rng.integers(0, cls.classes, size=n)]
+        return [x], [y]
+
+    @classmethod
+    def build(cls, K):
+        model = getattr(K.applications, cls.constructor)(
+            weights=None, input_shape=(cls.image_size, cls.image_size, 3), classes=cls.classes)
+        model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    @classmethod
+    def torch_twin(cls):
+        from bench import app_twins
+        return app_twins.twin(getattr(app_twins, cls.twin_class), cls.classes)
+
+
+@workload("efficientnet_b0", samples=64, batch_size=16)
+class EfficientNetB0App(_Application):
+    """EfficientNetB0 on 64x64 images: depthwise convolutions, squeeze-and-excite, swish,
+    drop-connect."""
+
+    constructor = twin_class = "EfficientNetB0"
+
+
+@workload("convnext_tiny", samples=32, batch_size=16)
+class ConvNeXtTinyApp(_Application):
+    """ConvNeXtTiny on 64x64 images: 7x7 depthwise convolutions, LayerNormalization and Dense
+    layers on 4-D activations, GELU, layer scale (28M weights)."""
+
+    constructor = twin_class = "ConvNeXtTiny"

@@ -170,6 +170,74 @@ def test_mobilenet_bad_alpha_for_imagenet(offline_home):
         applications.MobileNetV2(weights="imagenet", alpha=0.6)
 
 
+@pytest.mark.parametrize("ctor,kwargs,match", [
+    ("MobileNet", dict(weights="imagenet", alpha=0.3), "alpha"),
+    ("MobileNet", dict(weights="imagenet", depth_multiplier=2), "depth_multiplier"),
+    ("MobileNetV3Small", dict(weights="imagenet", alpha=0.5), "alpha"),
+    ("MobileNetV3Large", dict(weights="imagenet", alpha=0.75, minimalistic=True), "alpha"),
+    ("MobileNetV3Small", dict(weights=None, input_shape=(16, 40, 3)), "at least 32x32"),
+    ("NASNetLarge", dict(weights="imagenet", include_top=False, input_shape=(None, None, 3)),
+     "fixed input size"),
+    ("EfficientNetB3", dict(weights="imagenet", classes=10), "classes"),
+    ("EfficientNetV2S", dict(weights=None, include_top=False, input_shape=(31, 64, 3)),
+     "at least 32x32"),
+    ("ConvNeXtBase", dict(weights=None, include_top=False, pooling="mean"), "pooling"),
+    ("InceptionResNetV2", dict(weights=None, include_top=False, input_shape=(74, 80, 3)),
+     "75x75"),
+])
+def test_later_families_bad_arguments(ctor, kwargs, match, offline_home):
+    """Wrong arguments fail before any layer has weights and before any download."""
+    from plexus.layers.layer import Layer
+
+    def no_weights(*args, **kw):
+        raise AssertionError("a layer made weights before the arguments were checked")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Layer, "add_weight", no_weights)
+        with pytest.raises(ValueError, match=match):
+            getattr(applications, ctor)(**kwargs)
+    assert offline_home[1] == []
+
+
+def test_mobilenet_v3_input_tensor_and_shape():
+    inp = Input(shape=(48, 40, 3))
+    model = applications.MobileNetV3Small(weights=None, input_tensor=inp, include_top=False,
+                                          minimalistic=True, alpha=0.75)
+    assert model.inputs[0] is inp and model.output_shape == (None, 2, 2, 432)
+    with pytest.raises(ValueError, match="disagree"):
+        applications.MobileNetV3Small(weights=None, input_tensor=inp, input_shape=(48, 48, 3))
+
+
+def test_imagenet_file_follows_the_architecture_not_the_name(offline_home):
+    """A custom `name` keeps the architecture's ImageNet file (Keras would look for
+    `<name>.h5`, which does not exist)."""
+    with pytest.raises(OSError, match="efficientnetv2-s_notop.h5"):
+        applications.EfficientNetV2S(weights="imagenet", include_top=False, name="backbone")
+    with pytest.raises(OSError, match="convnext_small.h5"):
+        applications.ConvNeXtSmall(name="mine")
+
+
+def test_later_families_train():
+    """One `fit` step through squeeze-and-excite, drop-connect dropout, hard-swish, the
+    Normalization stem: finite loss, trainable weights move, the stem's
+    Normalization statistics (not trainable) stay."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 3, 4)
+    for ctor in ("EfficientNetB0", "MobileNetV3Small"):
+        plexus.clear_session()
+        model = getattr(applications, ctor)(weights=None, input_shape=(32, 32, 3), classes=3)
+        before = [w.copy() for w in model.get_weights()]
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        after = model.get_weights()
+        moved = [not np.array_equal(a, b) for a, b in zip(before, after)]
+        assert sum(moved) > len(moved) // 2, ctor
+        if ctor == "EfficientNetB0":
+            norm = model.get_layer("normalization").get_weights()
+            np.testing.assert_array_equal(norm[0], np.zeros(3, "float32"))
+
+
 def test_minimum_sizes():
     with pytest.raises(ValueError, match="75x75"):
         applications.InceptionV3(weights=None, include_top=False, input_shape=(74, 74, 3))
@@ -277,7 +345,11 @@ def test_module_paths():
     for module, ctor in [("vgg16", "VGG16"), ("vgg19", "VGG19"), ("resnet50", "ResNet50"),
                          ("resnet", "ResNet152"), ("resnet_v2", "ResNet50V2"),
                          ("inception_v3", "InceptionV3"), ("xception", "Xception"),
-                         ("mobilenet_v2", "MobileNetV2"), ("densenet", "DenseNet121")]:
+                         ("mobilenet_v2", "MobileNetV2"), ("densenet", "DenseNet121"),
+                         ("mobilenet", "MobileNet"), ("mobilenet_v3", "MobileNetV3Large"),
+                         ("efficientnet", "EfficientNetB7"), ("efficientnet_v2", "EfficientNetV2L"),
+                         ("convnext", "ConvNeXtXLarge"), ("nasnet", "NASNetMobile"),
+                         ("inception_resnet_v2", "InceptionResNetV2")]:
         mod = getattr(applications, module)
         assert getattr(mod, ctor) is getattr(applications, ctor)
         assert callable(mod.preprocess_input) and callable(mod.decode_predictions)

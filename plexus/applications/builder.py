@@ -80,11 +80,7 @@ def classifier_top(x, include_top, pooling, classes, classifier_activation,
     if include_top:
         x = layers.GlobalAveragePooling2D(name=top_pool_name)(x)
         return dense_predictions(x, classes, classifier_activation)
-    if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name=avg_name)(x)
-    if pooling == "max":
-        return layers.GlobalMaxPooling2D(name=max_name)(x)
-    return x
+    return pooled_features(x, pooling, avg_name, max_name)
 
 
 def dense_predictions(x, classes, classifier_activation):
@@ -123,6 +119,16 @@ def finish(input_tensor, img_input, x, name, path):
     return model
 
 
+def prepare_input(weights, include_top, classes, label, classifier_activation, pooling,
+                  input_tensor, input_shape, default_size, min_size):
+    """Check the arguments, then make the image input (the tensor the network starts from)."""
+    check_arguments(weights, include_top, classes, label, classifier_activation, pooling)
+    input_shape = imagenet_utils.obtain_input_shape(
+        input_shape, default_size=default_size, min_size=min_size, require_flatten=include_top,
+        weights=weights)
+    return image_input(input_tensor, input_shape, label)
+
+
 def prepare(weights, include_top, classes, label, classifier_activation, pooling, input_tensor,
             input_shape, default_size, min_size, files, subdir):
     """Check the arguments, then make the image input and resolve the weights file.
@@ -131,11 +137,8 @@ def prepare(weights, include_top, classes, label, classifier_activation, pooling
         `(img_input, path)`: the tensor the network starts from and the weights file to load
         once it is built (None for random weights).
     """
-    check_arguments(weights, include_top, classes, label, classifier_activation, pooling)
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=default_size, min_size=min_size, require_flatten=include_top,
-        weights=weights)
-    img_input = image_input(input_tensor, input_shape, label)
+    img_input = prepare_input(weights, include_top, classes, label, classifier_activation,
+                              pooling, input_tensor, input_shape, default_size, min_size)
     return img_input, weights_path(weights, include_top, files, subdir, label)
 
 
@@ -146,7 +149,7 @@ def tf_kernel_files(arch, top_hash, notop_hash):
 
 
 def args_doc(min_size, default_size, top="the global pooling and the `predictions` layer",
-             shape_note="", example=""):
+             shape_note="", example="", extra=""):
     """The `Args` and `Returns` sections shared by the applications' constructor docstrings.
 
     Args:
@@ -155,6 +158,7 @@ def args_doc(min_size, default_size, top="the global pooling and the `prediction
         top: what `include_top` adds.
         shape_note: a sentence appended to the `input_shape` entry (with its leading space).
         example: an `Example` section appended after `Returns`.
+        extra: entries appended to `Args` (each starting with a newline and 8 spaces).
     """
     at_least = f"{min_size}x{min_size}"
     return f"""
@@ -168,7 +172,7 @@ def args_doc(min_size, default_size, top="the global pooling and the `prediction
         pooling: without the top, None (4D feature maps), 'avg' or 'max' (global pooling).
         classes: number of classes of the top (1000 for ImageNet weights).
         classifier_activation: activation of the `predictions` layer (None for logits).
-        name: the model's name.
+        name: the model's name.{extra}
 
     Returns:
         A `plexus.Model`.
@@ -178,3 +182,35 @@ def args_doc(min_size, default_size, top="the global pooling and the `prediction
 def add_args_doc(fn, *args, **kwargs):
     """Append `args_doc(*args, **kwargs)` to the docstring of the constructor `fn`."""
     fn.__doc__ = fn.__doc__.rstrip() + "\n" + args_doc(*args, **kwargs)
+
+
+def make_divisible(v, divisor=8, min_value=None):
+    """`v` rounded to the nearest multiple of `divisor` (at least `min_value`, default
+    `divisor`), raised by one `divisor` when rounding lost more than 10% of `v`."""
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def imagenet_file(weights, include_top, top, notop, base_url, model_name):
+    """The weights file to load: None, the given path, or for 'imagenet' the cached (else
+    downloaded) file `top` or `notop`.
+
+    Args:
+        top, notop: `(file name, hash or None)`, or `(file name in the cache, hash, file name
+            under base_url)` where the published name differs.
+    """
+    if weights != "imagenet":
+        return weights
+    fname, file_hash, *published = top if include_top else notop
+    return get_file(fname, base_url + (published[0] if published else fname),
+                    file_hash=file_hash, what=f"the ImageNet weights of {model_name}")
+
+
+def pooled_features(x, pooling, avg_name=None, max_name=None):
+    """The optional global pooling of a headless model."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=avg_name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=max_name)(x)
+    return x

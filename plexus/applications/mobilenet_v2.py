@@ -17,12 +17,6 @@ _BLOCKS = ((16, 1, 1), (24, 2, 6), (24, 1, 6), (32, 2, 6), (32, 1, 6), (32, 1, 6
            (160, 1, 6), (160, 1, 6), (320, 1, 6))
 
 
-def _make_divisible(v, divisor=8):
-    """`v` rounded to a multiple of `divisor`, never less than 90% of `v`."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
 def _bn(x, name):
     return layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=name)(x)
 
@@ -31,7 +25,7 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
     """Expand (1x1), depthwise 3x3 (stride), project (1x1, linear); add the input back when
     the shapes allow."""
     in_channels = inputs.shape[-1]
-    pointwise_filters = _make_divisible(int(filters * alpha), 8)
+    pointwise_filters = builder.make_divisible(int(filters * alpha), 8)
     x = inputs
     prefix = f"block_{block_id}_"
     if block_id:
@@ -129,14 +123,14 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
                 f"{_SIZES}; loading the weights trained at 224x224.", stacklevel=2)
     path = _weights_path(weights, include_top, alpha, rows)
     img_input = builder.image_input(input_tensor, input_shape, "MobileNetV2")
-    x = layers.Conv2D(_make_divisible(32 * alpha, 8), kernel_size=3, strides=(2, 2),
+    x = layers.Conv2D(builder.make_divisible(32 * alpha, 8), kernel_size=3, strides=(2, 2),
                       padding="same", use_bias=False, name="Conv1")(img_input)
     x = _bn(x, "bn_Conv1")
     x = layers.ReLU(6.0, name="Conv1_relu")(x)
     for block_id, (filters, stride, expansion) in enumerate(_BLOCKS):
         x = _inverted_res_block(x, filters=filters, alpha=alpha, stride=stride,
                                 expansion=expansion, block_id=block_id)
-    last_filters = _make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
+    last_filters = builder.make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
     x = layers.Conv2D(last_filters, kernel_size=1, use_bias=False, name="Conv_1")(x)
     x = _bn(x, "Conv_1_bn")
     x = layers.ReLU(6.0, name="out_relu")(x)

@@ -26,6 +26,8 @@ def _module_of(obj):
     if not mod.startswith("plexus"):
         return mod
     if isinstance(obj, Layer):
+        if mod.startswith("plexus.applications."):  # a layer private to an application
+            return "keras.src.applications." + mod.rsplit(".", 1)[1]
         if registry.is_model(obj, "Sequential"):
             return "keras"
         if registry.is_model(obj):

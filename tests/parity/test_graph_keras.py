@@ -51,7 +51,17 @@ def nested(lib):
     return lib.Model([a, b], lib.layers.Dense(2, name="top")(merged))
 
 
-BUILDERS = [ticket_like, diamond, shared, nested]
+def with_tensor_ops(lib):
+    """Python operators on symbolic tensors (MobileNetV3's hard sigmoid, a residual `+`):
+    graph operations, not layers, so `model.layers` leaves them out."""
+    inp = lib.Input(shape=(6,), name="x")
+    h = lib.layers.Dense(6, name="h")(inp)
+    gate = lib.layers.ReLU(6.0)(h + 3.0) * (1.0 / 6.0)
+    y = lib.layers.Multiply(name="gated")([h, gate])
+    return lib.Model(inp, lib.layers.Dense(2, name="out")(y + inp))
+
+
+BUILDERS = [ticket_like, diamond, shared, nested, with_tensor_ops]
 
 
 def sample_inputs(model):

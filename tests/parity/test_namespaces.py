@@ -14,6 +14,11 @@ import plexus
 
 NAMESPACES = [
     "activations",
+    "applications",
+    *(f"applications.{m}" for m in (
+        "convnext", "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils",
+        "inception_resnet_v2", "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3",
+        "nasnet", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19", "xception")),
     "backend",
     "callbacks",
     "config",
