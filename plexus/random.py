@@ -20,7 +20,7 @@ import random as python_random
 import torch
 
 from plexus import config
-from plexus.graph.tensor import standardize_dtype, torch_dtype
+from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.variables import Variable, Weight
 
 _MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads (seed, counter) pairs over seeds
@@ -140,7 +140,12 @@ def _float_dtype(dtype, fn):
     return torch_dtype(name)
 
 
-def _tensor(x, device, dtype=None):
+def _tensor(x, device, dtype=None, fn=None):
+    if isinstance(x, KerasTensor):
+        raise TypeError(
+            f"plexus.random.{fn} takes tensors with values; received the symbolic tensor "
+            f"{x.name!r} (shape {x.shape}). In a functional model, draw inside a layer's "
+            "`call` (or use layers such as Dropout and GaussianNoise).")
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=dtype or x.dtype)
     return torch.as_tensor(x, device=device, dtype=dtype)
@@ -213,7 +218,7 @@ def categorical(logits, num_samples, dtype="int32", seed=None):
         A tensor of shape `(batch_size, num_samples)`.
     """
     device = logits.device if isinstance(logits, torch.Tensor) else _device()
-    logits = _tensor(logits, device)
+    logits = _tensor(logits, device, fn="categorical")
     if logits.ndim != 2:
         raise ValueError(
             "plexus.random.categorical: `logits` must have rank 2 (batch_size, num_classes); "
@@ -236,7 +241,7 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
             time step.
         seed: as for `normal`.
     """
-    x = inputs if isinstance(inputs, torch.Tensor) else _tensor(inputs, _device())
+    x = inputs if isinstance(inputs, torch.Tensor) else _tensor(inputs, _device(), fn="dropout")
     rate = float(rate)
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"plexus.random.dropout: `rate` must be in [0, 1]; received {rate}.")
@@ -256,14 +261,14 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
 
 def shuffle(x, axis=0, seed=None):
     """`x` with its entries along `axis` in a random order (the same order for every slice)."""
-    x = x if isinstance(x, torch.Tensor) else _tensor(x, _device())
+    x = x if isinstance(x, torch.Tensor) else _tensor(x, _device(), fn="shuffle")
     axis = axis % x.ndim if x.ndim else 0
     perm = torch.randperm(x.shape[axis], generator=_generator(seed, x.device), device=x.device)
     return x.index_select(axis, perm)
 
 
 def _broadcast_param(value, shape, device, fn, what):
-    t = _tensor(value, device, torch.float32)
+    t = _tensor(value, device, torch.float32, fn=fn)
     try:
         return torch.broadcast_to(t, shape)
     except RuntimeError:

@@ -233,6 +233,8 @@ def test_seeds_follow_keras_semantics():
         r.categorical(torch.zeros(3), 2)
     with pytest.raises(ValueError, match="integer"):
         r.SeedGenerator(1.5)
+    with pytest.raises(TypeError, match="symbolic tensor"):
+        r.dropout(plexus.Input((3,)), 0.5)
 
 
 class Noise(plexus.layers.Layer):
