@@ -450,6 +450,33 @@ class Layer(nn.Module):
             _publish_losses(self, calls)
         return outputs
 
+    def _closed_form_rule(self, in_rank):
+        """How this layer trains without autograd in a plain chain (a `closed_form.Rule`
+        for inputs of rank `in_rank`), or None: autograd. Layers with a rule override it."""
+        return None
+
+    def _calls_only_call(self):
+        """Whether running this layer does nothing but its `call` in float32: `forward` as
+        above (no casts, no activity penalty, no recorded losses), torch's call machinery with
+        no hook of the layer's or global ones. A closed-form rule holds only then, and only when
+        it is defined where `call` is or below (a subclass overriding `call` loses it)."""
+        cls = type(self)
+        if cls.forward is not Layer.forward or cls._call_impl is not torch.nn.Module._call_impl:
+            return False
+        rule_cls = _defining_class(cls, "_closed_form_rule")
+        if not issubclass(rule_cls, _defining_class(cls, "call")):
+            return False
+        if (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
+            return False
+        m = torch.nn.modules.module
+        if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
+                or m._global_backward_pre_hooks):
+            return False
+        return (getattr(self, "activity_regularizer", None) is None
+                and not self.__dict__.get("_losses")
+                and self._compute_torch_dtype is torch.float32 and not self._mixed)
+
     # ------------------------------------------------------------------ losses
     def add_loss(self, loss):
         """Record a scalar loss from inside `call`; it shows in `losses` until the next
@@ -908,3 +935,11 @@ def _shadow_weights(layer):
 def _unshadow(done):
     for d, name in done:
         d.pop(name, None)
+
+
+def _defining_class(cls, name):
+    """The class in `cls`'s MRO whose body defines attribute `name` (None when none does)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass
+    return None
