@@ -133,8 +133,11 @@ class DropoutRule(Rule):
     def forward(self, x):
         if not self.rate:
             return x, None
-        # the scaled keep mask, drawn as `F.dropout` draws it (the same random numbers)
-        mask = torch.empty_like(x).bernoulli_(1 - self.rate).div_(1 - self.rate)
+        # the scaled keep mask, drawn as `F.dropout` draws it on the contiguous tensor the
+        # layer's call receives (the same random numbers in the same places, whatever the
+        # strides of `x`: a softmax here may leave a transposed view)
+        mask = torch.empty_like(x, memory_format=torch.contiguous_format) \
+            .bernoulli_(1 - self.rate).div_(1 - self.rate)
         return x * mask, mask
 
     def backward(self, g, mask, bufs):
