@@ -265,6 +265,12 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
+        # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in the new floating
+        # dtype (its dtype policy follows its weights), so that it runs and trains in it
+        moved = fn(torch.empty(0)).dtype
+        if moved.is_floating_point and self._compute_torch_dtype.is_floating_point and \
+                moved is not torch_dtype(self._dtype_policy.variable_dtype):
+            self.dtype_policy = str(moved).replace("torch.", "")
         return self
 
     def train(self, mode=True):
