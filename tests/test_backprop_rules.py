@@ -341,3 +341,41 @@ def test_a_distribution_or_process_group_takes_autograd(monkeypatch):
     assert not _fit(model, x, y, True)[1]
     monkeypatch.undo()
     assert _fit(model, x, y, True)[1]
+
+
+# ---------------------------------------------------------------------- each rule alone
+@pytest.mark.parametrize("make,shape", [
+    *[(lambda a=a: L.Dense(5, activation=a), (7, 4)) for a in _ACTS],
+    (lambda: L.Dense(5, use_bias=False, activation="tanh"), (7, 4)),
+    *[(lambda a=a: L.Activation(a), (40, 6)) for a in _ACTS],  # (40 rows: transposed softmax)
+    (lambda: L.Dropout(0.4), (40, 6)),
+    (lambda: L.Flatten(), (3, 4, 5)),
+    (lambda: L.GlobalAveragePooling1D(), (3, 4, 5)),
+    (lambda: L.Embedding(9, 4), (3, 5)),
+])
+def test_each_rule_matches_autograd_through_the_layers_call(make, shape):
+    layer = make()
+    ids = isinstance(layer, L.Embedding)
+    x = torch.randint(0, 9, shape) if ids else torch.randn(shape)
+    layer(x)  # built
+    rule = layer._closed_form_rule(len(shape))
+    assert rule is not None and layer._calls_only_call()
+    weights = list(rule.weights)
+    rule.slots = tuple(range(len(weights)))
+    with torch.no_grad():
+        torch.manual_seed(3)
+        h, saved = rule.forward(x.clone())
+    leaf = x if ids else x.clone().requires_grad_(True)
+    torch.manual_seed(3)
+    ref = layer(leaf, training=True)
+    torch.testing.assert_close(h, ref, rtol=1e-6, atol=1e-6)
+    g = torch.randn(h.shape)
+    wrt = weights + ([] if ids else [leaf])
+    expected = torch.autograd.grad(ref, wrt, g)
+    for w in weights:
+        w.grad = None
+    with torch.no_grad():
+        g_in = rule.backward(g.clone(), saved, [None] * len(weights))
+    got = [w.grad for w in weights] + ([] if ids else [g_in])
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
