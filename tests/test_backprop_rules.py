@@ -217,6 +217,19 @@ def test_global_hooks_added_after_a_fit_fire():
     assert _fit(model, x, y, True)[1]  # all hooks gone: the closed form again
 
 
+def test_hook_added_by_a_callback_in_the_middle_of_a_fit_fires():
+    x, y = _data()
+    model = _mlp()
+    seen = []
+
+    class AddHook(plexus.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0 and not seen:
+                model.get_layer("hidden").register_forward_hook(lambda *a: seen.append(1))
+    _fit(model, x, y, True, callbacks=[AddHook()], epochs=2)
+    assert len(seen) == 5  # batches 1 and 2 of the first epoch, the three of the second
+
+
 def test_backward_hook_on_a_layer_sees_gradients():
     grads = []
 

@@ -461,6 +461,16 @@ class Layer(nn.Module):
         for inputs of rank `in_rank`), or None: autograd. Layers with a rule override it."""
         return None
 
+    def _has_hooks(self):
+        """Whether torch runs a hook when this layer is called or backpropagated through: one
+        of the layer's own or a global one (forward or backward)."""
+        if (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
+            return True
+        m = torch.nn.modules.module
+        return bool(m._global_forward_hooks or m._global_forward_pre_hooks
+                    or m._global_backward_hooks or m._global_backward_pre_hooks)
+
     def _calls_only_call(self):
         """Whether running this layer does nothing but its `call` in float32: `forward` as
         above (no casts, no activity penalty, no recorded losses), torch's call machinery with
@@ -472,12 +482,7 @@ class Layer(nn.Module):
         rule_cls = _defining_class(cls, "_closed_form_rule")
         if not issubclass(rule_cls, _defining_class(cls, "call")):
             return False
-        if (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
-                or self._backward_pre_hooks):
-            return False
-        m = torch.nn.modules.module
-        if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
-                or m._global_backward_pre_hooks):
+        if self._has_hooks():
             return False
         return (getattr(self, "activity_regularizer", None) is None
                 and not self.__dict__.get("_losses")

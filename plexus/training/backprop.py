@@ -19,7 +19,8 @@ the start of every `fit` (and `train_on_batch`), so every change made between tw
 hooks (the layers', the model's, global ones), weight and activity regularizers, losses
 recorded with `add_loss`, masks, dtypes and dtype policies, trainable flags, an overridden
 `train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, a distribution
-or an initialised process group. Weight constraints apply after the update either way. Anything
+or an initialised process group; hooks are checked again on every batch (a callback may add
+one in the middle of a fit). Weight constraints apply after the update either way. Anything
 else trains through autograd, the definition of correctness: tests/test_backprop.py trains
 models both ways, randomly generated ones included, and compares losses and weights.
 """
@@ -74,7 +75,7 @@ def plan(model, st, params):
         need = need or any(i is not None for i in rule.slots)
     weight = st.loss.weights[0]
     return Chain(rules, fused, 1.0 if weight is None else weight, params, st.optimizer,
-                 len(model.inputs[0].shape))
+                 len(model.inputs[0].shape), model)
 
 
 def _model_allows(model, st, params):
@@ -107,8 +108,10 @@ def _distributed():
 class Chain:
     """Forward, loss and gradients of a chain of closed-form rules."""
 
-    def __init__(self, rules, loss, weight, params, optimizer, in_rank=2):
+    def __init__(self, rules, loss, weight, params, optimizer, in_rank=2, model=None):
         self.rules, self.loss, self.weight, self.params = rules, loss, weight, params
+        # checked on every batch too: a callback may add a hook in the middle of a fit
+        self.watched = [r.layer for r in rules] + ([model] if model is not None else [])
         self.in_rank, self.ids = in_rank, rules[0].takes_ids
         self.units = rules[-1].units
         self.optimizer = optimizer
@@ -128,6 +131,9 @@ class Chain:
     def __call__(self, xs, ys, sw=None):
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""
+        for layer in self.watched:
+            if layer._has_hooks():
+                return None  # the hook must see the call: autograd
         h = xs[0]
         if h.dim() != self.in_rank or (h.is_floating_point() if self.ids
                                        else h.dtype != torch.float32):
