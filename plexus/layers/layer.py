@@ -464,12 +464,7 @@ class Layer(nn.Module):
     def _has_hooks(self):
         """Whether torch runs a hook when this layer is called or backpropagated through: one
         of the layer's own or a global one (forward or backward)."""
-        if (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
-                or self._backward_pre_hooks):
-            return True
-        m = torch.nn.modules.module
-        return bool(m._global_forward_hooks or m._global_forward_pre_hooks
-                    or m._global_backward_hooks or m._global_backward_pre_hooks)
+        return any_hooks((self,))
 
     def _calls_only_call(self):
         """Whether running this layer does nothing but its `call` in float32: `forward` as
@@ -954,3 +949,20 @@ def _defining_class(cls, name):
         if name in klass.__dict__:
             return klass
     return None
+
+
+_TORCH_MODULE = torch.nn.modules.module  # (where torch keeps its global hooks)
+
+
+def any_hooks(layers):
+    """Whether torch runs a hook when any of `layers` is called or backpropagated through (one
+    of their own, or a global one). Cheap: the closed-form step asks it on every batch."""
+    m = _TORCH_MODULE
+    if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
+            or m._global_backward_pre_hooks):
+        return True
+    for layer in layers:
+        if (layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+                or layer._backward_pre_hooks):
+            return True
+    return False

@@ -28,6 +28,7 @@ import sys
 
 import torch
 
+from plexus.layers.layer import any_hooks
 from plexus.training.optimizers import Optimizer
 
 
@@ -131,9 +132,8 @@ class Chain:
     def __call__(self, xs, ys, sw=None):
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""
-        for layer in self.watched:
-            if layer._has_hooks():
-                return None  # the hook must see the call: autograd
+        if any_hooks(self.watched):
+            return None  # the hook must see the call: autograd
         h = xs[0]
         if h.dim() != self.in_rank or (h.is_floating_point() if self.ids
                                        else h.dtype != torch.float32):
