@@ -62,26 +62,28 @@ class _Activated(Rule):
 
     __slots__ = ("activation", "fwd", "bwd")
 
-    def __init__(self, layer, weights, activation, fwd, bwd):
-        super().__init__(layer, weights)
-        self.activation, self.fwd, self.bwd = activation, fwd, bwd
-
     def drop_activation(self):
         self.fwd = self.bwd = None
 
     @classmethod
-    def make(cls, layer, weights=(), *args):
-        rule = activations.backward_rule(layer.activation)
+    def make(cls, layer, weights=()):
+        """The rule for `layer` (its `activation` applied last), or None when that activation
+        has no backward rule."""
+        act = layer.activation
+        rule = activations.backward_rule(act)
         if rule is None:
             return None  # no rule for this activation: autograd
-        return cls(layer, weights, layer.activation, *rule, *args)
+        self = cls(layer, weights)
+        self.activation, (self.fwd, self.bwd) = act, rule
+        return self
 
 
 class DenseRule(_Activated):
     __slots__ = ("kernel", "bias", "units")
 
-    def __init__(self, layer, weights, activation, fwd, bwd):
-        super().__init__(layer, weights, activation, fwd, bwd)
+    def __init__(self, layer, weights):
+        self.layer, self.weights = layer, weights
+        self.slots, self.need_input_grad = (None,) * len(weights), True
         self.kernel, self.bias = weights if len(weights) == 2 else (weights[0], None)
         self.units = layer.units
 

@@ -90,10 +90,10 @@ class Dense(Layer):
         return self.activation(y)
 
     def _closed_form_rule(self, in_rank):
-        if in_rank != 2 or self.kernel.dtype != torch.float32:
+        kernel, bias = self.kernel, self.bias
+        if in_rank != 2 or kernel.dtype != torch.float32:
             return None
-        weights = (self.kernel,) if self.bias is None else (self.kernel, self.bias)
-        return cf.DenseRule.make(self, weights)
+        return cf.DenseRule.make(self, (kernel,) if bias is None else (kernel, bias))
 
     def compute_output_shape(self, input_shape):
         in_dim = _last_dim(self, input_shape)

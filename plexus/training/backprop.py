@@ -52,11 +52,14 @@ def plan(model, st, params):
         rule = layer._closed_form_rule(len(step.node.input_tensors[0].shape))
         if rule is None or (rule.takes_ids and rules):
             return None  # (a layer taking ids only first: its input is the model's)
-        slots = tuple(index.get(id(w)) for w in rule.weights)
-        if any(w.requires_grad != (i is not None) for w, i in zip(rule.weights, slots)):
-            return None  # a weight trains that the model does not list, or the reverse
-        rule.slots = slots
-        covered.update(i for i in slots if i is not None)
+        if rule.weights:
+            slots = tuple([index.get(id(w)) for w in rule.weights])
+            for w, i in zip(rule.weights, slots):
+                if w.requires_grad != (i is not None):
+                    return None  # a weight trains that the model does not list, or the reverse
+                if i is not None:
+                    covered.add(i)
+            rule.slots = slots
         rules.append(rule)
     if slot != model._output_slots[0] or covered != set(range(len(params))):
         return None  # the chain is not the whole model, or some weight trains outside it
