@@ -347,7 +347,18 @@ def test_run_eagerly_and_jit_compile_take_autograd():
     assert _fit(model, x, y, True)[1]
 
 
-def test_a_distribution_or_process_group_takes_autograd(monkeypatch):
+def test_gradient_hooks_on_weights_fire():
+    seen = []
+
+    def change(model):
+        seen.clear()
+        model.get_layer("hidden").kernel.register_hook(lambda g: seen.append(1))
+    (h1, w1, planned, _), (h2, w2, _, _) = _both_ways(change)
+    assert not planned and len(seen) == 3
+    _close(h1, w1, h2, w2)
+
+
+def test_a_torch_process_group_takes_autograd(monkeypatch):
     x, y = _data()
     model = _mlp()
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)

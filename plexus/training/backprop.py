@@ -18,11 +18,12 @@ loss give, after checking that nothing else would happen in the autograd step. `
 the start of every `fit` (and `train_on_batch`), so every change made between two fits is seen:
 hooks (the layers', the model's, global ones), weight and activity regularizers, losses
 recorded with `add_loss`, masks, dtypes and dtype policies, trainable flags, an overridden
-`train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, a distribution
-or an initialised process group; hooks are checked again on every batch (a callback may add
-one in the middle of a fit). Weight constraints apply after the update either way. Anything
-else trains through autograd, the definition of correctness: tests/test_backprop.py trains
-models both ways, randomly generated ones included, and compares losses and weights.
+`train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, gradient hooks
+on the weights, a torch process group outside a `plexus.distribution` distribution. Module
+hooks are checked again on every batch (a callback may add one in the middle of a fit). Weight
+constraints apply after the update either way. Anything else trains through autograd, the
+definition of correctness: tests/test_backprop.py and tests/test_backprop_rules.py train models
+both ways, randomly generated ones included, and compare losses and weights.
 """
 import sys
 
@@ -96,17 +97,26 @@ def _model_allows(model, st, params):
         return False  # the update expects gradients of the scaled loss
     if type(st.optimizer).scale_loss is not Optimizer.scale_loss:
         return False  # loss scaling (LossScaleOptimizer): the gradients must come scaled
-    return not _distributed()
+    return not _distributed() and not _tensor_hooks(params)
 
 
 def _distributed():
-    """Whether gradients may have to be reduced across processes: a `plexus.distribution`
-    distribution is set, or torch's process group is initialised."""
+    """Whether gradients may have to reach reduction hooks that only autograd runs: a torch
+    process group is initialised (e.g. for `DistributedDataParallel`) outside a
+    `plexus.distribution` distribution. A plexus distribution reduces the gradients at the
+    update, however they were computed, and says itself when the fast paths may not run."""
     dist = sys.modules.get("plexus.distribution")
     current = getattr(dist, "distribution", None)
     if callable(current) and current() is not None:
-        return True
+        return False
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _tensor_hooks(params):
+    """Whether a weight has a gradient hook of its own (`register_hook`,
+    `register_post_accumulate_grad_hook`): autograd runs those, the closed form would not."""
+    return any(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
+               for p in params)
 
 
 class Chain:
