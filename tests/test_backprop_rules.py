@@ -358,6 +358,40 @@ def test_gradient_hooks_on_weights_fire():
     _close(h1, w1, h2, w2)
 
 
+def test_layers_outside_their_rules_say_so():
+    assert L.Dropout(1.0)._closed_form_rule(2) is None
+    assert L.Dropout(0.5, noise_shape=(None, 1))._closed_form_rule(2) is None
+    assert L.Flatten(data_format="channels_first")._closed_form_rule(3) is None
+    assert L.GlobalAveragePooling1D(keepdims=True)._closed_form_rule(3) is None
+    assert L.Activation("elu")._closed_form_rule(2) is None
+    assert L.Activation(lambda t: t)._closed_form_rule(2) is None
+    emb = L.Embedding(5, 2, mask_zero=True)
+    emb.build((None, 3))
+    assert emb._closed_form_rule(2) is None
+    dense = L.Dense(2)
+    dense.build((None, 3, 4))
+    assert dense._closed_form_rule(3) is None  # (rank-3 inputs: autograd)
+
+
+def test_dropout_of_rate_one_trains_as_through_autograd():
+    def build():
+        inp = plexus.Input(shape=(12,))
+        h = L.Dropout(1.0)(L.Dense(8, activation="relu")(inp))
+        return plexus.Model(inp, L.Dense(4, activation="softmax")(h))
+    x, y = _data()
+    out = []
+    for closed_form in (True, False):
+        plexus.clear_session()
+        torch.manual_seed(0)
+        model = build()
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        hist, planned = _fit(model, x, y, closed_form)
+        assert not planned
+        out.append((hist, model.get_weights()))
+    _close(*out[0], *out[1])
+    assert np.isfinite(out[0][0]["loss"]).all()
+
+
 def test_a_torch_process_group_takes_autograd(monkeypatch):
     x, y = _data()
     model = _mlp()

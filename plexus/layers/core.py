@@ -193,7 +193,9 @@ class Dropout(Layer):
         return inputs * keep / (1 - self.rate)
 
     def _closed_form_rule(self, in_rank):
-        return cf.DropoutRule(self) if self.noise_shape is None else None
+        if self.noise_shape is not None or self.rate >= 1:
+            return None  # (rate 1: F.dropout gives zeros, the scaled mask would give 0/0)
+        return cf.DropoutRule(self)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
