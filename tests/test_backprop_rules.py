@@ -392,6 +392,28 @@ def test_dropout_of_rate_one_trains_as_through_autograd():
     assert np.isfinite(out[0][0]["loss"]).all()
 
 
+def test_dropout_rate_changed_by_a_callback_during_a_fit():
+    def build():
+        inp = plexus.Input(shape=(12,))
+        h = L.Dropout(0.1, name="drop")(L.Dense(8, activation="relu")(inp))
+        return plexus.Model(inp, L.Dense(4, activation="softmax")(h))
+
+    class Schedule(plexus.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.get_layer("drop").rate = 0.6 if batch == 0 else 1.0
+    x, y = _data()
+    out = []
+    for closed_form in (True, False):
+        plexus.clear_session()
+        torch.manual_seed(0)
+        model = build()
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        hist, planned = _fit(model, x, y, closed_form, callbacks=[Schedule()])
+        assert planned == closed_form
+        out.append((hist, model.get_weights()))
+    _close(*out[0], *out[1])
+
+
 def test_a_torch_process_group_takes_autograd(monkeypatch):
     x, y = _data()
     model = _mlp()

@@ -126,20 +126,19 @@ class ActivationRule(_Activated):
 
 
 class DropoutRule(Rule):
-    __slots__ = ("rate",)
-
-    def __init__(self, layer):
-        super().__init__(layer)
-        self.rate = float(layer.rate)
+    __slots__ = ()
 
     def forward(self, x):
-        if not self.rate:
+        rate = self.layer.rate  # (read per batch: a callback may change it during a fit)
+        if not rate:
             return x, None
+        if rate >= 1:
+            return None, None  # F.dropout gives zeros; the scaled mask would be 0/0
         # the scaled keep mask, drawn as `F.dropout` draws it on the contiguous tensor the
         # layer's call receives (the same random numbers in the same places, whatever the
         # strides of `x`: a softmax here may leave a transposed view)
         mask = torch.empty_like(x, memory_format=torch.contiguous_format) \
-            .bernoulli_(1 - self.rate).div_(1 - self.rate)
+            .bernoulli_(1 - rate).div_(1 - rate)
         return x * mask, mask
 
     def backward(self, g, mask, bufs):
