@@ -62,6 +62,7 @@ def _random_case(seed):
                                       "binary": "sigmoid"}.get(kind, _ACTS[seed % 5])
     vocab, steps, feat = 20, int(rng.integers(2, 6)), int(rng.integers(3, 12))
     pool = bool(rng.random() < 0.5)
+    split_final = bool(rng.random() < 0.3)  # the final activation as its own layer
 
     def build():
         if start == "embedding":
@@ -80,8 +81,10 @@ def _random_case(seed):
                 h = L.Dropout(rates[i])(h)
             elif extras[i] == "activation":
                 h = L.Activation(extra_acts[i])(h)
-        out = L.Dense(units, activation=final, use_bias=biases[-1],
+        out = L.Dense(units, activation=None if split_final else final, use_bias=biases[-1],
                       trainable=frozen != depth or depth == 0)(h)
+        if split_final:
+            out = L.Activation(final)(out)
         return plexus.Model(inp, out)
 
     if start == "embedding":
