@@ -5,6 +5,7 @@ Each loop turns the data into batches (`data.py`), asks the model for its step f
 callbacks' hooks. The model is used only through its methods: nothing here imports the model
 classes.
 """
+import contextlib
 import warnings
 
 import torch
@@ -15,6 +16,7 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training import steps as S
+from plexus.training import threads as T
 from plexus.training.arguments import (
     check_data, check_evaluate_args, check_fit_args, check_inputs, check_predict_args,
 )
@@ -163,16 +165,19 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     prepare = None
     if fn.prepare is not None:  # once per fit, on the first batch (its tensors build a model)
         prepare = lambda b: fn.prepare(b[0] if fn.flat else b)  # noqa: E731
+    stack = contextlib.ExitStack()
     try:
         cbs.on_train_begin()
         # a callback may move the start (BackupAndRestore resuming an interrupted run)
         initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
         done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
         trained = False
+        threads = stack.enter_context(T.scope(model, "train"))  # intra-op threads, restored
+        step_fn = threads.wrap(fn)
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            last, step = _run_batches(fn, data, cbs.on_train_batch_begin,
+            last, step = _run_batches(step_fn, data, cbs.on_train_batch_begin,
                                       cbs.on_train_batch_end, model.steps_per_execution,
                                       lambda: model.stop_training, prepare, done)
             done = 0
@@ -193,8 +198,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         opt = getattr(model, "optimizer", None)
         if trained and getattr(opt, "built", False) and hasattr(opt, "finalize_variable_values"):
             opt.finalize_variable_values(opt._vars)  # (use_ema: the weights take the averages)
+        stack.close()
         cbs.on_train_end(logs)
     finally:
+        stack.close()
         model.train(was_training)
     return model.history
 
@@ -236,8 +243,9 @@ def _run_evaluation(model, data, cbs):
     if fn.prepare is not None:
         fn.prepare(None)
     noop = lambda *a: None  # noqa: E731
-    last, _ = _run_batches(fn, data, cbs.on_test_batch_begin if cbs else noop,
-                           cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
+    with T.scope(model, "test") as threads:
+        last, _ = _run_batches(threads.wrap(fn), data, cbs.on_test_batch_begin if cbs else noop,
+                               cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
     return _epoch_logs(model, last)
 
 
@@ -283,7 +291,9 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     was_training = model.training
     model.train(False)
     chunks = []
+    stack = contextlib.ExitStack()
     try:
+        step_fn = stack.enter_context(T.scope(model, "predict")).wrap(fn)
         cbs.on_predict_begin()
         if fn.flat:
             batches = (b[0] for b in data.batches())
@@ -293,12 +303,14 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         for step, batch in enumerate(batches):
             if step % n == 0:
                 cbs.on_predict_batch_begin(step)
-            chunks.append(fn((batch,)) if fn.flat else fn(batch))
+            chunks.append(step_fn((batch,)) if fn.flat else step_fn(batch))
             if (step + 1) % n == 0 or step + 1 == data.steps:
                 out = model._pack_outputs(chunks[-1]) if fn.flat else chunks[-1]
                 cbs.on_predict_batch_end(step, {"outputs": out})  # as the model returns them
+        stack.close()
         cbs.on_predict_end()
     finally:
+        stack.close()
         model.train(was_training)
     return _pack_predictions(model, fn, chunks)
 
@@ -317,7 +329,9 @@ def _predict_one_batch(model, fn, x, batch_size):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((xs,))
+        with T.scope(model, "predict") as threads:
+            threads.run_once(n)
+            out = fn((xs,))
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])
