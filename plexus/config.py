@@ -5,10 +5,10 @@
     keras.config.image_data_format()   # 'channels_first'
 
 `floatx`, `epsilon`, `image_data_format`, logging, the debugging caps (`max_epochs`,
-`max_steps_per_epoch`) and the thread policy of the training loops (`set_thread_policy`) live in this module and last until changed, as in Keras; the session
-settings (unsafe deserialization, flash attention, the global dtype policy) live in the
-session of `plexus.backend` with the default-name counters, and `plexus.clear_session()`
-resets them.
+`max_steps_per_epoch`) and the thread policy of the training loops (`set_thread_policy`) live
+in this module and last until changed, as in Keras; the session settings (unsafe
+deserialization, flash attention, the global dtype policy) live in the session of
+`plexus.backend` with the default-name counters, and `plexus.clear_session()` resets them.
 """
 import os
 
