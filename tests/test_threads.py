@@ -241,6 +241,7 @@ def test_user_choice_reasons():
     assert "before importing" in T.user_choice({}, 4, 4, 2)
     assert T.user_choice({}, 2, 2, 2) is None
     assert T.user_choice({"OMP_NUM_THREADS": ""}, 2, 2, None) is None
+    assert T.user_choice({}, 4, 4, {16, 4}) is None  # taskset -c 0-3 on 16 cores
 
 
 def test_policies_torch_fixed_and_torchrun(auto, monkeypatch):

@@ -174,8 +174,9 @@ def _env_threads(environ):
 def user_choice(environ=None, current=None, at_import=None, default="probe"):
     """Why the user's thread setting must be left alone, or None when plexus may tune.
 
-    `environ`, `current` (torch's count now), `at_import` and `default` (torch's default count)
-    are read from the process when not given (tests pass them).
+    `environ`, `current` (torch's count now), `at_import` and `default` (torch's default
+    count, or a set of the counts it may start with) are read from the process when not given
+    (tests pass them).
     """
     environ = os.environ if environ is None else environ
     name = _env_threads(environ)
@@ -185,8 +186,13 @@ def user_choice(environ=None, current=None, at_import=None, default="probe"):
     at_import = _AT_IMPORT if at_import is None else at_import
     if current != at_import:
         return "torch.set_num_threads was called after importing plexus"
-    default = torch_default_threads() if default == "probe" else default
-    if default is not None and at_import != default:
+    if default == "probe":
+        physical, affinity = torch_default_threads(), affinity_cpus()
+        # torch starts with the physical cores, or fewer when the affinity mask is smaller
+        default = None if physical is None else {physical, min(physical, affinity)}
+    if isinstance(default, int):
+        default = {default}
+    if default is not None and at_import not in default:
         return "torch.set_num_threads was called before importing plexus"
     return None
 
