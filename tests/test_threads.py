@@ -21,6 +21,8 @@ def auto(monkeypatch):
     monkeypatch.setattr(T, "_AT_IMPORT", 2)
     monkeypatch.setattr(T, "torch_default_threads", lambda *a: 2)
     monkeypatch.setattr(T, "available_cpus", lambda *a: 2)
+    monkeypatch.setattr(T, "others_running", lambda *a: 0)  # a quiet machine
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 2)
     config.set_thread_policy("auto")
     torch.set_num_threads(2)
     yield
@@ -90,6 +92,22 @@ def test_estimate_one_thread_for_small_ops_all_for_large(auto):
     with T.scope(conv_net(), "train") as s:
         assert s.estimate(32) == 2
         assert s.estimate(1) == 2  # 9.4 MFLOP per convolution even for one image
+
+
+def test_estimate_one_thread_when_the_cpus_are_taken(auto, monkeypatch):
+    monkeypatch.setattr(T, "others_running", lambda *a: 1)  # a busy process beside us
+    with T.scope(conv_net(), "train") as s:
+        assert s.estimate(32) == 1
+    monkeypatch.setattr(T, "others_running", lambda *a: None)  # no /proc/stat
+    with T.scope(conv_net(), "train") as s:
+        assert s.estimate(32) == 2
+
+
+def test_others_running_reads_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nprocs_running 3\nprocs_blocked 0\n")
+    assert T.others_running(str(stat)) == 2
+    assert T.others_running(str(tmp_path / "none")) is None
 
 
 # ---------------------------------------------------------------------- the tuner

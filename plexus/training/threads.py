@@ -14,7 +14,8 @@ read at import):
   CPU affinity and the container's cgroup quota, which torch's default ignores) and never more
   than torch's own setting. The first batch size of each model and phase ("train", "test",
   "predict") starts from an estimate of the work per operation (`largest_op_flops`): below
-  about a megaflop per operation a second thread only pays the barrier, so one thread. Then
+  about a megaflop per operation a second thread only pays the barrier, so one thread; one
+  thread also when the machine's CPUs are all taken at that moment (/proc/stat). Then
   `fit` (and `evaluate`/`predict` over several batches) times its steps: after a warm-up it
   alternates between the candidate counts (all allowed CPUs, and one), keeps the fastest
   (preferring fewer threads within 2%), and re-checks when the median of the recent steps
@@ -43,7 +44,7 @@ import torch
 # user called torch.set_num_threads since.
 _AT_IMPORT = torch.get_num_threads()
 
-WARMUP_STEPS = 2  # steps of a new (model, phase, batch size) not timed: allocation, caches
+WARMUP_STEPS = 1  # steps of a new (model, phase, batch size) not timed: allocation, caches
 TRIALS = 3  # timed steps per candidate count in a calibration
 PREFER_FEWER = 1.02  # fewer threads win unless more are faster by more than this factor
 JUMP = 1.5  # recent median over this times the reference: measure again
@@ -142,6 +143,18 @@ def available_cpus(proc_cgroup="/proc/self/cgroup", root="/sys/fs/cgroup"):
     if quota is not None:
         n = min(n, max(1, math.floor(quota + 1e-9)))
     return max(1, n)
+
+
+def others_running(stat="/proc/stat"):
+    """How many other threads of the machine are running or waiting for a CPU right now
+    (`procs_running` of /proc/stat, less the caller), or None where that cannot be read."""
+    for line in (_read(stat) or "").splitlines():
+        if line.startswith("procs_running "):
+            try:
+                return max(0, int(line.split()[1]) - 1)
+            except ValueError:
+                return None
+    return None
 
 
 def torch_default_threads(sys_cpu="/sys/devices/system/cpu"):
@@ -436,14 +449,19 @@ class ThreadScope:
         return tuners[key]
 
     def estimate(self, batch_size):
-        """The count a new tuner starts with: one thread for small ops, else the most."""
+        """The count a new tuner starts with: one thread for small ops, or when the machine's
+        CPUs are all taken right now; else the most."""
         try:
             flops = largest_op_flops(self.model, batch_size)
         except Exception:  # noqa: BLE001 - an estimate only
             flops = None
         if flops is not None and flops < SMALL_OP_FLOPS:
             return 1
-        return max(self.candidates)
+        n = max(self.candidates)
+        others = others_running()
+        if others is not None and others + n > (os.cpu_count() or n):
+            return 1
+        return n
 
     def threads_for(self, batch_size):
         """The count for a single step (no timing): the tuner's choice or the estimate."""
