@@ -208,6 +208,19 @@ def test_fit_with_validation_restores_the_training_count(auto):
     assert torch.get_num_threads() == 2
 
 
+def test_jit_compiled_training_keeps_the_estimate(auto):
+    model = small_mlp()
+    model.jit_compile = True  # what compile(jit_compile=True) sets; the steps are not run here
+    with T.scope(model, "train") as s:
+        step = s.wrap(lambda batch: None)
+        x = torch.zeros(8, 8)
+        for _ in range(12):
+            step(((x,), (x,), None))
+            assert torch.get_num_threads() == 1
+        assert s.tuner(8).calibrations == 0 and "jit_compile" in s.decision
+    assert torch.get_num_threads() == 2
+
+
 def test_single_batch_predict_uses_the_estimate(auto, monkeypatch):
     model = small_mlp()
     seen = []

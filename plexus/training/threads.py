@@ -26,7 +26,8 @@ read at import):
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
   and other launchers that set `WORLD_SIZE` above 1, each rank runs one thread. Models on an
-  accelerator are left alone.
+  accelerator are left alone. A model compiled with `jit_compile=True` trains with the
+  estimate, untimed: torch's compiler fixes each kernel's thread count when it compiles.
 - `"torch"`: plexus never touches torch's thread settings.
 - a positive integer: the loops run with exactly that many threads.
 
@@ -400,6 +401,7 @@ class ThreadScope:
         self.decision = None
         self.current = None  # the count plexus set last (None: untouched)
         self.overridden = False
+        self.timed = True  # False: the estimate for every step, never timed
 
     # -- entering and leaving
     def __enter__(self):
@@ -424,6 +426,11 @@ class ThreadScope:
                 else:
                     self.candidates = (n, 1)
                     self.decision = f"tuned among {self.candidates}"
+                    if self.phase == "train" and getattr(self.model, "jit_compile", False) is True \
+                            and not getattr(self.model, "run_eagerly", False):
+                        # compiled kernels keep the count they were compiled with: no trials
+                        self.timed = False
+                        self.decision = f"jit_compile: the estimate among {self.candidates}"
         if self.fixed is not None:
             self._set(self.fixed)
         return self
@@ -490,7 +497,7 @@ class ThreadScope:
             if state["tuner"] is None:
                 state["tuner"], state["size"] = scope.tuner(size), size
             tuner = state["tuner"]
-            if size != state["size"]:  # a last, smaller batch: the choice, untimed
+            if size != state["size"] or not scope.timed:  # the choice, untimed
                 scope._set(tuner.choice)
                 return fn(batch)
             n = tuner.next_threads()
