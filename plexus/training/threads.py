@@ -31,15 +31,19 @@ read at import):
 - `"torch"`: plexus never touches torch's thread settings.
 - a positive integer: the loops run with exactly that many threads.
 
-Every change is scoped to the loop: torch's thread count is restored when the loop ends,
-normally or by an exception. A callback that calls `torch.set_num_threads` during a loop takes
+Each decision is logged at DEBUG level on the `plexus.threads` logger. Every change is scoped
+to the loop: torch's thread count is restored when the loop ends, normally or by an
+exception. A callback that calls `torch.set_num_threads` during a loop takes
 over: plexus stops tuning and leaves that setting in place.
 """
+import logging
 import math
 import os
 import time
 
 import torch
+
+_log = logging.getLogger("plexus.threads")
 
 # torch's thread count when plexus was imported: a different count at a loop's start means the
 # user called torch.set_num_threads since.
@@ -284,7 +288,8 @@ def _output_shape(layer):
 class Tuner:
     """The thread count for one (model, phase, batch size), from timed steps."""
 
-    def __init__(self, candidates, start):
+    def __init__(self, candidates, start, label=""):
+        self.label = label
         self.candidates = tuple(sorted(set(candidates), reverse=True))
         self.choice = start
         self.plan = []  # counts still to time in the calibration under way
@@ -344,6 +349,8 @@ class Tuner:
         self.choice = min(c for c, m in medians.items() if m <= best * PREFER_FEWER)
         self.reference = medians[self.choice]
         self.calibrations += 1
+        _log.debug("%s: %d thread(s); median step %s", self.label, self.choice,
+                   ", ".join(f"{c} thread(s) {1e3 * m:.2f} ms" for c, m in medians.items()))
         self.recent, self.trained_s = [], 0.0
         if self.calibrations > 1 and self.choice == previous:
             self.recheck_s = min(2 * self.recheck_s, RECHECK_MAX_S)
@@ -452,7 +459,9 @@ class ThreadScope:
         tuners = self.model.__dict__.setdefault("_thread_tuners", {})
         key = (self.phase, batch_size, self.candidates)
         if key not in tuners:
-            tuners[key] = Tuner(self.candidates, self.estimate(batch_size))
+            tuners[key] = Tuner(self.candidates, self.estimate(batch_size),
+                                f"model {getattr(self.model, 'name', '?')!r}, {self.phase}, "
+                                f"batches of {batch_size}")
         return tuners[key]
 
     def estimate(self, batch_size):
