@@ -139,14 +139,20 @@ def load_table(results, names):
             loaded = fmt(b.get("median"))
             if b.get("runs") and len(b["runs"]) > 1:
                 loaded += f" ({fmt(b['min'])}–{fmt(b['max'])})"
-            if b.get("error"):
-                loaded += " (stopped)" if "timeout" in b["error"] else " (error)"
-            row += [fmt(a.get("median")), loaded, ratio(b.get("median"), a.get("median"))]
+            row += [fmt(a.get("median")) + _stopped(a), loaded + _stopped(b),
+                    ratio(b.get("median"), a.get("median"))]
         p = res.get("plexus", {}).get("loaded", {}).get("median")
         j = res.get("keras-jax", {}).get("loaded", {}).get("median")
         row.append(ratio(p, j))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _stopped(phase):
+    err = phase.get("error")
+    if not err:
+        return ""
+    return " (stopped)" if "timeout" in err or "exited" in err else " (error)"
 
 
 def load_targets(results):

@@ -16,15 +16,19 @@ def fake_results():
     return {"load": {"ticket_lstm": {
         "plexus": side(0.4, 0.8, [2]), "plexus-torchthreads": side(0.39, 20.0),
         "keras-jax": side(0.5, 0.6), "torch": {"alone": {"median": 0.4}, "loaded": {
-            "median": None, "runs": [], "error": "timeout: no answer within 120 s"}}}}}
+            "median": None, "runs": [], "error": "timeout: no answer within 120 s"}},
+        "keras-torch": {"alone": {"median": None, "error": "timeout: no answer"},
+                        "loaded": {"median": None, "error": "worker exited (code -9)"}}}}}
 
 
 def test_load_table_and_targets():
     results = fake_results()
-    table = run.load_table(results, ["plexus", "plexus-torchthreads", "keras-jax", "torch"])
+    table = run.load_table(results, ["plexus", "plexus-torchthreads", "keras-jax", "torch",
+                                     "keras-torch"])
     row = table.splitlines()[2]
     assert row.startswith("| ticket_lstm | 0.4000 | 0.8000 (0.8000–1.6000) | 2.00× |")
-    assert "(stopped)" in row and row.endswith("| 1.33× |")
+    assert "| 0.4000 | — (stopped) | — | — (stopped) | — (stopped) | — |" in row
+    assert row.endswith("| 1.33× |")
     targets = run.load_targets(results)
     assert "plexus slows 2.00x under load (met: <= 3x)" in targets
     assert "1.33x Keras-JAX under load (NOT met: < 1)" in targets
