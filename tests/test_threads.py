@@ -228,7 +228,12 @@ def test_single_batch_predict_uses_the_estimate(auto, monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
     model.predict(np.zeros((1, 8), "float32"), verbose=0)
     assert seen == [1, 2]  # one thread for the call, the user's two back
-    assert torch.get_num_threads() == 2
+    model.predict(np.zeros((1, 8), "float32"), verbose=0)  # the decision kept: same again
+    assert seen == [1, 2, 1, 2] and torch.get_num_threads() == 2
+    real(3)  # the user's own choice now: not touched, though the decision was kept
+    seen.clear()
+    model.predict(np.zeros((1, 8), "float32"), verbose=0)
+    assert seen == [] and torch.get_num_threads() == 3
 
 
 def test_settings_restored_after_an_exception(auto):

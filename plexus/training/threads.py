@@ -43,6 +43,9 @@ import time
 
 import torch
 
+from plexus import config
+from plexus.training.data import model_device
+
 _log = logging.getLogger("plexus.threads")
 
 # torch's thread count when plexus was imported: a different count at a loop's start means the
@@ -140,9 +143,27 @@ def _ancestors(path, root):
     return out
 
 
+_cache = {}  # probe results of the machine, each with the time it was taken
+CACHE_S = 10.0  # seconds a probe of the machine is trusted (a loop costs microseconds)
+
+
+def _cached(key, probe):
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is None or now - hit[0] > CACHE_S:
+        hit = _cache[key] = (now, probe())
+    return hit[1]
+
+
 def available_cpus(proc_cgroup="/proc/self/cgroup", root="/sys/fs/cgroup"):
     """CPUs the process may use: its affinity, limited by a cgroup quota (rounded down, at
     least 1)."""
+    if (proc_cgroup, root) == ("/proc/self/cgroup", "/sys/fs/cgroup"):
+        return _cached("cpus", lambda: _available_cpus(proc_cgroup, root))
+    return _available_cpus(proc_cgroup, root)
+
+
+def _available_cpus(proc_cgroup, root):
     n = affinity_cpus()
     quota = cgroup_cpu_limit(proc_cgroup, root)
     if quota is not None:
@@ -205,14 +226,19 @@ def user_choice(environ=None, current=None, at_import=None, default="probe"):
     if current != at_import:
         return "torch.set_num_threads was called after importing plexus"
     if default == "probe":
-        physical, affinity = torch_default_threads(), affinity_cpus()
-        # torch starts with the physical cores, or fewer when the affinity mask is smaller
-        default = None if physical is None else {physical, min(physical, affinity)}
+        default = _cached("default", _torch_defaults)
     if isinstance(default, int):
         default = {default}
     if default is not None and at_import not in default:
         return "torch.set_num_threads was called before importing plexus"
     return None
+
+
+def _torch_defaults():
+    """The counts torch may start with: the physical cores, or fewer when the affinity mask
+    is smaller (None when the topology cannot be read)."""
+    physical = torch_default_threads()
+    return None if physical is None else {physical, min(physical, affinity_cpus())}
 
 
 def world_size(environ=None):
@@ -366,7 +392,6 @@ def _median(values):
 
 # ---------------------------------------------------------------------- the loops' hook
 def _policy():
-    from plexus import config
     return config.thread_policy()
 
 
@@ -385,7 +410,6 @@ def _batch_size(batch):
 
 def _on_cpu(model):
     try:
-        from plexus.training.data import model_device
         return model_device(model).type == "cpu"
     except Exception:  # noqa: BLE001 - a model without weights runs where its inputs are
         return True
@@ -485,12 +509,6 @@ class ThreadScope:
             return self.fixed
         return self.tuner(batch_size).choice
 
-    def run_once(self, batch_size):
-        """Set the count for a one-off step of `batch_size` samples (predict's single batch)."""
-        n = self.threads_for(batch_size)
-        if n is not None:
-            self._set(n)
-
     def wrap(self, fn):
         if self.candidates is None:
             return fn
@@ -531,3 +549,39 @@ class ThreadScope:
 def scope(model, phase):
     """The context manager the loops enter: `with threads.scope(model, "train") as t:`."""
     return ThreadScope(model, phase)
+
+
+class _Switch:
+    """Run a block with `n` threads (None: as they are), then put `saved` back."""
+
+    __slots__ = ("n", "saved")
+
+    def __init__(self, n, saved):
+        self.n, self.saved = n, saved
+
+    def __enter__(self):
+        if self.n is not None:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None and torch.get_num_threads() == self.n:
+            torch.set_num_threads(self.saved)
+        return False
+
+
+def single(model, batch_size):
+    """The context manager of a one-batch `predict`: the count `ThreadScope` would choose for
+    it (the tuner's choice or the estimate), its decision kept on the model for `CACHE_S`
+    seconds while the policy and torch's count stay the same, so that a call costs about a
+    microsecond more than without the policy."""
+    saved = torch.get_num_threads()
+    key = (config.thread_policy(), saved, batch_size)
+    now = time.monotonic()
+    hit = model.__dict__.get("_thread_single")
+    if hit is None or hit[0] != key or now > hit[1]:
+        with ThreadScope(model, "predict") as s:
+            n = s.threads_for(batch_size)
+        hit = model.__dict__["_thread_single"] = (key, now + CACHE_S, n)
+    n = hit[2]
+    return _Switch(n if n is not None and n != saved else None, saved)

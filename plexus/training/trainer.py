@@ -329,8 +329,7 @@ def _predict_one_batch(model, fn, x, batch_size):
     was_training = model.training
     model.train(False)
     try:
-        with T.scope(model, "predict") as threads:
-            threads.run_once(n)
+        with T.single(model, n):  # intra-op threads for this call, restored
             out = fn((xs,))
     finally:
         model.train(was_training)
