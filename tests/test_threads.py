@@ -160,6 +160,20 @@ def test_tuner_measures_again_when_steps_jump_and_periodically():
     assert tuner.choice == 2
 
 
+def test_tuner_on_one_thread_tries_more_when_steps_drop_not_when_they_jump():
+    tuner = T.Tuner((2, 1), start=1)
+    feed(tuner, {2: 0.5, 1: 0.1})  # a busy machine
+    assert tuner.choice == 1 and not tuner.plan
+    for _ in range(5):
+        tuner.record(1, 0.3)  # busier still: more threads would only wait longer
+    assert not tuner.plan
+    for _ in range(5):
+        tuner.record(1, 0.03)  # quiet again
+    assert tuner.plan
+    feed(tuner, {2: 0.02, 1: 0.03})
+    assert tuner.choice == 2
+
+
 def test_tuner_rechecks_less_often_while_the_answer_stays():
     tuner = T.Tuner((2, 1), start=1)
     feed(tuner, {2: 0.02, 1: 0.01})

@@ -19,9 +19,9 @@ read at import):
   `fit` (and `evaluate`/`predict` over several batches) times its steps: after a warm-up it
   alternates between the candidate counts (all allowed CPUs, and one), keeps the fastest
   (preferring fewer threads within 2%), and re-checks when the median of the recent steps
-  jumps by half again over the time measured for the choice, and every 30 s of steps (then
-  60 s, 120 s, ... while the answer stays the same), so that a machine that becomes busy or
-  quiet is noticed. A count that times over 2.5x its rival is dropped at once.
+  jumps by half again over the time measured for the choice (unless that is one thread
+  already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
+  the answer stays the same), so that a machine that becomes busy or quiet is noticed. A count that times over 2.5x its rival is dropped at once.
   It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
@@ -362,7 +362,14 @@ class Tuner:
         self.recent.append(seconds)
         if len(self.recent) > 5:
             self.recent.pop(0)
-        if len(self.recent) >= 3 and _median(self.recent) > JUMP * self.reference:
+        recent = _median(self.recent) if len(self.recent) >= 3 else self.reference
+        if recent > JUMP * self.reference and self.choice != min(self.candidates):
+            # slower: maybe the machine got busy and our threads wait for each other (on the
+            # fewest threads already, a trial of more would only wait longer: left to the
+            # periodic check)
+            self.recheck_s = RECHECK_S
+            self._calibrate()
+        elif recent * JUMP < self.reference:  # faster: maybe the machine got quiet
             self.recheck_s = RECHECK_S
             self._calibrate()
         elif self.trained_s >= self.recheck_s:
