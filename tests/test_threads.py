@@ -250,6 +250,29 @@ def test_single_batch_predict_uses_the_estimate(auto, monkeypatch):
     assert seen == [] and torch.get_num_threads() == 3
 
 
+def test_on_batch_calls_are_tuned_and_restored(auto, monkeypatch):
+    x, y = data(8)
+    model = small_mlp()
+    used = []
+    real = T.Tuner.record
+    monkeypatch.setattr(T.Tuner, "record",
+                        lambda self, n, sec: (used.append(n), real(self, n, sec)))
+    for _ in range(12):
+        model.train_on_batch(x, y)
+        assert torch.get_num_threads() == 2
+    assert used[0] == 1 and set(used) == {1, 2}  # the estimate, then both timed
+    tuner = model._thread_tuners[("train", 8, (2, 1))]
+    assert tuner.calibrations == 1
+    model.test_on_batch(x, y)
+    model.predict_on_batch(x)
+    assert torch.get_num_threads() == 2
+    assert {k[0] for k in model._thread_tuners} == {"train", "test", "predict"}
+    torch.set_num_threads(3)  # the user's choice: calls leave it
+    used.clear()
+    model.train_on_batch(x, y)
+    assert used == [] and torch.get_num_threads() == 3
+
+
 def test_settings_restored_after_an_exception(auto):
     x, y = data()
     model = small_mlp()

@@ -31,6 +31,9 @@ read at import):
 - `"torch"`: plexus never touches torch's thread settings.
 - a positive integer: the loops run with exactly that many threads.
 
+`train_on_batch`, `test_on_batch` and `predict_on_batch` run each call the same way (`call`),
+timed by the same tuners, so a hand-written loop of them is tuned as `fit` is.
+
 Each decision is logged at DEBUG level on the `plexus.threads` logger. Every change is scoped
 to the loop: torch's thread count is restored when the loop ends, normally or by an
 exception. A callback that calls `torch.set_num_threads` during a loop takes
@@ -592,3 +595,40 @@ def single(model, batch_size):
         hit = model.__dict__["_thread_single"] = (key, now + CACHE_S, n)
     n = hit[2]
     return _Switch(n if n is not None and n != saved else None, saved)
+
+
+def call(model, phase, fn, batch):
+    """`fn(batch)`: one step outside a loop (`train_on_batch`, `test_on_batch`,
+    `predict_on_batch`), with the count the loops would use and timed by the same tuner, so a
+    hand-written loop of such calls is tuned as `fit` is. torch's count is put back after the
+    call. The decision to tune (policy, user's settings, CPUs) is kept on the model for
+    `CACHE_S` seconds while the policy and torch's count stay the same."""
+    saved = torch.get_num_threads()
+    size = _batch_size(batch)
+    key = (config.thread_policy(), saved, size)
+    now = time.monotonic()
+    calls = model.__dict__.setdefault("_thread_calls", {})
+    hit = calls.get(phase)
+    if hit is None or hit[0] != key or now > hit[1]:
+        with ThreadScope(model, phase) as s:
+            fixed, tuner = s.fixed, None
+            if s.candidates is not None:
+                tuner = s.tuner(size)
+                if not s.timed:
+                    fixed, tuner = tuner.choice, None
+        hit = calls[phase] = (key, now + CACHE_S, fixed, tuner)
+    fixed, tuner = hit[2], hit[3]
+    n = tuner.next_threads() if tuner is not None else fixed
+    if n is None or n == saved:
+        n = None
+    else:
+        torch.set_num_threads(n)
+    start = time.perf_counter()
+    try:
+        out = fn(batch)
+    finally:
+        if n is not None and torch.get_num_threads() == n:
+            torch.set_num_threads(saved)
+    if tuner is not None:
+        tuner.record(n or saved, time.perf_counter() - start)
+    return out

@@ -394,7 +394,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(batch[0] if fn.flat else batch)
-        logs = fn(batch)
+        logs = T.call(model, "train", fn, batch)  # intra-op threads for the step, restored
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -411,7 +411,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(None)
-        logs = fn(batch)
+        logs = T.call(model, "test", fn, batch)
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -424,7 +424,7 @@ def predict_on_batch(model, x):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((batch[0],)) if fn.flat else fn(batch)
+        out = T.call(model, "predict", fn, (batch[0],) if fn.flat else batch)
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])
