@@ -301,7 +301,7 @@ def _leaves(model, depth=0):
 def _recurrent(layer):
     return hasattr(layer, "cell") or "rnn" in type(layer).__name__.lower() or \
         type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D",
-                                 "ConvLSTM3D")
+                                 "ConvLSTM3D", "Bidirectional")
 
 
 def _output_shape(layer):
@@ -467,8 +467,9 @@ class ThreadScope:
                 else:
                     self.candidates = (n, 1)
                     self.decision = f"tuned among {self.candidates}"
-                    if self.phase == "train" and getattr(self.model, "jit_compile", False) is True \
-                            and not getattr(self.model, "run_eagerly", False):
+                    jit = getattr(self.model, "jit_compile", False) is True and \
+                        not getattr(self.model, "run_eagerly", False)
+                    if self.phase == "train" and jit:
                         # compiled kernels keep the count they were compiled with: no trials
                         self.timed = False
                         self.decision = f"jit_compile: the estimate among {self.candidates}"
