@@ -21,8 +21,8 @@ read at import):
   (preferring fewer threads within 2%), and re-checks when the median of the recent steps
   jumps by half again over the time measured for the choice (unless that is one thread
   already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
-  the answer stays the same), so that a machine that becomes busy or quiet is noticed. A count that times over 2.5x its rival is dropped at once.
-  It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
+  the answer stays the same), so that a machine that becomes busy or quiet is noticed. A
+  count that times over 2.5x its rival is dropped at once. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
   and other launchers that set `WORLD_SIZE` above 1, each rank runs one thread. Models on an
