@@ -105,8 +105,12 @@ def test_estimate_one_thread_when_the_cpus_are_taken(auto, monkeypatch):
 
 def test_others_running_reads_proc_stat(tmp_path):
     stat = tmp_path / "stat"
-    stat.write_text("cpu  1 2 3\nprocs_running 3\nprocs_blocked 0\n")
-    assert T.others_running(str(stat)) == 2
+    stat.write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
+    tasks = tmp_path / "task"
+    for tid, state in (("10", "R"), ("11", "S"), ("12", "R")):  # ours: the caller, a spinner
+        write(tasks / tid / "stat", f"{tid} (python (x) y) {state} 1 2 3\n")
+    assert T.others_running(str(stat), str(tasks)) == 2
+    assert T.others_running(str(stat), str(tmp_path / "none")) == 3  # at least the caller
     assert T.others_running(str(tmp_path / "none")) is None
 
 

@@ -174,16 +174,28 @@ def _available_cpus(proc_cgroup, root):
     return max(1, n)
 
 
-def others_running(stat="/proc/stat"):
-    """How many other threads of the machine are running or waiting for a CPU right now
-    (`procs_running` of /proc/stat, less the caller), or None where that cannot be read."""
+def others_running(stat="/proc/stat", tasks="/proc/self/task"):
+    """How many threads of other processes are running or waiting for a CPU right now
+    (`procs_running` of /proc/stat, less this process's running threads: the caller and any
+    OpenMP thread still spinning), or None where that cannot be read."""
+    running = None
     for line in (_read(stat) or "").splitlines():
         if line.startswith("procs_running "):
             try:
-                return max(0, int(line.split()[1]) - 1)
+                running = int(line.split()[1])
             except ValueError:
                 return None
-    return None
+    if running is None:
+        return None
+    own = 0
+    try:
+        for task in os.listdir(tasks):
+            text = _read(os.path.join(tasks, task, "stat")) or ""
+            if text[text.rfind(")") + 2:text.rfind(")") + 3] == "R":
+                own += 1
+    except OSError:
+        pass
+    return max(0, running - max(own, 1))
 
 
 def torch_default_threads(sys_cpu="/sys/devices/system/cpu"):
