@@ -24,6 +24,7 @@ import numbers
 import torch
 
 from plexus.training import schedules as S
+from plexus.distribution import runtime as distributed
 from plexus.training.packing import Packing, SlotList
 from plexus.training.losses import unknown_name_error
 
@@ -242,6 +243,7 @@ class Optimizer:
         if self.loss_scale_factor is not None:
             torch._foreach_div_(grads, float(self.loss_scale_factor))
         if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
+            distributed.average_gradients(grads)  # (across processes, under a distribution)
             self._clip(grads)
             lr = self.learning_rate
             self._decay(idx, params, lr)

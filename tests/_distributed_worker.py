@@ -1,0 +1,114 @@
+"""One process of the distributed tests (tests/test_distribution.py launches two, as torchrun
+would: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in the environment).
+
+Each scenario records what it saw in `<out>/rank<r>.pkl`; errors are recorded, not raised, so
+that the test can check that every rank reported them.
+"""
+import os
+import pickle
+import sys
+import traceback
+
+import numpy as np
+
+N_TRAIN, N_PRED, BATCH = 64, 70, 16
+
+
+def data(n=N_TRAIN, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, 6)).astype("float32")
+    b = rng.normal(size=(n, 3)).astype("float32")
+    y1 = (a[:, :2] @ np.array([[1.0], [-2.0]], "float32") + b[:, :1]).astype("float32")
+    y2 = (a[:, 0] + b[:, 1] > 0).astype("int64")
+    return {"a": a, "b": b}, {"reg": y1, "cls": y2}
+
+
+def build(keras, accumulate=None, synchronized=True):
+    """A two-input, two-output model with (synchronized) BatchNormalization, its weights set
+    from a fixed NumPy generator."""
+    L = keras.layers
+    a, b = keras.Input((6,), name="a"), keras.Input((3,), name="b")
+    h = L.Concatenate()([L.Dense(8, activation="relu")(a), L.Dense(4)(b)])
+    h = L.BatchNormalization(synchronized=synchronized)(h)
+    h = L.Dense(8, activation="tanh")(h)
+    model = keras.Model([a, b], [L.Dense(1, name="reg")(h),
+                                 L.Dense(2, activation="softmax", name="cls")(h)])
+    rng = np.random.default_rng(42)
+    model.set_weights([rng.normal(scale=0.4, size=w.shape).astype("float32") if w.ndim > 1
+                       else rng.uniform(0.5, 1.5, size=w.shape).astype("float32")
+                       for w in model.get_weights()])
+    opt = keras.optimizers.SGD(0.05, momentum=0.9, gradient_accumulation_steps=accumulate)
+    model.compile(optimizer=opt, loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+                  metrics={"reg": ["mae"], "cls": ["accuracy"]})
+    return model
+
+
+def attempt(out, key, fn):
+    try:
+        out[key] = ("ok", fn())
+    except Exception as e:  # noqa: BLE001  (recorded for the test to check)
+        out[key] = ("error", f"{type(e).__name__}: {e}")
+
+
+def main(folder):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+    torch.set_num_threads(1)
+    import plexus as keras
+    from plexus import distribution as D
+
+    rank = int(os.environ["RANK"])
+    out = {}
+    x, y = data()
+
+    # A model made before set_distribution.
+    early = build(keras)
+    attempt(out, "mesh_mismatch", lambda: D.DataParallel(devices=["cpu:0", "cpu:1", "cpu:2"]))
+    D.set_distribution(D.DataParallel())
+    out["devices"] = D.list_devices()
+    attempt(out, "built_before", lambda: early.fit(x, y, batch_size=BATCH, verbose=0))
+
+    # fit, evaluate, predict: to compare with one process.
+    model = build(keras)
+    hist = model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    out["weights"] = model.get_weights()
+    out["history"] = hist.history
+    out["evaluate"] = model.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    xp, _ = data(N_PRED, seed=1)
+    out["predict"] = model.predict(xp, batch_size=BATCH, verbose=0)
+
+    acc = build(keras, accumulate=2)
+    acc.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    out["accumulated"] = acc.get_weights()
+
+    shuffled = build(keras, synchronized=False)
+    shuffled.fit(x, y, batch_size=BATCH, epochs=2, shuffle=True, verbose=0)
+    out["shuffled"] = shuffled.get_weights()
+
+    # Checkpoints: rank 0 writes, every rank can read.
+    path = os.path.join(folder, "dp.keras")
+    model.save(path)
+    model.save_weights(os.path.join(folder, "dp.weights.h5"))
+    out["exists_after_save"] = os.path.exists(path)
+
+    # Bad input.
+    attempt(out, "indivisible", lambda: model.fit(x, y, batch_size=15, verbose=0))
+    xs, ys = data(N_TRAIN - 4 * rank)
+    attempt(out, "disagree", lambda: model.fit(xs, ys, batch_size=BATCH, verbose=0))
+
+    # A process that stops: the other gets an error naming its rank, not a hang.
+    if rank == 1:
+        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as f:
+            pickle.dump(out, f)
+        os._exit(0)
+    attempt(out, "peer_gone", lambda: model.fit(x, y, batch_size=BATCH, verbose=0, epochs=3))
+    with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as f:
+        pickle.dump(out, f)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

@@ -1,0 +1,164 @@
+"""plexus.distribution: fit/evaluate/predict on two gloo processes on the CPU, launched as
+torchrun launches them, checked against one process with the same global batch."""
+import os
+import pickle
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import plexus as keras
+from plexus import distribution as D
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _distributed_worker as W  # noqa: E402
+
+
+def launch(script, folder, world=2, timeout=180):
+    """Start `world` processes of `script` with torchrun's environment; their return codes and
+    outputs."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    procs = []
+    for r in range(world):
+        env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r),
+                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+                   PLEXUS_DISTRIBUTED_TIMEOUT="60", CUDA_VISIBLE_DEVICES="")
+        procs.append(subprocess.Popen([sys.executable, script, str(folder)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=timeout)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [p.returncode for p in procs], outs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    codes, outs = launch(os.path.join(HERE, "_distributed_worker.py"), folder)
+    assert codes == [0, 0], "\n".join(outs)
+    ranks = []
+    for r in range(2):
+        with open(folder / f"rank{r}.pkl", "rb") as f:
+            ranks.append(pickle.load(f))
+    return folder, ranks
+
+
+@pytest.fixture(scope="module")
+def single():
+    """The same training in this one process (no distribution)."""
+    assert D.distribution() is None
+    x, y = W.data()
+    model = W.build(keras)
+    hist = model.fit(x, y, batch_size=W.BATCH, epochs=2, shuffle=False, verbose=0)
+    acc = W.build(keras, accumulate=2)
+    acc.fit(x, y, batch_size=W.BATCH, epochs=1, shuffle=False, verbose=0)
+    xp, _ = W.data(W.N_PRED, seed=1)
+    return {"model": model, "weights": model.get_weights(), "history": hist.history,
+            "evaluate": model.evaluate(x, y, batch_size=W.BATCH, verbose=0, return_dict=True),
+            "predict": model.predict(xp, batch_size=W.BATCH, verbose=0),
+            "accumulated": acc.get_weights(), "xp": xp}
+
+
+def _close(a, b, tol=2e-5):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=tol, atol=tol)
+
+
+def test_both_ranks_train_like_one_process(runs, single):
+    _, (r0, r1) = runs
+    for key in ("weights", "accumulated", "shuffled"):
+        for u, v in zip(r0[key], r1[key]):
+            np.testing.assert_array_equal(u, v)  # identical on every rank
+    _close(r0["weights"], single["weights"])  # multi-input, multi-output, synchronized BN
+    _close(r0["accumulated"], single["accumulated"])  # gradient_accumulation_steps=2
+
+
+def test_history_and_evaluate_are_global(runs, single):
+    _, (r0, r1) = runs
+    assert r0["history"] == r1["history"] and r0["evaluate"] == r1["evaluate"]
+    assert set(r0["history"]) == set(single["history"])
+    for k, v in single["history"].items():
+        np.testing.assert_allclose(r0["history"][k], v, rtol=1e-5, atol=1e-6)
+    for k, v in single["evaluate"].items():
+        np.testing.assert_allclose(r0["evaluate"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_returns_every_sample_in_order(runs, single):
+    _, (r0, r1) = runs
+    assert [p.shape for p in r0["predict"]] == [(W.N_PRED, 1), (W.N_PRED, 2)]
+    _close(r0["predict"], r1["predict"], 0)
+    _close(r0["predict"], single["predict"])
+
+
+def test_checkpoints_load_in_one_process(runs, single):
+    folder, (r0, r1) = runs
+    assert r0["exists_after_save"] and r1["exists_after_save"]  # rank 1 waited for rank 0
+    loaded = keras.saving.load_model(folder / "dp.keras")
+    _close(loaded.get_weights(), r0["weights"], 0)
+    again = W.build(keras)
+    again.load_weights(folder / "dp.weights.h5")
+    _close(again.predict(single["xp"], verbose=0), r0["predict"], 1e-5)
+
+
+def test_bad_input_fails_on_every_rank(runs):
+    _, ranks = runs
+    expect = {"mesh_mismatch": "3 devices", "built_before": "created before",
+              "indivisible": "divisible by 2", "disagree": "rank 0: 64, rank 1: 60"}
+    for r, out in enumerate(ranks):
+        assert out["devices"] == ["cpu:0", "cpu:1"]
+        for key, words in expect.items():
+            kind, message = out[key]
+            assert kind == "error" and message.startswith("ValueError") and words in message, \
+                (key, message)
+            assert f"Rank {r}" in message
+    kind, message = ranks[0]["peer_gone"]  # rank 1 left: an error, not a hang
+    assert kind == "error" and "Rank 0 of 2" in message and "Another process" in message
+
+
+def test_shuffling_matches_distributed_sampler():
+    from plexus.distribution.data import sampler_indices
+    for n, world, shuffle in ((10, 2, True), (11, 3, True), (7, 2, False), (2, 4, True)):
+        for rank in range(world):
+            sampler = torch.utils.data.distributed.DistributedSampler(
+                range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=123)
+            for epoch in (0, 1, 2):
+                sampler.set_epoch(epoch)
+                got = sampler_indices(n, world, rank, shuffle, 123, epoch, pad=True)
+                assert got.tolist() == list(sampler)
+
+
+def test_single_process_api():
+    assert D.list_devices("cpu") == ["cpu:0"]
+    mesh = D.DeviceMesh((1,), ["batch"])
+    layout_map = D.LayoutMap(mesh)
+    layout_map["dense.*kernel"] = (None, "batch")
+    assert layout_map["dense_3/kernel"].axes == (None, "batch")
+    assert layout_map["conv/kernel"] is None
+    with pytest.raises(ValueError, match="same length"):
+        D.DeviceMesh((1,), ["batch", "model"])
+    with pytest.raises(ValueError, match="devices"):
+        D.DataParallel(devices=["cpu:0", "cpu:1"])  # one process: a mesh of 2 cannot be
+    dist = D.DataParallel()
+    with dist.scope():
+        assert D.distribution() is dist
+        model = W.build(keras)  # one process: fit runs as usual
+        x, y = W.data()
+        model.fit(x, y, batch_size=W.BATCH, epochs=1, verbose=0)
+    assert D.distribution() is None
+    with pytest.raises(ValueError, match="DataParallel, a ModelParallel or None"):
+        D.set_distribution("data")
