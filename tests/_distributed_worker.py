@@ -43,6 +43,20 @@ def build(keras, accumulate=None, synchronized=True):
     return model
 
 
+def build_mlp(keras):
+    """Dense layers for ModelParallel, weights from a fixed NumPy generator."""
+    L = keras.layers
+    a = keras.Input((6,), name="a")
+    h = L.Dense(16, activation="relu", name="dense_in")(a)
+    h = L.Dense(6, activation="tanh", name="dense_mid")(h)
+    model = keras.Model(a, L.Dense(1, name="head")(h))
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(scale=0.4, size=w.shape).astype("float32")
+                       for w in model.get_weights()])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    return model
+
+
 def attempt(out, key, fn):
     try:
         out[key] = ("ok", fn())
@@ -64,7 +78,8 @@ def main(folder):
     # A model made before set_distribution.
     early = build(keras)
     attempt(out, "mesh_mismatch", lambda: D.DataParallel(devices=["cpu:0", "cpu:1", "cpu:2"]))
-    D.set_distribution(D.DataParallel())
+    data_parallel = D.DataParallel()
+    D.set_distribution(data_parallel)
     out["devices"] = D.list_devices()
     attempt(out, "built_before", lambda: early.fit(x, y, batch_size=BATCH, verbose=0))
 
@@ -90,6 +105,20 @@ def main(folder):
     model.save(path)
     model.save_weights(os.path.join(folder, "dp.weights.h5"))
     out["exists_after_save"] = os.path.exists(path)
+
+    # ModelParallel: the Dense layers named "dense..." sharded by FSDP.
+    mesh = D.DeviceMesh((1, 2), ["batch", "model"])
+    layout_map = D.LayoutMap(mesh)
+    layout_map["dense.*/kernel"] = (None, "model")
+    D.set_distribution(D.ModelParallel(layout_map=layout_map, batch_dim_name="batch"))
+    mp = build_mlp(keras)
+    mp.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    out["mp_local_shapes"] = [tuple(getattr(w, "_local_tensor", w).shape)
+                              for w in mp.trainable_weights]
+    out["mp_kinds"] = sorted({type(w).__name__ for w in mp.trainable_weights})
+    mp.save(os.path.join(folder, "mp.keras"))
+    out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
+    D.set_distribution(data_parallel)
 
     # Bad input.
     attempt(out, "indivisible", lambda: model.fit(x, y, batch_size=15, verbose=0))

@@ -162,3 +162,21 @@ def test_single_process_api():
     assert D.distribution() is None
     with pytest.raises(ValueError, match="DataParallel, a ModelParallel or None"):
         D.set_distribution("data")
+
+
+def test_model_parallel_shards_and_saves_a_whole_model(runs):
+    folder, (r0, r1) = runs
+    # the "dense..." layers' weights are split in two (dimension 0), the head is whole
+    assert r0["mp_local_shapes"] == [(3, 16), (8,), (8, 6), (3,), (6, 1), (1,)]
+    assert r0["mp_kinds"] == ["DTensor", "Variable"]
+    assert r0["mp_evaluate"] == r1["mp_evaluate"]
+    x, y = W.data()
+    ref = W.build_mlp(keras)  # one process, same global batch
+    ref.fit(x["a"], y["reg"], batch_size=W.BATCH, epochs=2, shuffle=False, verbose=0)
+    loaded = keras.saving.load_model(folder / "mp.keras")  # gathered, an ordinary file
+    _close(loaded.get_weights(), ref.get_weights())
+    _close([v.detach().numpy() for v in loaded.optimizer.variables],
+           [v.detach().numpy() for v in ref.optimizer.variables])
+    np.testing.assert_allclose(r0["mp_evaluate"], ref.evaluate(x["a"], y["reg"],
+                                                               batch_size=W.BATCH, verbose=0),
+                               rtol=1e-5)

@@ -239,6 +239,19 @@ def _broadcast(what, tensors):
 
 
 # ---------------------------------------------------------------------- training hooks
+def same_kind(idx, params, grads):
+    """`[(idx, params, grads)]`, split in two when FSDP shards some of the weights (DTensors)
+    and not others: torch's multi-tensor kernels take one kind at a time."""
+    if idx is None or not model_parallel():
+        return [(idx, params, grads)]
+    sharded = [_is_dtensor(p) for p in params]
+    if all(sharded) or not any(sharded):
+        return [(idx, params, grads)]
+    return [([i for i, s in zip(idx, sharded) if s is kind],
+             [p for p, s in zip(params, sharded) if s is kind],
+             [g for g, s in zip(grads, sharded) if s is kind]) for kind in (True, False)]
+
+
 @torch.no_grad()
 def average_gradients(grads):
     """Average the gradients (a list of tensors, updated in place) across processes."""

@@ -64,18 +64,21 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
         raise ValueError(f"Model files must end in '.keras'; received {filepath!r}.")
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
-    config = json.dumps(model_to_config(model))
-    metadata = json.dumps({"keras_version": "3.15.1", "plexus_version": plexus.__version__,
-                           "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
 
     def write(f):
         weights.write(model, f)
         optimizer_state.write(model, f)
 
-    distributed.save_on_chief(model, lambda: files.write_archive(
-        filepath, {"metadata.json": metadata.encode(), "config.json": config.encode(),
-                   "model.weights.h5": files.h5_bytes(write),
-                   **weights.asset_members(model)}))
+    def save():
+        config = json.dumps(model_to_config(model))
+        metadata = json.dumps({"keras_version": "3.15.1", "plexus_version": plexus.__version__,
+                               "date_saved": datetime.datetime.now().strftime(
+                                   "%Y-%m-%d@%H:%M:%S")})
+        files.write_archive(filepath, {"metadata.json": metadata.encode(),
+                                       "config.json": config.encode(),
+                                       "model.weights.h5": files.h5_bytes(write),
+                                       **weights.asset_members(model)})
+    distributed.save_on_chief(model, save)  # (under a distribution rank 0 writes)
 
 
 def _save_legacy_h5_model(model, filepath):

@@ -240,14 +240,16 @@ class Optimizer:
                 return
             params = [self._vars[i] for i in idx]
             grads = [grads[i] for i in idx]
-        if self.loss_scale_factor is not None:
-            torch._foreach_div_(grads, float(self.loss_scale_factor))
-        if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
-            distributed.average_gradients(grads)  # (across processes, under a distribution)
-            self._clip(grads)
-            lr = self.learning_rate
-            self._decay(idx, params, lr)
-            self._update(idx, params, grads, lr)
+        # (one group, unless FSDP shards some weights: sharded and whole ones apart)
+        for idx, params, grads in distributed.same_kind(idx, params, grads):
+            if self.loss_scale_factor is not None:
+                torch._foreach_div_(grads, float(self.loss_scale_factor))
+            if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
+                distributed.average_gradients(grads)  # (across processes, when distributed)
+                self._clip(grads)
+                lr = self.learning_rate
+                self._decay(idx, params, lr)
+                self._update(idx, params, grads, lr)
         if self.use_ema:
             self._move_average()
         self._iterations += 1
