@@ -57,6 +57,18 @@ def build_mlp(keras):
     return model
 
 
+def batches(keras, x, y, size):
+    """A PyDataset of `size`-sample batches of the two-input, two-output data."""
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return len(y["reg"]) // size
+
+        def __getitem__(self, i):
+            s = slice(i * size, (i + 1) * size)
+            return {k: v[s] for k, v in x.items()}, {k: v[s] for k, v in y.items()}
+    return Batches()
+
+
 def attempt(out, key, fn):
     try:
         out[key] = ("ok", fn())
@@ -105,6 +117,71 @@ def main(folder):
     model.save(path)
     model.save_weights(os.path.join(folder, "dp.weights.h5"))
     out["exists_after_save"] = os.path.exists(path)
+
+    # Other sources: a PyDataset (each rank reads every other item), a torch dataset (fit
+    # batches it with a DistributedSampler), a DataLoader with its own DistributedSampler.
+    import torch.utils.data as tud
+    ds_model = build(keras)
+    ds_model.fit(batches(keras, x, y, BATCH // 2), epochs=2, shuffle=False, verbose=0)
+    out["pydataset"] = ds_model.get_weights()
+    out["pydataset_predict"] = ds_model.predict(batches(keras, xp, {"reg": xp["a"][:, :1],
+                                                                    "cls": xp["b"][:, 0]},
+                                                        BATCH // 2), verbose=0)
+    order = ["a", "b"]
+    tensors = tud.TensorDataset(*[torch.from_numpy(x[k]) for k in order],
+                                torch.from_numpy(y["reg"]), torch.from_numpy(y["cls"]))
+
+    class Pairs(tud.Dataset):
+        def __len__(self):
+            return len(tensors)
+
+        def __getitem__(self, i):
+            a, b, r, c = tensors[i]
+            return (a, b), (r, c)
+    td_model = build(keras)
+    td_model.fit(Pairs(), batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    out["torch_dataset"] = td_model.get_weights()
+    sampler = tud.distributed.DistributedSampler(Pairs(), shuffle=True, seed=3)
+    dl_model = build(keras)
+    dl_model.fit(tud.DataLoader(Pairs(), batch_size=BATCH // 2, sampler=sampler), epochs=3,
+                 verbose=0)
+    out["sampler_epoch"] = sampler.epoch
+    out["dataloader"] = dl_model.get_weights()
+
+    # Callbacks: files written by rank 0; a stop asked on rank 0 alone stops both ranks.
+    class StopOnRank0(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if rank == 0 and batch == 1:
+                self.model.stop_training = True
+    cb_model = build(keras)
+    log = os.path.join(folder, f"log_rank{rank}.csv")
+    hist = cb_model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[StopOnRank0(), keras.callbacks.CSVLogger(log),
+                                   keras.callbacks.ModelCheckpoint(
+                                       os.path.join(folder, "ckpt.weights.h5"),
+                                       save_weights_only=True)])
+    out["stopped_epochs"] = len(hist.history["loss"])
+    out["stopped_iterations"] = int(cb_model.optimizer.iterations)
+    out["csv_written"] = os.path.exists(log)
+
+    # A train_step of one's own: its optimizer.apply is averaged too.
+    class Custom(keras.Model):
+        def train_step(self, data):
+            inputs, targets = data
+            out_ = self(inputs, training=True)
+            loss = self.compute_loss(inputs, targets, out_)
+            grads = torch.autograd.grad(loss, list(self.trainable_weights))
+            self.optimizer.apply(grads, self.trainable_weights)
+            return {"loss": loss.detach()}
+    base = build(keras)
+    custom = Custom(base.inputs, base.outputs)
+    custom.set_weights(base.get_weights())
+    custom.compile(optimizer=keras.optimizers.SGD(0.05), loss=["mse",
+                                                               "sparse_categorical_crossentropy"])
+    custom_hist = custom.fit([x["a"], x["b"]], [y["reg"], y["cls"]], batch_size=BATCH,
+                             epochs=1, shuffle=False, verbose=0)
+    out["custom"] = custom.get_weights()
+    out["custom_loss"] = custom_hist.history["loss"]
 
     # ModelParallel: the Dense layers named "dense..." sharded by FSDP.
     mesh = D.DeviceMesh((1, 2), ["batch", "model"])

@@ -67,7 +67,7 @@ def single():
     acc = W.build(keras, accumulate=2)
     acc.fit(x, y, batch_size=W.BATCH, epochs=1, shuffle=False, verbose=0)
     xp, _ = W.data(W.N_PRED, seed=1)
-    return {"model": model, "weights": model.get_weights(), "history": hist.history,
+    return {"weights": model.get_weights(), "history": hist.history,
             "evaluate": model.evaluate(x, y, batch_size=W.BATCH, verbose=0, return_dict=True),
             "predict": model.predict(xp, batch_size=W.BATCH, verbose=0),
             "accumulated": acc.get_weights(), "xp": xp}
@@ -86,6 +86,28 @@ def test_both_ranks_train_like_one_process(runs, single):
             np.testing.assert_array_equal(u, v)  # identical on every rank
     _close(r0["weights"], single["weights"])  # multi-input, multi-output, synchronized BN
     _close(r0["accumulated"], single["accumulated"])  # gradient_accumulation_steps=2
+
+
+def test_datasets_loaders_and_custom_steps(runs, single):
+    _, (r0, r1) = runs
+    for key in ("pydataset", "torch_dataset", "dataloader", "custom"):
+        for u, v in zip(r0[key], r1[key]):
+            np.testing.assert_array_equal(u, v)
+    # items 2k and 2k+1 of the PyDataset (8 samples each) make global batch k (16 samples)
+    _close(r0["pydataset"], single["weights"], 1e-4)
+    _close(r0["torch_dataset"], single["weights"])  # batched with a DistributedSampler
+    assert r0["sampler_epoch"] == r1["sampler_epoch"] == 2  # set_epoch every epoch
+    assert [p.shape for p in r0["pydataset_predict"]] == [(64, 1), (64, 2)]
+    _close(r0["pydataset_predict"], r1["pydataset_predict"], 0)
+    assert r0["custom_loss"] == r1["custom_loss"]
+
+
+def test_callbacks_write_once_and_stop_together(runs):
+    _, (r0, r1) = runs
+    assert r0["csv_written"] and not r1["csv_written"]  # CSVLogger on rank 0 only
+    # rank 0 alone set stop_training after its second batch: both stopped there
+    assert r0["stopped_epochs"] == r1["stopped_epochs"] == 1
+    assert r0["stopped_iterations"] == r1["stopped_iterations"] == 2
 
 
 def test_history_and_evaluate_are_global(runs, single):
