@@ -213,18 +213,33 @@ def _groups(tensors):
     return by.values()
 
 
+BIG = 1 << 16  # tensors of more elements are all-reduced where they are, not copied
+
+
 def _all_reduce_mean(what, tensors):
+    """Sum each tensor over the processes and divide by their number: large contiguous tensors
+    (the packed gradient buffers, large weights' gradients) in place, small ones copied into
+    one flat buffer per device and dtype; all operations in flight at once."""
     n = world_size()
+    works, done = [], []
     for group in _groups(tensors):
-        if len(group) == 1 and group[0].is_contiguous():
-            t = group[0]
-            _collective(what, dist.all_reduce, t)
-            t.div_(n)
-            continue
-        flat = torch._utils._flatten_dense_tensors(group)
-        _collective(what, dist.all_reduce, flat)
-        flat.div_(n)
-        torch._foreach_copy_(group, torch._utils._unflatten_dense_tensors(flat, group))
+        small = [t for t in group if t.numel() < BIG or not t.is_contiguous()]
+        for t in group:
+            if t.numel() >= BIG and t.is_contiguous():
+                works.append(_collective(what, dist.all_reduce, t, async_op=True))
+                done.append((t, None))
+        if small:
+            flat = torch._utils._flatten_dense_tensors(small) if len(small) > 1 \
+                else small[0].contiguous()
+            works.append(_collective(what, dist.all_reduce, flat, async_op=True))
+            done.append((flat, small))
+    for work in works:
+        _collective(what, work.wait)
+    for t, small in done:
+        t.div_(n)
+        if small is not None and (len(small) > 1 or t is not small[0]):
+            torch._foreach_copy_(small, torch._utils._unflatten_dense_tensors(t, small)
+                                 if len(small) > 1 else [t])
 
 
 def _broadcast(what, tensors):
