@@ -110,6 +110,9 @@ class BatchNormalization(Layer):
         beta_initializer, gamma_initializer, moving_mean_initializer,
             moving_variance_initializer: initializers of the four weights.
         beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as for Dense.
+        synchronized: under a `plexus.distribution` run on several processes, compute the
+            batch statistics over every process's samples (the global batch); no effect in a
+            single process.
 
     Weights (in order): `gamma`, `beta`, `moving_mean`, `moving_variance` (the last two
     non-trainable), each of shape `(channels,)`.
