@@ -105,7 +105,10 @@ def main(folder):
     out["predict"] = model.predict(xp, batch_size=BATCH, verbose=0)
 
     acc = build(keras, accumulate=2)
+    from plexus.distribution import runtime
+    before = runtime.gradient_reductions
     acc.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    out["reductions_accumulating"] = runtime.gradient_reductions - before  # 4 steps, 2 updates
     out["accumulated"] = acc.get_weights()
 
     shuffled = build(keras, synchronized=False)
@@ -159,7 +162,10 @@ def main(folder):
                         callbacks=[StopOnRank0(), keras.callbacks.CSVLogger(log),
                                    keras.callbacks.ModelCheckpoint(
                                        os.path.join(folder, "ckpt.weights.h5"),
-                                       save_weights_only=True)])
+                                       save_weights_only=True),
+                                   keras.callbacks.BackupAndRestore(
+                                       os.path.join(folder, "backup"),
+                                       delete_checkpoint=False)])
     out["stopped_epochs"] = len(hist.history["loss"])
     out["stopped_iterations"] = int(cb_model.optimizer.iterations)
     out["csv_written"] = os.path.exists(log)
@@ -195,6 +201,7 @@ def main(folder):
     out["mp_kinds"] = sorted({type(w).__name__ for w in mp.trainable_weights})
     mp.save(os.path.join(folder, "mp.keras"))
     out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
+    out["mp_predict"] = mp.predict(xp["a"][:69], batch_size=BATCH, verbose=0)  # uneven
     D.set_distribution(data_parallel)
 
     # Bad input.

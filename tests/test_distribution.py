@@ -86,6 +86,7 @@ def test_both_ranks_train_like_one_process(runs, single):
             np.testing.assert_array_equal(u, v)  # identical on every rank
     _close(r0["weights"], single["weights"])  # multi-input, multi-output, synchronized BN
     _close(r0["accumulated"], single["accumulated"])  # gradient_accumulation_steps=2
+    assert r0["reductions_accumulating"] == r1["reductions_accumulating"] == 2  # not on 1, 3
 
 
 def test_datasets_loaders_and_custom_steps(runs, single):
@@ -103,8 +104,10 @@ def test_datasets_loaders_and_custom_steps(runs, single):
 
 
 def test_callbacks_write_once_and_stop_together(runs):
-    _, (r0, r1) = runs
+    folder, (r0, r1) = runs
     assert r0["csv_written"] and not r1["csv_written"]  # CSVLogger on rank 0 only
+    assert os.path.exists(folder / "ckpt.weights.h5")
+    assert os.path.exists(folder / "backup")  # BackupAndRestore: rank 0 wrote it
     # rank 0 alone set stop_training after its second batch: both stopped there
     assert r0["stopped_epochs"] == r1["stopped_epochs"] == 1
     assert r0["stopped_iterations"] == r1["stopped_iterations"] == 2
@@ -199,6 +202,10 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     _close(loaded.get_weights(), ref.get_weights())
     _close([v.detach().numpy() for v in loaded.optimizer.variables],
            [v.detach().numpy() for v in ref.optimizer.variables])
+    xp, _ = W.data(W.N_PRED, seed=1)
+    assert r0["mp_predict"].shape == (69, 1)  # uneven: padded for FSDP, padding dropped
+    np.testing.assert_array_equal(r0["mp_predict"], r1["mp_predict"])
+    _close(r0["mp_predict"], ref.predict(xp["a"][:69], verbose=0), 1e-5)
     np.testing.assert_allclose(r0["mp_evaluate"], ref.evaluate(x["a"], y["reg"],
                                                                batch_size=W.BATCH, verbose=0),
                                rtol=1e-5)

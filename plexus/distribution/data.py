@@ -48,7 +48,7 @@ def shard(data, mode, batch_size=None):
             return data
         R.agree("the number of samples", data.n,
                 "With auto_shard_dataset=True every process passes the same (whole) arrays.")
-        return ShardedArrays(data, local, pad=(mode == "fit"))
+        return ShardedArrays(data, local, pad=_pads(mode))
     if isinstance(data, D.IterableData):
         _shard_iterable(data, mode, dist.auto_shard_dataset, batch_size)
         if mode == "fit":
@@ -60,6 +60,13 @@ def shard(data, mode, batch_size=None):
             R.agree("the number of batches per epoch", data.steps,
                     "Give every process as many batches (or pass steps_per_epoch=).")
     return data
+
+
+def _pads(mode):
+    """Whether every rank gets as many samples (the last ones repeated): in `fit` (its steps
+    are collective), and under `ModelParallel` in every loop (FSDP gathers the weights at every
+    forward pass, so every rank must run as many batches)."""
+    return mode == "fit" or R.model_parallel()
 
 
 def set_epoch(data, epoch):
@@ -149,7 +156,7 @@ class ShardedArrays:
             yield self.structure.pack(xs, ys, sw)
 
     def order(self):
-        return "samples", self.n
+        return ("padded" if self.pad else "samples"), self.n
 
 
 # ---------------------------------------------------------------------- other sources
@@ -191,7 +198,7 @@ def _shard_iterable(data, mode, auto, batch_size):
         if n is None:
             return
         R.agree("the number of batches of the dataset", n)
-        shard_ = _IndexShard(src.source, world, rank, pad=(mode == "fit"))
+        shard_ = _IndexShard(src.source, world, rank, pad=_pads(mode))
         src.source = shard_
         src.length = len(shard_) if src.steps is None else min(len(shard_), src.steps)
         data.steps = src.length
@@ -255,8 +262,8 @@ def gather_predictions(data, chunks):
         ordered = []
         for k in range(max(len(f) for _, f in everyone)):
             for r in range(world):
-                if k < len(everyone[r][1]):
-                    ordered.append(everyone[r][1][k])
+                if k < len(everyone[r][1]) and (n is None or k * world + r < n):
+                    ordered.append(everyone[r][1][k])  # (items past n: padding)
         leaves = [np.concatenate([b[i] for b in ordered]) for i in range(len(ordered[0]))]
     else:
         per_rank = [[np.concatenate([b[i] for b in f]) if f else None

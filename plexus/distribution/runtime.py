@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 
 _current = None  # the distribution set_distribution made current
+gradient_reductions = 0  # how many times gradients were averaged across processes
+_warned_alone = False
 
 
 # ---------------------------------------------------------------------- processes
@@ -270,8 +272,10 @@ def same_kind(idx, params, grads):
 @torch.no_grad()
 def average_gradients(grads):
     """Average the gradients (a list of tensors, updated in place) across processes."""
+    global gradient_reductions
     if active():
         _all_reduce_mean("averaging gradients", [g for g in grads if g is not None])
+        gradient_reductions += 1
 
 
 @torch.no_grad()
@@ -292,7 +296,16 @@ def broadcast_buffers(model):
 
 def check_model(model, method):
     """A model built before `set_distribution` cannot follow it: a ValueError."""
+    global _warned_alone
     if _current is None:
+        if _env_world() > 1 and not _warned_alone:
+            _warned_alone = True
+            import warnings
+            warnings.warn(
+                f"This process is one of {_env_world()} that torchrun started, but no "
+                "distribution is set: each process trains its own copy of the model. Call "
+                "plexus.distribution.set_distribution(plexus.distribution.DataParallel()) "
+                "before building the model to train one model on all of them.", stacklevel=4)
         return
     built_under = model.__dict__.get("_distribution_at_creation")
     if built_under is not _current:
