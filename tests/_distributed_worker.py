@@ -187,6 +187,14 @@ def main(folder):
     custom_hist = custom.fit([x["a"], x["b"]], [y["reg"], y["cls"]], batch_size=BATCH,
                              epochs=1, shuffle=False, verbose=0)
     out["custom"] = custom.get_weights()
+
+    class OwnPredict(keras.Model):
+        def predict_step(self, data):
+            reg, cls = self(data, training=False)
+            return {"twice": 2 * reg, "cls": cls}
+    own = OwnPredict(base.inputs, base.outputs)
+    out["own_predict"] = own.predict(xp, batch_size=BATCH, verbose=0)
+    out["own_predict_reference"] = base.predict(xp, batch_size=BATCH, verbose=0)
     out["custom_loss"] = custom_hist.history["loss"]
 
     # ModelParallel: the Dense layers named "dense..." sharded by FSDP.

@@ -101,6 +101,9 @@ def test_datasets_loaders_and_custom_steps(runs, single):
     assert [p.shape for p in r0["pydataset_predict"]] == [(64, 1), (64, 2)]
     _close(r0["pydataset_predict"], r1["pydataset_predict"], 0)
     assert r0["custom_loss"] == r1["custom_loss"]
+    own, ref = r0["own_predict"], r0["own_predict_reference"]  # a predict_step of one's own
+    assert sorted(own) == ["cls", "twice"] and own["twice"].shape == (W.N_PRED, 1)
+    _close([own["twice"], own["cls"]], [2 * ref[0], ref[1]], 1e-6)
 
 
 def test_callbacks_write_once_and_stop_together(runs):
