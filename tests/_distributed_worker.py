@@ -207,6 +207,7 @@ def main(folder):
     out["mp_local_shapes"] = [tuple(getattr(w, "_local_tensor", w).shape)
                               for w in mp.trainable_weights]
     out["mp_kinds"] = sorted({type(w).__name__ for w in mp.trainable_weights})
+    out["mp_weights"] = mp.get_weights()  # gathered (every rank asks together)
     mp.save(os.path.join(folder, "mp.keras"))
     out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
     out["mp_predict"] = mp.predict(xp["a"][:69], batch_size=BATCH, verbose=0)  # uneven

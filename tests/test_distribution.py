@@ -203,6 +203,8 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     ref.fit(x["a"], y["reg"], batch_size=W.BATCH, epochs=2, shuffle=False, verbose=0)
     loaded = keras.saving.load_model(folder / "mp.keras")  # gathered, an ordinary file
     _close(loaded.get_weights(), ref.get_weights())
+    _close(r0["mp_weights"], loaded.get_weights(), 0)
+    _close(r1["mp_weights"], loaded.get_weights(), 0)
     _close([v.detach().numpy() for v in loaded.optimizer.variables],
            [v.detach().numpy() for v in ref.optimizer.variables])
     xp, _ = W.data(W.N_PRED, seed=1)
