@@ -197,6 +197,12 @@ def main(folder):
     out["own_predict_reference"] = base.predict(xp, batch_size=BATCH, verbose=0)
     out["custom_loss"] = custom_hist.history["loss"]
 
+    # A chain of Dense layers: its gradients come in closed form (no autograd), averaged too.
+    chain = build_mlp(keras)
+    chain.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    out["chain"] = chain.get_weights()
+    out["chain_closed_form"] = chain._compile_state.cache.get("backprop") is not None
+
     # ModelParallel: the Dense layers named "dense..." sharded by FSDP.
     mesh = D.DeviceMesh((1, 2), ["batch", "model"])
     layout_map = D.LayoutMap(mesh)
@@ -212,6 +218,12 @@ def main(folder):
     out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
     out["mp_predict"] = mp.predict(xp["a"][:69], batch_size=BATCH, verbose=0)  # uneven
     D.set_distribution(data_parallel)
+
+    # A checkpoint a single process wrote: loaded on every rank, trained further.
+    first = keras.saving.load_model(os.path.join(folder, "single.keras"))
+    out["from_single"] = first.predict(xp, batch_size=BATCH, verbose=0)
+    first.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    out["from_single_trained"] = first.get_weights()
 
     # Bad input.
     attempt(out, "indivisible", lambda: model.fit(x, y, batch_size=15, verbose=0))

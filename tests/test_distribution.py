@@ -48,6 +48,10 @@ def launch(script, folder, world=2, timeout=180):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("distributed")
+    x, y = W.data()
+    first = W.build(keras)  # a checkpoint written by one process, for the ranks to load
+    first.fit(x, y, batch_size=W.BATCH, epochs=1, verbose=0)
+    first.save(folder / "single.keras")
     codes, outs = launch(os.path.join(HERE, "_distributed_worker.py"), folder)
     assert codes == [0, 0], "\n".join(outs)
     ranks = []
@@ -143,6 +147,15 @@ def test_checkpoints_load_in_one_process(runs, single):
     _close(again.predict(single["xp"], verbose=0), r0["predict"], 1e-5)
 
 
+def test_a_single_process_checkpoint_loads_on_every_rank(runs):
+    folder, (r0, r1) = runs
+    first = keras.saving.load_model(folder / "single.keras")
+    xp, _ = W.data(W.N_PRED, seed=1)
+    _close(r0["from_single"], first.predict(xp, verbose=0), 1e-6)
+    _close(r1["from_single"], r0["from_single"], 0)
+    _close(r0["from_single_trained"], r1["from_single_trained"], 0)
+
+
 def test_bad_input_fails_on_every_rank(runs):
     _, ranks = runs
     expect = {"mesh_mismatch": "3 devices", "built_before": "created before",
@@ -201,6 +214,9 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     x, y = W.data()
     ref = W.build_mlp(keras)  # one process, same global batch
     ref.fit(x["a"], y["reg"], batch_size=W.BATCH, epochs=2, shuffle=False, verbose=0)
+    assert r0["chain_closed_form"]  # DataParallel keeps the closed-form gradients...
+    _close(r0["chain"], ref.get_weights())  # ...and averages them
+    _close(r1["chain"], r0["chain"], 0)
     loaded = keras.saving.load_model(folder / "mp.keras")  # gathered, an ordinary file
     _close(loaded.get_weights(), ref.get_weights())
     _close(r0["mp_weights"], loaded.get_weights(), 0)
