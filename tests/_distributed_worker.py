@@ -96,8 +96,11 @@ def main(folder):
     attempt(out, "built_before", lambda: early.fit(x, y, batch_size=BATCH, verbose=0))
 
     # fit, evaluate, predict: to compare with one process.
+    from plexus.distribution import runtime
     model = build(keras)
+    overlapped = runtime.overlapped_reductions
     hist = model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    out["overlapped"] = runtime.overlapped_reductions - overlapped  # during backward: 8
     out["weights"] = model.get_weights()
     out["history"] = hist.history
     out["evaluate"] = model.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
@@ -105,7 +108,6 @@ def main(folder):
     out["predict"] = model.predict(xp, batch_size=BATCH, verbose=0)
 
     acc = build(keras, accumulate=2)
-    from plexus.distribution import runtime
     before = runtime.gradient_reductions
     acc.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     out["reductions_accumulating"] = runtime.gradient_reductions - before  # 4 steps, 2 updates

@@ -91,6 +91,7 @@ def test_both_ranks_train_like_one_process(runs, single):
     _close(r0["weights"], single["weights"])  # multi-input, multi-output, synchronized BN
     _close(r0["accumulated"], single["accumulated"])  # gradient_accumulation_steps=2
     assert r0["reductions_accumulating"] == r1["reductions_accumulating"] == 2  # not on 1, 3
+    assert r0["overlapped"] == r1["overlapped"] == 8  # started during backward, every step
 
 
 def test_datasets_loaders_and_custom_steps(runs, single):

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 _current = None  # the distribution set_distribution made current
 gradient_reductions = 0  # how many times gradients were averaged across processes
+overlapped_reductions = 0  # of which started during the backward pass
 _warned_alone = False
 
 
@@ -490,12 +491,144 @@ def global_moments(x, reduce, mask=None):
 
 def prepare_model(model):
     """Before training under a distribution: the layers `ModelParallel` shards wrapped with
-    FSDP (once), then every rank given rank 0's weights."""
+    FSDP (once), then every rank given rank 0's weights, and the gradients' all-reduces set to
+    start during the backward pass (`Overlap`)."""
     if not active():
         return
     from plexus.distribution import sharding
     sharding.shard_model(model, _current)
     broadcast_state(model)
+    params = [p for p in model.trainable_weights if p.requires_grad and not _is_dtensor(p)
+              and not p.is_sparse]
+    overlap = model.__dict__.get("_gradient_overlap")
+    if overlap is None or not overlap.covers(params):
+        if overlap is not None:
+            overlap.remove()
+        overlap = Overlap(params)
+        object.__setattr__(model, "_gradient_overlap", overlap)
+    opt = getattr(model, "optimizer", None)
+    # with gradient accumulation, only the applied mean is reduced (in Optimizer.step)
+    overlap.armed = not getattr(opt, "gradient_accumulation_steps", None)
+    if overlap.armed and overlap not in _OVERLAPS:
+        _OVERLAPS.append(overlap)
+
+
+def end_training(model):
+    """After `fit`: backward passes outside it start no all-reduce."""
+    overlap = model.__dict__.get("_gradient_overlap")
+    if overlap is not None:
+        overlap.armed = False
+        overlap.reset()
+        if overlap in _OVERLAPS:
+            _OVERLAPS.remove(overlap)
+
+
+_OVERLAPS = []  # the armed ones: Optimizer.step finishes their all-reduces
+
+
+class Overlap:
+    """The gradients' all-reduce, started during the backward pass (as DDP's buckets do).
+
+    The weights are grouped in buckets of about `BUCKET_BYTES`, in the reverse of their order
+    (roughly the order backward produces their gradients). When autograd has accumulated the
+    gradient of every weight of a bucket, the bucket's gradients, copied into one flat buffer,
+    start their all-reduce; `Optimizer.step` waits for them (`collect_gradients`) and writes
+    the averages back. Gradients computed otherwise (the closed-form Dense gradients,
+    `torch.autograd.grad` in a compiled or custom step) fire no hook: `step` then averages
+    them itself.
+    """
+
+    BUCKET_BYTES = 4 << 20
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.ids = [id(p) for p in self.params]
+        self.buckets, self.where = [], {}
+        current, size, key = [], 0, None
+        for p in reversed(self.params):
+            k = (p.device, p.dtype)
+            nbytes = p.numel() * p.element_size()
+            if current and (k != key or size + nbytes > self.BUCKET_BYTES):
+                self.buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+            key = k
+        if current:
+            self.buckets.append(current)
+        for b, bucket in enumerate(self.buckets):
+            for p in bucket:
+                self.where[id(p)] = b
+        self.handles = [p.register_post_accumulate_grad_hook(self._ready)
+                        for p in self.params]
+        self.armed = False
+        self.reset()
+
+    def covers(self, params):
+        return [id(p) for p in params] == self.ids
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        if self in _OVERLAPS:
+            _OVERLAPS.remove(self)
+
+    def reset(self):
+        self.ready = [0] * len(self.buckets)
+        self.pending = {}
+
+    def _ready(self, p):
+        if not self.armed or not active():
+            return
+        b = self.where[id(p)]
+        self.ready[b] += 1
+        if self.ready[b] == len(self.buckets[b]):
+            grads = [q.grad for q in self.buckets[b]]
+            flat = torch._utils._flatten_dense_tensors(grads) if len(grads) > 1 \
+                else grads[0].contiguous()
+            work = _collective("averaging gradients", dist.all_reduce, flat, async_op=True)
+            self.pending[b] = (work, flat)
+
+    @torch.no_grad()
+    def collect(self):
+        """Wait for the started all-reduces and write the averages into `.grad`; the other
+        gradients of the weights are averaged now. False when nothing had started."""
+        if not self.pending:
+            self.reset()
+            return False
+        n = world_size()
+        for b, (work, flat) in self.pending.items():
+            _collective("averaging gradients", work.wait)
+            flat.div_(n)
+            grads = [q.grad for q in self.buckets[b]]
+            if len(grads) > 1:
+                torch._foreach_copy_(grads, torch._utils._unflatten_dense_tensors(flat, grads))
+            elif flat is not grads[0]:
+                grads[0].copy_(flat)
+        rest = [q.grad for b, bucket in enumerate(self.buckets) if b not in self.pending
+                for q in bucket if q.grad is not None]
+        if rest:  # (weights without a gradient in this pass: their buckets never started)
+            _all_reduce_mean("averaging gradients", rest)
+        self.reset()
+        return True
+
+
+def collect_gradients(params):
+    """At the start of `Optimizer.step`: whether the gradients of `params` were averaged
+    already (their all-reduce started during the backward pass)."""
+    global gradient_reductions
+    if not _OVERLAPS or not active():
+        return False
+    ids = {id(p) for p in params}
+    done = False
+    for overlap in _OVERLAPS:
+        if overlap.armed and overlap.pending and ids.issuperset(overlap.ids[:1]):
+            done = overlap.collect() or done
+    if done:
+        global overlapped_reductions
+        gradient_reductions += 1
+        overlapped_reductions += 1
+    return done
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -221,6 +221,7 @@ class Optimizer:
     @torch.no_grad()
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
+        averaged = distributed.collect_gradients(self._vars)  # (started during backward)
         grads = [p.grad for p in self._vars]
         for i in self._overwritten:
             if grads[i] is not None:
@@ -245,7 +246,8 @@ class Optimizer:
             if self.loss_scale_factor is not None:
                 torch._foreach_div_(grads, float(self.loss_scale_factor))
             if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
-                distributed.average_gradients(grads)  # (across processes, when distributed)
+                if not averaged:
+                    distributed.average_gradients(grads)  # (across processes, distributed)
                 self._clip(grads)
                 lr = self.learning_rate
                 self._decay(idx, params, lr)

@@ -208,6 +208,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         cbs.on_train_end(logs)
     finally:
         model.train(was_training)
+        DR.end_training(model)
     return model.history
 
 
