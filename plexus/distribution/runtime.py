@@ -3,12 +3,13 @@
 Every hook here is a no-op unless a distribution is set (`set_distribution`) *and* the run
 has more than one process, so single-process code pays one attribute read.
 
-- Gradients: `average_gradients` all-reduces the gradients an optimizer is about to apply
-  (the packed flat buffers, a few tensors per model) and divides by the number of processes.
-  It runs inside `Optimizer.step`, so every training path (autograd, the closed-form
-  gradients, `jit_compile`, a custom `train_step` calling `optimizer.apply`) is averaged;
-  with `gradient_accumulation_steps` it runs only on the steps that apply the accumulated
-  gradients. Gradients that FSDP already reduced (DTensors) are left alone.
+- Gradients: during `fit`, `Overlap` starts the all-reduce of each bucket of gradients as
+  soon as autograd has accumulated it (as DDP does); `Optimizer.step` waits for them. Where no
+  hook fired (the closed-form gradients, `jit_compile`, a custom `train_step` calling
+  `torch.autograd.grad` and `optimizer.apply`), `average_gradients`, inside `Optimizer.step`,
+  all-reduces the gradients about to be applied (the packed flat buffers, a few tensors per
+  model). With `gradient_accumulation_steps` only the latter runs, on the steps that apply
+  the accumulated gradients. Gradients that FSDP already reduced (DTensors) are left alone.
 - State: parameters and buffers are broadcast from rank 0 when training starts, buffers
   (BatchNormalization's moving statistics, seed generators) again after every epoch.
 - Metrics: their running states are summed across processes before an epoch's (or an
