@@ -36,6 +36,9 @@ def shard(data, mode, batch_size=None):
     from plexus.training import data as D
     dist = R.current()
     if isinstance(data, D.ArrayData):
+        if batch_size is None:  # the default 32: the nearest multiple of the ranks below it
+            n = R.world_size()
+            data.batch_size = max(n, data.batch_size // n * n)
         local = R.check_batch_size(data.batch_size,
                                    "validation_batch_size" if mode == "validate" else
                                    "batch_size")
@@ -207,7 +210,8 @@ def _shard_iterable(data, mode, auto, batch_size):
     dataset = getattr(src, "dataset", None)  # a torch dataset `BatchSource` batched itself
     loader = src.source
     if dataset is not None and not isinstance(dataset, torch.utils.data.IterableDataset):
-        local = R.check_batch_size(batch_size or 32)
+        n = R.world_size()
+        local = R.check_batch_size(batch_size) if batch_size else max(1, 32 // n)
         shuffle = mode == "fit" and bool(getattr(src, "shuffle", False))
         sampler = torch.utils.data.distributed.DistributedSampler(
             dataset, num_replicas=world, rank=rank, shuffle=shuffle,
