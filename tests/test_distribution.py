@@ -204,6 +204,23 @@ def test_single_process_api():
     assert D.distribution() is None
     with pytest.raises(ValueError, match="DataParallel, a ModelParallel or None"):
         D.set_distribution("data")
+    D.initialize()  # no torchrun environment: nothing to join
+    assert not torch.distributed.is_initialized() and D.get_device_count("cpu") == 1
+    with pytest.raises(ValueError, match="layout_map"):
+        D.ModelParallel()
+    with pytest.raises(ValueError, match="not axes of the device mesh"):
+        layout_map["conv.*"] = (None, "model")
+
+
+def test_synchronized_batch_normalization_alone_is_ordinary():
+    x = np.random.default_rng(3).normal(size=(16, 5)).astype("float32")
+    outs = []
+    for sync in (False, True):
+        layer = keras.layers.BatchNormalization(synchronized=sync)
+        outs.append(layer(x, training=True).detach().numpy())
+        outs.append(layer.moving_mean.detach().numpy())
+        assert layer.get_config()["synchronized"] is sync
+    _close(outs[:2], outs[2:], 0)
 
 
 def test_model_parallel_shards_and_saves_a_whole_model(runs):
