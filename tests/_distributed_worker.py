@@ -23,7 +23,7 @@ def data(n=N_TRAIN, seed=0):
     return {"a": a, "b": b}, {"reg": y1, "cls": y2}
 
 
-def build(keras, accumulate=None, synchronized=True):
+def build(keras, accumulate=None, synchronized=True, loss_scale=False):
     """A two-input, two-output model with (synchronized) BatchNormalization, its weights set
     from a fixed NumPy generator."""
     L = keras.layers
@@ -38,6 +38,8 @@ def build(keras, accumulate=None, synchronized=True):
                        else rng.uniform(0.5, 1.5, size=w.shape).astype("float32")
                        for w in model.get_weights()])
     opt = keras.optimizers.SGD(0.05, momentum=0.9, gradient_accumulation_steps=accumulate)
+    if loss_scale:  # (what mixed_float16 training wraps the optimizer in)
+        opt = keras.optimizers.LossScaleOptimizer(opt)
     model.compile(optimizer=opt, loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
                   metrics={"reg": ["mae"], "cls": ["accuracy"]})
     return model
@@ -112,6 +114,10 @@ def main(folder):
     acc.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     out["reductions_accumulating"] = runtime.gradient_reductions - before  # 4 steps, 2 updates
     out["accumulated"] = acc.get_weights()
+
+    scaled = build(keras, loss_scale=True)
+    scaled.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    out["loss_scaled"] = scaled.get_weights()
 
     shuffled = build(keras, synchronized=False)
     shuffled.fit(x, y, batch_size=BATCH, epochs=2, shuffle=True, verbose=0)

@@ -5,6 +5,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -68,13 +69,17 @@ def single():
     x, y = W.data()
     model = W.build(keras)
     hist = model.fit(x, y, batch_size=W.BATCH, epochs=2, shuffle=False, verbose=0)
+    scaled = W.build(keras, loss_scale=True)
+    with warnings.catch_warnings():  # (float32 here: a loss-scaled optimizer alone)
+        warnings.filterwarnings("ignore", "Training with float16")
+        scaled.fit(x, y, batch_size=W.BATCH, epochs=1, shuffle=False, verbose=0)
     acc = W.build(keras, accumulate=2)
     acc.fit(x, y, batch_size=W.BATCH, epochs=1, shuffle=False, verbose=0)
     xp, _ = W.data(W.N_PRED, seed=1)
     return {"weights": model.get_weights(), "history": hist.history,
             "evaluate": model.evaluate(x, y, batch_size=W.BATCH, verbose=0, return_dict=True),
             "predict": model.predict(xp, batch_size=W.BATCH, verbose=0),
-            "accumulated": acc.get_weights(), "xp": xp}
+            "accumulated": acc.get_weights(), "loss_scaled": scaled.get_weights(), "xp": xp}
 
 
 def _close(a, b, tol=2e-5):
@@ -85,11 +90,12 @@ def _close(a, b, tol=2e-5):
 
 def test_both_ranks_train_like_one_process(runs, single):
     _, (r0, r1) = runs
-    for key in ("weights", "accumulated", "shuffled"):
+    for key in ("weights", "accumulated", "shuffled", "loss_scaled"):
         for u, v in zip(r0[key], r1[key]):
             np.testing.assert_array_equal(u, v)  # identical on every rank
     _close(r0["weights"], single["weights"])  # multi-input, multi-output, synchronized BN
     _close(r0["accumulated"], single["accumulated"])  # gradient_accumulation_steps=2
+    _close(r0["loss_scaled"], single["loss_scaled"])  # LossScaleOptimizer: averaged once
     assert r0["reductions_accumulating"] == r1["reductions_accumulating"] == 2  # not on 1, 3
     assert r0["overlapped"] == r1["overlapped"] == 8  # started during backward, every step
 

@@ -614,6 +614,18 @@ class Overlap:
         return True
 
 
+def average_now(params):
+    """Average the `.grad`s of `params` across processes now (a wrapper such as the loss-scale
+    optimizer, which must see the averages); whether it happened."""
+    if not active():
+        return False
+    global gradient_reductions
+    if not collect_gradients(params):
+        _all_reduce_mean("averaging gradients", [p.grad for p in params if p.grad is not None])
+        gradient_reductions += 1
+    return True
+
+
 def collect_gradients(params):
     """At the start of `Optimizer.step`: whether the gradients of `params` were averaged
     already (their all-reduce started during the backward pass)."""

@@ -221,7 +221,8 @@ class Optimizer:
     @torch.no_grad()
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
-        averaged = distributed.collect_gradients(self._vars)  # (started during backward)
+        averaged = distributed.collect_gradients(self._vars) or \
+            self.__dict__.pop("_gradients_averaged", False)  # (during backward, or by a wrapper)
         grads = [p.grad for p in self._vars]
         for i in self._overwritten:
             if grads[i] is not None:
