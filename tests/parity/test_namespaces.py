@@ -24,6 +24,7 @@ NAMESPACES = [
     "config",
     "constraints",
     "datasets",
+    "distribution",
     "initializers",
     "layers",
     "losses",
