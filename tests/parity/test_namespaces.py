@@ -93,11 +93,6 @@ NOT_YET = {
     "saving.KerasFileEditor",
     # structured-data preprocessing
     "utils.FeatureSpace",
-    # bounding-box utilities
-    "utils.bounding_boxes",
-    *(f"utils.bounding_boxes.{n}" for n in (
-        "affine_transform", "clip_to_image_size", "compute_ciou", "compute_iou",
-        "convert_format", "crop", "decode_deltas_to_boxes", "encode_box_to_deltas", "pad")),
     # drawing boxes and masks (OpenCV) and plotting galleries (Matplotlib)
     *(f"visualization.{n}" for n in (
         "draw_bounding_boxes", "draw_segmentation_masks", "plot_bounding_box_gallery",
