@@ -78,17 +78,14 @@ NOT_YET = {
     # knowledge distillation (a Model subclass and its losses)
     *(f"distillation.{n}" for n in (
         "DistillationLoss", "Distiller", "FeatureDistillation", "LogitsDistillation")),
-    # quantization: the quantized dtype policies and the quantizers they use
+    # quantizing a model: the quantized dtype policies and the quantization configs
     *(f"dtype_policies.{n}" for n in (
         "AWQDTypePolicy", "DTypePolicyMap", "GPTQDTypePolicy", "Int4DTypePolicy",
         "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy")),
     *(f"quantizers.{n}" for n in (
-        "AWQConfig", "AbsMaxQuantizer", "Float8QuantizationConfig", "GPTQConfig",
-        "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig", "Quantizer",
-        "abs_max_quantize", "abs_max_quantize_grouped_with_zero_point",
-        "compute_float8_amax_history", "compute_float8_scale", "deserialize",
-        "fake_quant_with_min_max_vars", "get", "pack_int4", "quantize_and_dequantize",
-        "serialize", "unpack_int4")),
+        "AWQConfig", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig",
+        "Int8QuantizationConfig", "QuantizationConfig",
+        "abs_max_quantize_grouped_with_zero_point")),
     # editing the weights of a .keras file in place
     "saving.KerasFileEditor",
     # structured-data preprocessing
