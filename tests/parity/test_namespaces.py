@@ -90,10 +90,6 @@ NOT_YET = {
     "saving.KerasFileEditor",
     # structured-data preprocessing
     "utils.FeatureSpace",
-    # drawing boxes and masks (OpenCV) and plotting galleries (Matplotlib)
-    *(f"visualization.{n}" for n in (
-        "draw_bounding_boxes", "draw_segmentation_masks", "plot_bounding_box_gallery",
-        "plot_image_gallery", "plot_segmentation_mask_gallery")),
     # scikit-learn estimators wrapping a model (they need scikit-learn)
     *(f"wrappers.{n}" for n in ("SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer")),
 }
