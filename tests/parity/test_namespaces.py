@@ -88,8 +88,6 @@ NOT_YET = {
         "abs_max_quantize_grouped_with_zero_point")),
     # editing the weights of a .keras file in place
     "saving.KerasFileEditor",
-    # structured-data preprocessing
-    "utils.FeatureSpace",
     # scikit-learn estimators wrapping a model (they need scikit-learn)
     *(f"wrappers.{n}" for n in ("SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer")),
 }
