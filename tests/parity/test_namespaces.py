@@ -75,9 +75,6 @@ LEFT_OUT = {
 # Names plexus does not have yet. An entry that exists in plexus fails the test below, so this
 # list only shrinks. A namespace whose every name is listed here need not exist in plexus.
 NOT_YET = {
-    # knowledge distillation (a Model subclass and its losses)
-    *(f"distillation.{n}" for n in (
-        "DistillationLoss", "Distiller", "FeatureDistillation", "LogitsDistillation")),
     # quantizing a model: the quantized dtype policies and the quantization configs
     *(f"dtype_policies.{n}" for n in (
         "AWQDTypePolicy", "DTypePolicyMap", "GPTQDTypePolicy", "Int4DTypePolicy",
