@@ -83,8 +83,6 @@ NOT_YET = {
         "AWQConfig", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig",
         "Int8QuantizationConfig", "QuantizationConfig",
         "abs_max_quantize_grouped_with_zero_point")),
-    # editing the weights of a .keras file in place
-    "saving.KerasFileEditor",
     # scikit-learn estimators wrapping a model (they need scikit-learn)
     *(f"wrappers.{n}" for n in ("SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer")),
 }
