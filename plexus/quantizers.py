@@ -76,6 +76,38 @@ def abs_max_quantize(inputs, axis, value_range=(-127, 127), dtype="int8", epsilo
     return out.to(torch_dtype(dtype)), scale
 
 
+def abs_max_quantize_grouped_with_zero_point(inputs, block_size, value_range=(-8, 7),
+                                             dtype="int8", epsilon=_EPSILON, to_numpy=False):
+    """Asymmetric quantization of a 2D `(input_dim, output_dim)` tensor by groups of
+    `block_size` rows: each group and column gets `scale = (max - min + epsilon) /
+    (qmax - qmin)` and `zero_point = clip(round(-min / scale) + qmin)`, and
+    `q = clip(round(x / scale) + zero_point, qmin, qmax)`. The last group is padded with
+    zeros when `block_size` does not divide `input_dim`.
+
+    Returns `(q, scale, zero_point)`: `q` like `inputs` in `dtype`, `scale` (the input's
+    float dtype) and `zero_point` (int8) of shape `(ceil(input_dim / block_size),
+    output_dim)`. `to_numpy` is accepted for Keras's signature (the numbers are the same).
+    """
+    x = _tensor(inputs)
+    if x.ndim != 2:
+        raise ValueError(f"abs_max_quantize_grouped_with_zero_point: inputs must be 2D "
+                         f"(input_dim, output_dim); received shape {tuple(x.shape)}.")
+    dtype_in = _float_dtype(x)
+    x = x.to(dtype_in)
+    rows, cols = x.shape
+    groups = -(-rows // int(block_size))
+    padded = torch.cat([x, x.new_zeros(groups * block_size - rows, cols)], dim=0)
+    blocks = padded.reshape(groups, block_size, cols)
+    qmin, qmax = value_range
+    low = blocks.amin(dim=1, keepdim=True)
+    high = blocks.amax(dim=1, keepdim=True)
+    scale = (high - low + epsilon) / (qmax - qmin)
+    zero_point = torch.clamp(torch.round(-low / scale) + qmin, qmin, qmax)
+    q = torch.clamp(torch.round(blocks / scale) + zero_point, qmin, qmax)
+    q = q.reshape(groups * block_size, cols)[:rows].to(torch_dtype(dtype))
+    return q, scale[:, 0].to(dtype_in), zero_point[:, 0].to(torch.int8)
+
+
 class AbsMaxQuantizer(Quantizer):
     """`abs_max_quantize` as an object: `quantizer(x, axis=-1)` returns `(q, scale)`.
 

@@ -81,8 +81,7 @@ NOT_YET = {
         "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy")),
     *(f"quantizers.{n}" for n in (
         "AWQConfig", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig",
-        "Int8QuantizationConfig", "QuantizationConfig",
-        "abs_max_quantize_grouped_with_zero_point")),
+        "Int8QuantizationConfig", "QuantizationConfig")),
     # scikit-learn estimators wrapping a model (they need scikit-learn)
     *(f"wrappers.{n}" for n in ("SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer")),
 }

@@ -26,6 +26,21 @@ def test_abs_max_quantize_matches_keras(axis, value_range, to_numpy):
     assert int(q.abs().max()) == value_range[1]  # the largest magnitude maps to the top
 
 
+@pytest.mark.parametrize("shape,block_size,value_range,to_numpy", [
+    ((10, 6), 4, (-8, 7), False), ((8, 3), 4, (-8, 7), True), ((12, 5), 12, (-128, 127), True),
+    ((7, 2), 2, (-8, 7), True)])
+def test_grouped_quantize_with_zero_point_matches_keras(shape, block_size, value_range,
+                                                        to_numpy):
+    x = np.random.default_rng(3).normal(size=shape).astype("float32") + 0.5
+    out = P.abs_max_quantize_grouped_with_zero_point(x, block_size, value_range)
+    expected = K.abs_max_quantize_grouped_with_zero_point(torch.as_tensor(x), block_size,
+                                                          value_range, to_numpy=to_numpy)
+    for got, want in zip(out, expected):
+        assert got.dtype == torch.as_tensor(np.asarray(want)).dtype
+        assert_close(got.double(), torch.as_tensor(np.asarray(want)).double(), atol=1e-6)
+    assert out[1].shape == (-(-shape[0] // block_size), shape[1])
+
+
 def test_abs_max_quantizer_object_config_and_get():
     quantizer = P.AbsMaxQuantizer(axis=0, value_range=(-100, 100))
     q, scale = quantizer(X)
