@@ -267,3 +267,22 @@ def test_bad_arguments_are_clear_errors():
         L.MaxNumBoundingBoxes(0)
     with pytest.raises(ValueError, match="rank 3"):
         L.RandomPerspective()(np.zeros((8, 8)))
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.4}),
+    ("RandomElasticTransform", {"factor": (1.0, 1.0), "scale": 0.5}),
+    ("AugMix", {}),
+    ("ContrastLimitedAdaptiveHistogramEqualization", {"tile_grid_size": (2, 2)}),
+])
+def test_channels_first_and_single_images_follow_channels_last(cls, kwargs):
+    last = getattr(L, cls)(seed=7, **kwargs) if cls != \
+        "ContrastLimitedAdaptiveHistogramEqualization" else getattr(L, cls)(**kwargs)
+    first = getattr(L, cls)(seed=7, data_format="channels_first", **kwargs) if cls != \
+        "ContrastLimitedAdaptiveHistogramEqualization" else getattr(L, cls)(
+            data_format="channels_first", **kwargs)
+    expected = last(X)
+    assert not torch.allclose(expected, X)
+    assert_close(first(X.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), expected, atol=1e-4)
+    single = getattr(L, cls)(**({"seed": 7} if "seed" in last.get_config() else {}), **kwargs)
+    assert single(X[0]).shape == X[0].shape
