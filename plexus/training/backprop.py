@@ -18,8 +18,8 @@ loss give, after checking that nothing else would happen in the autograd step. `
 the start of every `fit` (and `train_on_batch`), so every change made between two fits is seen:
 hooks (the layers', the model's, global ones), weight and activity regularizers, losses
 recorded with `add_loss`, masks, dtypes and dtype policies, trainable flags, an overridden
-`train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, gradient hooks
-on the weights, a torch process group outside a `plexus.distribution` distribution. Module
+`train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, and outside a
+`plexus.distribution` distribution gradient hooks on the weights or a torch process group. Module
 hooks are checked again on every batch (a callback may add one in the middle of a fit). Weight
 constraints apply after the update either way. Anything else trains through autograd, the
 definition of correctness: tests/test_backprop.py and tests/test_backprop_rules.py train models
@@ -97,18 +97,24 @@ def _model_allows(model, st, params):
         return False  # the update expects gradients of the scaled loss
     if type(st.optimizer).scale_loss is not Optimizer.scale_loss:
         return False  # loss scaling (LossScaleOptimizer): the gradients must come scaled
-    return not _distributed() and not _tensor_hooks(params)
+    if _plexus_distribution():
+        # its gradient reduction at the update does not depend on how the gradients were
+        # computed (its own weight hooks included), and `steps.prepare_training` asks it
+        # (`allows_fast_paths`) whether the closed form may run at all
+        return True
+    return not _process_group() and not _tensor_hooks(params)
 
 
-def _distributed():
-    """Whether gradients may have to reach reduction hooks that only autograd runs: a torch
-    process group is initialised (e.g. for `DistributedDataParallel`) outside a
-    `plexus.distribution` distribution. A plexus distribution reduces the gradients at the
-    update, however they were computed, and says itself when the fast paths may not run."""
+def _plexus_distribution():
+    """Whether a `plexus.distribution` distribution is set."""
     dist = sys.modules.get("plexus.distribution")
     current = getattr(dist, "distribution", None)
-    if callable(current) and current() is not None:
-        return False
+    return callable(current) and current() is not None
+
+
+def _process_group():
+    """Whether a torch process group is initialised (e.g. for `DistributedDataParallel`):
+    its gradient reduction hooks run only in autograd."""
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
