@@ -276,18 +276,17 @@ def _softmax_last(z):
     return torch.softmax(z, -1)
 
 
-def _aten(name):
-    return getattr(torch.ops.aten, name).default
-
+_ATEN = torch.ops.aten
+_threshold_backward = _ATEN.threshold_backward.default
+_softmax_backward_data = _ATEN._softmax_backward_data.default
 
 _BACKWARD_RULES = {
     # activation: (forward that may overwrite its fresh input, dL/dz from dL/dout and out)
     linear: (None, None),
-    relu: (torch.relu_, lambda g, out: _aten("threshold_backward")(g, out, 0)),
-    sigmoid: (torch.sigmoid_, lambda g, out: _aten("sigmoid_backward")(g, out)),
-    tanh: (torch.tanh_, lambda g, out: _aten("tanh_backward")(g, out)),
-    softmax: (_softmax_last,
-              lambda g, out: _aten("_softmax_backward_data")(g, out, -1, out.dtype)),
+    relu: (torch.relu_, lambda g, out: _threshold_backward(g, out, 0)),
+    sigmoid: (torch.sigmoid_, _ATEN.sigmoid_backward.default),
+    tanh: (torch.tanh_, _ATEN.tanh_backward.default),
+    softmax: (_softmax_last, lambda g, out: _softmax_backward_data(g, out, -1, out.dtype)),
 }
 
 

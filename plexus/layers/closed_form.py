@@ -100,13 +100,16 @@ class DenseRule(_Activated):
             g = self.bwd(g, h)
         i = self.slots[0]
         if i is not None:
-            _set_grad(self.kernel, torch.mm(x.t(), g) if bufs[i] is None
-                      else torch.mm(x.t(), g, out=bufs[i]))
-        if self.bias is not None:
+            grad = torch.mm(x.t(), g) if bufs[i] is None else torch.mm(x.t(), g, out=bufs[i])
+            if self.kernel.grad is not grad:  # (a packed buffer's view stays in place)
+                self.kernel.grad = grad
+        bias = self.bias
+        if bias is not None:
             i = self.slots[1]
             if i is not None:
-                _set_grad(self.bias, torch.sum(g, 0) if bufs[i] is None
-                          else torch.sum(g, 0, out=bufs[i]))
+                grad = torch.sum(g, 0) if bufs[i] is None else torch.sum(g, 0, out=bufs[i])
+                if bias.grad is not grad:
+                    bias.grad = grad
         return F.linear(g, self.kernel) if self.need_input_grad else None  # g @ kernel^T
 
 
