@@ -265,6 +265,12 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
+        # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in the new floating
+        # dtype (its dtype policy follows its weights), so that it runs and trains in it
+        moved = fn(torch.empty(0)).dtype
+        if moved.is_floating_point and self._compute_torch_dtype.is_floating_point and \
+                moved is not torch_dtype(self._dtype_policy.variable_dtype):
+            self.dtype_policy = str(moved).replace("torch.", "")
         return self
 
     def train(self, mode=True):
@@ -449,6 +455,33 @@ class Layer(nn.Module):
         if not calls.depth and (calls.losses or _HOLDERS.data):
             _publish_losses(self, calls)
         return outputs
+
+    def _closed_form_rule(self, in_rank):
+        """How this layer trains without autograd in a plain chain (a `closed_form.Rule`
+        for inputs of rank `in_rank`), or None: autograd. Layers with a rule override it."""
+        return None
+
+    def _has_hooks(self):
+        """Whether torch runs a hook when this layer is called or backpropagated through: one
+        of the layer's own or a global one (forward or backward)."""
+        return any_hooks((self,))
+
+    def _calls_only_call(self):
+        """Whether running this layer does nothing but its `call` in float32: `forward` as
+        above (no casts, no activity penalty, no recorded losses), torch's call machinery with
+        no hook of the layer's or global ones. A closed-form rule holds only then, and only when
+        it is defined where `call` is or below (a subclass overriding `call` loses it)."""
+        cls = type(self)
+        if cls.forward is not Layer.forward or cls._call_impl is not torch.nn.Module._call_impl:
+            return False
+        rule_cls = _defining_class(cls, "_closed_form_rule")
+        if not issubclass(rule_cls, _defining_class(cls, "call")):
+            return False
+        if self._has_hooks():
+            return False
+        return (getattr(self, "activity_regularizer", None) is None
+                and not self.__dict__.get("_losses")
+                and self._compute_torch_dtype is torch.float32 and not self._mixed)
 
     # ------------------------------------------------------------------ losses
     def add_loss(self, loss):
@@ -908,3 +941,28 @@ def _shadow_weights(layer):
 def _unshadow(done):
     for d, name in done:
         d.pop(name, None)
+
+
+def _defining_class(cls, name):
+    """The class in `cls`'s MRO whose body defines attribute `name` (None when none does)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass
+    return None
+
+
+_TORCH_MODULE = torch.nn.modules.module  # (where torch keeps its global hooks)
+
+
+def any_hooks(layers):
+    """Whether torch runs a hook when any of `layers` is called or backpropagated through (one
+    of their own, or a global one). Cheap: the closed-form step asks it on every batch."""
+    m = _TORCH_MODULE
+    if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
+            or m._global_backward_pre_hooks):
+        return True
+    for layer in layers:
+        if (layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+                or layer._backward_pre_hooks):
+            return True
+    return False
