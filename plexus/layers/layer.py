@@ -7,6 +7,7 @@ import weakref
 import numpy as np
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from plexus import backend, constraints, initializers, regularizers
 from plexus.graph import tree
@@ -416,7 +417,10 @@ class Layer(nn.Module):
 
     def _maybe_build(self, input_shape):
         if not self.built:
-            self.build(input_shape)
+            # A sublayer first called while its parent's output shape is traced under torch's
+            # fake-tensor mode still creates real weights.
+            with unset_fake_temporarily():
+                self.build(input_shape)
             self.built = True
 
     def call(self, inputs, *args, **kwargs):

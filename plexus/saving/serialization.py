@@ -24,7 +24,7 @@ def _module_of(obj):
     from plexus.layers.layer import Layer
     mod = getattr(type(obj) if not inspect.isclass(obj) else obj, "__module__", "")
     if not mod.startswith("plexus"):
-        return mod
+        return None if mod == "__main__" else mod  # as Keras: no module for a script's classes
     if isinstance(obj, Layer):
         if mod.startswith("plexus.applications."):  # a layer private to an application
             return "keras.src.applications." + mod.rsplit(".", 1)[1]
