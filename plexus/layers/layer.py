@@ -65,6 +65,28 @@ def _shape_of(x):
     return tuple(x.shape)
 
 
+_FIRST_ARGS = {}
+
+
+def _first_call_arg(cls):
+    """The name of the first argument of `cls.call` (its inputs), as Keras finds it when a
+    layer is called with keyword arguments only."""
+    try:
+        return _FIRST_ARGS[cls]
+    except KeyError:
+        pass
+    name = None
+    try:
+        params = list(inspect.signature(cls.call).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    if params and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                     inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        name = params[0].name
+    _FIRST_ARGS[cls] = name
+    return name
+
+
 class Layer(nn.Module):
     """Base class of every layer: a `torch.nn.Module` you call like a function.
 
@@ -517,6 +539,10 @@ class Layer(nn.Module):
         return out
 
     def __call__(self, *args, **kwargs):
+        if not args and kwargs:  # `layer(logits=x, targets=y)`: the first argument is the input
+            first = _first_call_arg(type(self))
+            if first in kwargs:
+                args = (kwargs.pop(first),)
         if "training" in kwargs and not call_accepts(self, "training"):
             kwargs.pop("training")  # layers that behave the same in training ignore the flag
         if "_called" not in self.__dict__ and not torch.compiler.is_compiling():
@@ -541,6 +567,11 @@ class Layer(nn.Module):
                 kwargs["mask"] = prev_mask
         if not self.built:
             inputs = args[0] if args else kwargs.get("inputs")
+            if inputs is None:
+                raise TypeError(
+                    f"Layer {self.name!r} ({type(self).__name__}) was called without inputs "
+                    f"(keyword arguments: {sorted(kwargs)}). Pass the inputs as the first "
+                    "argument of the call, or by the name of `call`'s first argument.")
             self._maybe_build(tree.map_structure(_shape_of, inputs))
         outputs = super().__call__(*args, **kwargs)
         if prev_mask is not None or (type(self).compute_mask is not Layer.compute_mask
