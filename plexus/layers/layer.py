@@ -1,5 +1,6 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
 import contextvars
+import functools
 import inspect
 import threading
 import weakref
@@ -109,6 +110,21 @@ class Layer(nn.Module):
     """
 
     _accepts_strings = False  # whether `call` takes text (NumPy arrays of str/bytes)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if callable(build) and not getattr(build, "_marks_built", False):
+            # As in Keras, a layer is built once its `build` returns, even when that `build`
+            # (called directly, with arguments of its own) does not call `super().build()`.
+            @functools.wraps(build)
+            def build_then_mark(self, *args, **kw):
+                out = build(self, *args, **kw)
+                self.built = True
+                return out
+
+            build_then_mark._marks_built = True
+            cls.build = build_then_mark
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -768,6 +784,30 @@ class Layer(nn.Module):
         return list(self._inbound_nodes)
 
     # ------------------------------------------------------------------ config
+    # ------------------------------------------------------------------ saving hooks (Keras's)
+    def save_own_variables(self, store):
+        """Fill `store` (a dict) with this layer's own weights as `.keras` files keep them:
+        `store["0"] = kernel`, ... Override it (with `load_own_variables`) to save more."""
+        from plexus.saving import custom_state
+        custom_state.default_save(self, store)
+
+    def load_own_variables(self, store):
+        """Put the arrays of `store` (as `save_own_variables` wrote them) into the weights."""
+        from plexus.saving import custom_state
+        custom_state.default_load(self, store)
+
+    def get_build_config(self):
+        """What a loaded layer needs to build itself: `{"input_shape": ...}` (or None)."""
+        from plexus.saving.serialization import _build_config
+        return _build_config(self)
+
+    def build_from_config(self, config):
+        """Build from what `get_build_config` returned, before the weights are loaded."""
+        shape = (config or {}).get("input_shape") if isinstance(config, dict) else None
+        if shape is not None and not self.built:
+            self.build(shape)
+            self.built = True
+
     def get_config(self):
         """The arguments that recreate this layer (without its weights)."""
         config = {"name": self.name, "trainable": self.trainable,
