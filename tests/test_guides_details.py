@@ -91,3 +91,106 @@ def test_a_layer_called_with_keyword_arguments_only_takes_the_first_as_its_input
     np.testing.assert_allclose(functional.predict(x, verbose=0), loaded.predict(x, verbose=0))
     with pytest.raises(TypeError, match="called without inputs"):
         _LogisticEndpoint()(targets=torch.ones(2, 1))
+
+
+def test_a_sequential_block_built_by_its_first_call_takes_other_lengths_later():
+    block = keras.Sequential([layers.Dense(4), layers.Dense(2)])
+    assert tuple(block(ops.ones((2, 5, 3))).shape) == (2, 5, 2)
+    assert tuple(block(ops.ones((6, 7, 3))).shape) == (6, 7, 2)  # as Keras: sizes not enforced
+    with pytest.raises(ValueError):
+        block(ops.ones((6, 7)))  # a different rank still is
+
+
+def _translation_model(vocab_size=50, embed_dim=8, num_heads=2):
+    """The keras.io Transformer translation example, small: custom layers that make, pass and
+    consume masks (a list of masks for a list of inputs), a causal mask built with ops (tile
+    by a tensor of counts), Sequential feed-forward blocks."""
+    class PositionalEmbedding(layers.Layer):
+        def __init__(self, sequence_length, vocab_size, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.token_embeddings = layers.Embedding(vocab_size, embed_dim)
+            self.position_embeddings = layers.Embedding(sequence_length, embed_dim)
+
+        def call(self, inputs):
+            positions = ops.arange(0, ops.shape(inputs)[-1], 1)
+            return self.token_embeddings(inputs) + self.position_embeddings(positions)
+
+        def compute_mask(self, inputs, mask=None):
+            return ops.not_equal(inputs, 0)
+
+    class TransformerEncoder(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.dense_proj = keras.Sequential([layers.Dense(16, activation="relu"),
+                                                layers.Dense(embed_dim)])
+            self.layernorm = layers.LayerNormalization()
+            self.supports_masking = True
+
+        def call(self, inputs, mask=None):
+            padding_mask = None if mask is None else ops.cast(mask[:, None, :], "int32")
+            x = inputs + self.attention(query=inputs, value=inputs, key=inputs,
+                                        attention_mask=padding_mask)
+            return self.layernorm(x + self.dense_proj(x))
+
+    class TransformerDecoder(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.attention_1 = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.attention_2 = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.dense_proj = keras.Sequential([layers.Dense(16, activation="relu"),
+                                                layers.Dense(embed_dim)])
+            self.supports_masking = True
+            self.seen_masks = []
+
+        def call(self, inputs, mask=None):
+            inputs, encoder_outputs = inputs
+            causal_mask = self.get_causal_attention_mask(inputs)
+            inputs_mask, encoder_mask = (None, None) if mask is None else mask
+            self.seen_masks.append((inputs_mask is not None, encoder_mask is not None))
+            out_1 = inputs + self.attention_1(query=inputs, value=inputs, key=inputs,
+                                              attention_mask=causal_mask, query_mask=inputs_mask)
+            out_2 = out_1 + self.attention_2(query=out_1, value=encoder_outputs,
+                                             key=encoder_outputs, query_mask=inputs_mask,
+                                             key_mask=encoder_mask)
+            return out_2 + self.dense_proj(out_2)
+
+        def get_causal_attention_mask(self, inputs):
+            input_shape = ops.shape(inputs)
+            batch_size, sequence_length = input_shape[0], input_shape[1]
+            i = ops.arange(sequence_length)[:, None]
+            j = ops.arange(sequence_length)
+            mask = ops.reshape(ops.cast(i >= j, "int32"), (1, sequence_length, sequence_length))
+            mult = ops.concatenate([ops.expand_dims(batch_size, -1),
+                                    ops.convert_to_tensor([1, 1])], axis=0)
+            return ops.tile(mask, mult)
+
+    enc_in = keras.Input(shape=(None,), dtype="int64", name="encoder_inputs")
+    dec_in = keras.Input(shape=(None,), dtype="int64", name="decoder_inputs")
+    encoded = TransformerEncoder()(PositionalEmbedding(12, vocab_size, embed_dim)(enc_in))
+    decoder = TransformerDecoder()
+    x = decoder([PositionalEmbedding(12, vocab_size, embed_dim)(dec_in), encoded])
+    out = layers.Dense(vocab_size, activation="softmax")(x)
+    return keras.Model({"encoder_inputs": enc_in, "decoder_inputs": dec_in}, out), decoder
+
+
+def test_a_transformer_translation_model_with_masks_and_a_causal_mask():
+    model, decoder = _translation_model()
+    assert decoder.seen_masks and decoder.seen_masks[-1] == (True, True)  # traced with both
+    rng = np.random.RandomState(0)
+    enc = rng.randint(1, 50, size=(8, 10))
+    dec = rng.randint(1, 50, size=(8, 9))
+    enc[:, 7:] = 0
+    dec[:, 6:] = 0
+    model.compile("rmsprop", loss="sparse_categorical_crossentropy")
+    model.fit({"encoder_inputs": enc, "decoder_inputs": dec}, rng.randint(0, 50, size=(8, 9)),
+              batch_size=4, verbose=0)
+    assert decoder.seen_masks[-1] == (True, True)
+    pred = model.predict({"encoder_inputs": enc, "decoder_inputs": dec}, verbose=0)
+    assert pred.shape == (8, 9, 50)
+    # the causal mask: changing a later decoder token leaves earlier predictions unchanged
+    dec2 = dec.copy()
+    dec2[:, 4] = (dec2[:, 4] % 49) + 1
+    pred2 = model.predict({"encoder_inputs": enc, "decoder_inputs": dec2}, verbose=0)
+    np.testing.assert_allclose(pred[:, :4], pred2[:, :4], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(pred[:, 4], pred2[:, 4])

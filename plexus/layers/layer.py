@@ -1,4 +1,5 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import unset_fake_temporarily
+from torch.overrides import TorchFunctionMode
 
 from plexus import backend, constraints, initializers, regularizers
 from plexus.graph import tree
@@ -67,6 +69,31 @@ def _shape_of(x):
 
 
 _FIRST_ARGS = {}
+_NO_MODE = contextlib.nullcontext()
+_DEVICE_MOVES = (torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda)
+
+
+class _MetaMixing(TorchFunctionMode):
+    """While a layer's output shape is traced on meta tensors: an op mixing meta tensors with
+    real ones (the weights of sublayers, constants made in `call`) sees meta copies of the
+    real ones, so that the trace needs no data. Ops on real tensors alone (reading the values
+    of a shape-like constant) run as usual."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _DEVICE_MOVES and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:  # moving shape-only data to a device keeps it shape-only
+            dtype = next((a for a in tuple(args[1:]) + tuple(kwargs.values())
+                          if isinstance(a, torch.dtype)), None)
+            return args[0] if dtype is None else args[0].to(dtype)
+        flat = tree.flatten((args, kwargs))
+        if any(isinstance(t, torch.Tensor) and t.is_meta for t in flat) and \
+                any(isinstance(t, torch.Tensor) and not t.is_meta for t in flat):
+            def to_meta(t):  # (0-d tensors mix with any device, as Python numbers do)
+                return t.detach().to("meta") if isinstance(t, torch.Tensor) and t.ndim \
+                    and not t.is_meta else t
+            args, kwargs = tree.map_structure(to_meta, (args, kwargs))
+        return func(*args, **kwargs)
 
 
 def _first_call_arg(cls):
@@ -681,14 +708,17 @@ class Layer(nn.Module):
             return torch.zeros(shape, dtype=torch_dtype(t.dtype), device=device)
         f_args = tree.map_structure(fake, (inputs,) + tuple(args))
         f_kwargs = tree.map_structure(fake, kwargs)
-        first = tree.flatten(inputs)[0] if tree.flatten(inputs) else None
-        if isinstance(first, KerasTensor) and first.has_mask and "mask" not in kwargs \
-                and call_accepts(self, "mask"):
-            # A stand-in mask: masks are (batch, time) for sequences of vectors, else the
-            # input's own shape.
-            shape = tree.flatten(f_args[0])[0].shape
-            f_kwargs["mask"] = torch.ones(shape[:-1] if len(shape) >= 3 else shape,
-                                          dtype=torch.bool, device=device)
+        if any(isinstance(x, KerasTensor) and x.has_mask for x in tree.flatten(inputs)) \
+                and "mask" not in kwargs and call_accepts(self, "mask"):
+            # Stand-in masks, in the structure of the inputs (None for an unmasked one), as a
+            # model passes them: (batch, time) for sequences of vectors, else the input's shape.
+            def stand_in(x):
+                if not (isinstance(x, KerasTensor) and x.has_mask):
+                    return None
+                shape = tuple(size if d is None else d for d in x.shape)
+                return torch.ones(shape[:-1] if len(shape) >= 3 else shape,
+                                  dtype=torch.bool, device=device)
+            f_kwargs["mask"] = tree.map_structure(stand_in, inputs)
         shadowed = _shadow_weights(self) if self._mixed else None
         # Sublayers called here are not outermost calls (losses they record on shape-only
         # tensors are not published), and random draws go to the tracing device.
@@ -696,7 +726,7 @@ class Layer(nn.Module):
         outer_device, calls.device = calls.device, torch.device(device)
         calls.depth += 1
         try:
-            with torch.no_grad():
+            with torch.no_grad(), (_MetaMixing() if device == "meta" else _NO_MODE):
                 return self.call(*f_args, **f_kwargs)
         finally:
             calls.depth -= 1
