@@ -194,3 +194,52 @@ def test_a_transformer_translation_model_with_masks_and_a_causal_mask():
     pred2 = model.predict({"encoder_inputs": enc, "decoder_inputs": dec2}, verbose=0)
     np.testing.assert_allclose(pred[:, :4], pred2[:, :4], rtol=1e-5, atol=1e-6)
     assert not np.allclose(pred[:, 4], pred2[:, 4])
+
+
+def test_knowledge_distillation_with_a_compute_loss_override_without_training():
+    """The keras.io distillation example overrides `compute_loss(x, y, y_pred, sample_weight,
+    allow_empty=False)` (no `training=`); fit and evaluate call it as Keras does."""
+    class Distiller(keras.Model):
+        def __init__(self, student, teacher):
+            super().__init__()
+            self.teacher, self.student = teacher, student
+
+        def compile(self, optimizer, metrics, student_loss_fn, distillation_loss_fn, alpha=0.1,
+                    temperature=3):
+            super().compile(optimizer=optimizer, metrics=metrics)
+            self.student_loss_fn, self.distillation_loss_fn = student_loss_fn, distillation_loss_fn
+            self.alpha, self.temperature = alpha, temperature
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                         allow_empty=False):
+            teacher_pred = self.teacher(x, training=False)
+            student_loss = self.student_loss_fn(y, y_pred)
+            distillation_loss = self.distillation_loss_fn(
+                ops.softmax(teacher_pred / self.temperature, axis=1),
+                ops.softmax(y_pred / self.temperature, axis=1)) * (self.temperature ** 2)
+            return self.alpha * student_loss + (1 - self.alpha) * distillation_loss
+
+        def call(self, x):
+            return self.student(x)
+
+    def net(width):
+        return keras.Sequential([keras.Input((6,)), layers.Dense(width, activation="relu"),
+                                 layers.Dense(3)])
+
+    teacher, student = net(8), net(4)
+    distiller = Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy()],
+                      student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      distillation_loss_fn=keras.losses.KLDivergence(), alpha=0.1, temperature=10)
+    x = np.random.rand(8, 6).astype("float32")
+    y = np.random.randint(0, 3, 8)
+    history = distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert sorted(history.history) == ["loss", "sparse_categorical_accuracy"]
+    t, s = teacher(x), student(x)
+    expected = 0.1 * keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, s) + \
+        0.9 * keras.losses.KLDivergence()(ops.softmax(t / 10, axis=1),
+                                          ops.softmax(s / 10, axis=1)) * 100
+    np.testing.assert_allclose(history.history["loss"][0], float(expected), rtol=1e-5)
+    loss, acc = distiller.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(loss, float(expected), rtol=1e-5)
