@@ -202,3 +202,48 @@ def test_engineers_intro_custom_dense_and_seeded_dropout():
     after = ops.convert_to_numpy(dropout.seed_generator.state)
     assert after[0] == before[0] and after[1] == before[1] + 4  # one draw per training step
     assert [w.name for w in model.layers[1].weights] == ["kernel", "bias"]
+
+
+def test_conv_subclasses_with_their_own_call_or_convolution_op(tmp_path):
+    """The keras.io recipe "Customizing the convolution operation of a Conv2D layer": a
+    subclass overriding `convolution_op`, and one overriding `call`, both reading
+    `self.kernel` in Keras's layout `(kh, kw, in, filters)`."""
+    class StandardizedConv2DWithOverride(layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            mean, var = ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
+            return ops.conv(inputs, (kernel - mean) / ops.sqrt(var + 1e-10), padding="valid",
+                            strides=list(self.strides), dilation_rate=list(self.dilation_rate))
+
+    class StandardizedConv2DWithCall(layers.Conv2D):
+        def call(self, inputs):
+            mean, var = ops.moments(self.kernel, axes=[0, 1, 2], keepdims=True)
+            result = ops.conv(inputs, (self.kernel - mean) / ops.sqrt(var + 1e-10),
+                              padding="valid", strides=list(self.strides),
+                              dilation_rate=list(self.dilation_rate))
+            return result + self.bias if self.use_bias else result
+
+    x = np.random.RandomState(0).rand(2, 9, 9, 3).astype("float32")
+    for cls, activation in ((StandardizedConv2DWithOverride, "relu"),
+                            (StandardizedConv2DWithCall, None)):
+        layer = cls(4, 3, activation=activation, bias_initializer="ones")
+        out = ops.convert_to_numpy(layer(x))
+        assert tuple(layer.kernel.shape) == (3, 3, 3, 4)
+        k, b = layer.get_weights()
+        standardized = (k - k.mean(axis=(0, 1, 2), keepdims=True)) / np.sqrt(
+            k.var(axis=(0, 1, 2), keepdims=True) + 1e-10)
+        plain = layers.Conv2D(4, 3, activation=activation)
+        plain.build(x.shape)
+        plain.set_weights([standardized, b])
+        np.testing.assert_allclose(out, ops.convert_to_numpy(plain(x)), rtol=1e-4, atol=1e-4)
+
+    model = keras.Sequential([keras.Input((9, 9, 3)), StandardizedConv2DWithCall(4, 3),
+                              StandardizedConv2DWithOverride(2, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model.fit(x, np.eye(2), epochs=1, verbose=0)
+    model.save(tmp_path / "std.keras")
+    loaded = keras.models.load_model(tmp_path / "std.keras", custom_objects={
+        "StandardizedConv2DWithCall": StandardizedConv2DWithCall,
+        "StandardizedConv2DWithOverride": StandardizedConv2DWithOverride})
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
