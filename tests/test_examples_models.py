@@ -247,3 +247,58 @@ def test_conv_subclasses_with_their_own_call_or_convolution_op(tmp_path):
         "StandardizedConv2DWithOverride": StandardizedConv2DWithOverride})
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_miniature_gpt_one_target_for_the_only_output_with_a_loss():
+    """The keras.io miniature-GPT example: a model with two outputs (logits and the
+    transformer's features), compiled with `loss=[loss_fn, None]` and fit on one target
+    array; a causal mask built with ops; a callback sampling with `ops.top_k`."""
+    vocab, maxlen, dim = 30, 8, 8
+
+    class Block(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.att = layers.MultiHeadAttention(2, dim)
+            self.ffn = keras.Sequential([layers.Dense(dim, activation="relu"),
+                                         layers.Dense(dim)])
+
+        def call(self, inputs):
+            n = ops.shape(inputs)[1]
+            i, j = ops.arange(n)[:, None], ops.arange(n)
+            mask = ops.reshape(ops.cast(i >= j, "bool"), [1, n, n])
+            mult = ops.concatenate([ops.expand_dims(ops.shape(inputs)[0], -1),
+                                    ops.convert_to_tensor([1, 1])], 0)
+            x = inputs + self.att(inputs, inputs, attention_mask=ops.tile(mask, mult))
+            return x + self.ffn(x)
+
+    inputs = layers.Input(shape=(maxlen,), dtype="int32")
+    x = Block()(layers.Embedding(vocab, dim)(inputs))
+    outputs = layers.Dense(vocab)(x)
+    model = keras.Model(inputs=inputs, outputs=[outputs, x])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.SGD(0.0), loss=[loss_fn, None])
+
+    sampled = []
+
+    class TextGenerator(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            y, _ = self.model.predict(np.array([[3, 4, 5] + [0] * (maxlen - 3)]), verbose=0)
+            logits, indices = ops.top_k(y[0][2], k=5, sorted=True)
+            probs = np.asarray(keras.activations.softmax(ops.expand_dims(logits, 0))[0])
+            sampled.append(int(np.random.choice(np.asarray(indices), p=probs / probs.sum())))
+
+    rng = np.random.RandomState(0)
+    seqs = rng.randint(1, vocab, size=(16, maxlen + 1))
+    history = model.fit(seqs[:, :-1], seqs[:, 1:], batch_size=16, epochs=1, verbose=0,
+                        callbacks=[TextGenerator()])
+    assert sorted(history.history) == ["loss"] and len(sampled) == 1
+    logits, _ = model(seqs[:, :-1])
+    np.testing.assert_allclose(history.history["loss"][0],
+                               float(loss_fn(seqs[:, 1:], logits)), rtol=1e-5)
+    # a single target array stays ambiguous when several outputs take targets
+    model.compile("adam", loss=[loss_fn, "mse"])
+    try:
+        model.fit(seqs[:, :-1], seqs[:, 1:], verbose=0)
+        raise AssertionError("expected a ValueError")
+    except ValueError as e:
+        assert "expects 2 outputs" in str(e)
