@@ -243,3 +243,14 @@ def test_knowledge_distillation_with_a_compute_loss_override_without_training():
     np.testing.assert_allclose(history.history["loss"][0], float(expected.detach()), rtol=1e-5)
     loss, acc = distiller.evaluate(x, y, verbose=0)
     np.testing.assert_allclose(loss, float(expected.detach()), rtol=1e-5)
+
+
+def test_integer_inputs_reach_dense_as_numbers():
+    """`Input(dtype="int32")` feeding a Dense (counts, ids used as numbers): the integers are
+    promoted to the kernel's dtype, as Keras's matmul promotes them."""
+    i = keras.Input((3,), dtype="int32")
+    model = keras.Model(i, layers.Dense(2, kernel_initializer="ones")(i))
+    out = model.predict(np.array([[1, 2, 3]], dtype="int32"), verbose=0)
+    np.testing.assert_allclose(out, [[6.0, 6.0]])
+    dense = layers.Dense(2, kernel_initializer="ones", use_bias=False)
+    np.testing.assert_allclose(ops.convert_to_numpy(dense(torch.tensor([[1, 2]]))), [[3.0, 3.0]])
