@@ -41,7 +41,7 @@ def test_training_loop_from_scratch_in_torch():
             loss.backward()
             optimizer.step()
             first = float(loss.detach()) if first is None else first
-    assert float(loss) < first
+    assert float(loss.detach()) < first
 
     # a Keras optimizer and loss: gradients read from `v.value.grad`, applied under no_grad
     model = _mlp()
