@@ -164,7 +164,10 @@ class Functional(Model):
             else:
                 t = I.to_tensor(x, device, dtype, int_ok, what=f"input {names[i]!r}")
             t = I.adjust_rank(t, self.inputs[i].shape)
-            I.check_shape(self.inputs[i].shape, tuple(t.shape), names[i], self.name)
+            expected = self.inputs[i].shape
+            if self.__dict__.get("_sizes_from_data"):  # only the rank of the first data holds
+                expected = (None,) * len(expected)
+            I.check_shape(expected, tuple(t.shape), names[i], self.name)
             out.append(t)
         return out
 
