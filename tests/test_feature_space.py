@@ -105,3 +105,18 @@ def test_explicit_features_config_and_errors():
         _space()({"age": [1.0]})
     with pytest.raises(ValueError, match="one value per sample"):
         _space()({**DATA, "age": np.zeros((24, 2))})
+
+
+def test_the_keras_io_pattern_training_and_inference_models():
+    fs = _space()
+    encoded = fs.get_encoded_features()
+    hidden = plexus.layers.Dense(8, activation="relu")(encoded)
+    predictions = plexus.layers.Dense(1, activation="sigmoid")(hidden)
+    training_model = plexus.Model(inputs=encoded, outputs=predictions)  # on encoded features
+    training_model.compile("adam", "binary_crossentropy")
+    training_model.fit(fs(DATA).numpy(), (SCORE > 10).astype("float32"), epochs=1, verbose=0)
+    inference_model = plexus.Model(inputs=fs.get_inputs(), outputs=predictions)  # raw features
+    sample = {"age": 41.0, "city": "a", "zip": 3, "score": 5.0, "raw": 4.1}
+    raw = inference_model.predict({k: np.array([v]) for k, v in sample.items()}, verbose=0)
+    direct = training_model.predict(fs(sample)[None].numpy(), verbose=0)
+    np.testing.assert_allclose(raw, direct, atol=1e-6)
