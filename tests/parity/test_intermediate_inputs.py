@@ -42,7 +42,8 @@ def test_a_model_from_an_intermediate_tensor_matches_keras(tmp_path):
                  p_model.predict(X, verbose=0))
     p_model.compile("sgd", "mse")
     p_model.fit(X, np.zeros((5, 2)), epochs=1, verbose=0)
-    assert_close(full.get_layer("head").get_weights()[0], p_model.get_layer("head").get_weights()[0])
+    assert_close(full.get_layer("head").get_weights()[0],
+                 p_model.get_layer("head").get_weights()[0])
 
 
 def test_mixed_inputs_and_errors():
