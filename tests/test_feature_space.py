@@ -120,3 +120,16 @@ def test_the_keras_io_pattern_training_and_inference_models():
     raw = inference_model.predict({k: np.array([v]) for k, v in sample.items()}, verbose=0)
     direct = training_model.predict(fs(sample)[None].numpy(), verbose=0)
     np.testing.assert_allclose(raw, direct, atol=1e-6)
+
+
+def test_adapts_on_and_maps_a_dataset_of_dict_batches():
+    columns = {"city": CITY, "age": AGE}
+    ds = plexus.utils.Dataset(24, lambda idx: ({k: v[idx] for k, v in columns.items()},
+                                               SCORE[idx]), batch_size=8)
+    fs = FeatureSpace({"city": "string_categorical", "age": "float_normalized"})
+    fs.adapt(ds.map(lambda x, y: x))
+    whole = FeatureSpace({"city": "string_categorical", "age": "float_normalized"})
+    whole.adapt(columns)
+    np.testing.assert_allclose(fs(columns).numpy(), whole(columns).numpy(), atol=1e-5)
+    batches = list(ds.map(lambda x, y: (fs(x), y)))
+    assert len(batches) == 3 and batches[0][0].shape == (8, 5)
