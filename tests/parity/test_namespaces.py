@@ -1,9 +1,10 @@
 """Every public name of Keras's namespaces exists in plexus, namespace by namespace, except the
 names listed here with the reason they are left out.
 
-To cover another namespace, add its dotted path (relative to `keras` / `plexus`) to
-NAMESPACES; names plexus leaves out on purpose go in LEFT_OUT as "namespace.Name": reason (only
-names that need TensorFlow or JAX); names not built yet go in NOT_YET, which only shrinks.
+To cover another namespace, add its dotted path (relative to `keras` / `plexus`; "" is the
+top level, whose names are written ".Name") to NAMESPACES; names plexus leaves out on purpose
+go in LEFT_OUT as "namespace.Name": reason (only names that need TensorFlow or JAX); names not
+built yet go in NOT_YET, which only shrinks; NOT_COMPARED names the few that are not API.
 """
 import importlib
 
