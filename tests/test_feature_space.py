@@ -133,3 +133,11 @@ def test_adapts_on_and_maps_a_dataset_of_dict_batches():
     np.testing.assert_allclose(fs(columns).numpy(), whole(columns).numpy(), atol=1e-5)
     batches = list(ds.map(lambda x, y: (fs(x), y)))
     assert len(batches) == 3 and batches[0][0].shape == (8, 5)
+
+
+def test_adapting_again_resizes_the_one_hot_encodings():
+    fs = FeatureSpace({"city": "string_categorical"})
+    fs.adapt({"city": ["a", "b"]})
+    assert fs({"city": ["a"]}).shape == (1, 3)
+    fs.adapt({"city": ["a", "b", "c", "d"]})
+    assert fs({"city": ["d"]}).shape == (1, 5)

@@ -331,6 +331,7 @@ class FeatureSpace(Layer):
         for name in names:
             self.preprocessors[name].adapt(columns[name])
         self._is_adapted = True
+        self.one_hot_encoders = {}  # sized by the vocabularies just learned
         self.encoded_features = None
         self._inputs = None
         self.built = True
