@@ -141,3 +141,15 @@ def test_adapting_again_resizes_the_one_hot_encodings():
     assert fs({"city": ["a"]}).shape == (1, 3)
     fs.adapt({"city": ["a", "b", "c", "d"]})
     assert fs({"city": ["d"]}).shape == (1, 5)
+
+
+def test_save_and_load_keep_what_adapt_learned(tmp_path):
+    fs = _space()
+    fs.save(tmp_path / "fs.keras")
+    loaded = plexus.models.load_model(tmp_path / "fs.keras")
+    assert isinstance(loaded, FeatureSpace)
+    np.testing.assert_array_equal(loaded(DATA).numpy(), fs(DATA).numpy())
+    assert loaded.preprocessors["city"].get_vocabulary() == ["[UNK]", "b", "a", "c"]
+    not_adapted = FeatureSpace({"city": "string_categorical"})
+    with pytest.raises(ValueError, match="adapt"):
+        not_adapted({"city": ["a"]})
