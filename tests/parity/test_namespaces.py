@@ -26,11 +26,11 @@ NAMESPACES = [
     "config",
     "constraints",
     "datasets",
-    "distribution",
     *(f"datasets.{m}" for m in (
         "boston_housing", "california_housing", "cifar10", "cifar100", "fashion_mnist", "imdb",
         "mnist", "reuters")),
     "distillation",
+    "distribution",
     "dtype_policies",
     "export",
     "initializers",
@@ -68,7 +68,6 @@ NAMESPACES = [
 NOT_COMPARED = {
     ".src": "keras.src is Keras's implementation package (dir(keras) lists it because it is "
             "imported), not a name of the API",
-    ".distribution": "plexus.distribution is compared in its own tests",
 }
 
 # Names left out on purpose: they exist to bridge to TensorFlow or JAX.
