@@ -138,7 +138,7 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
         config = dict(config)
         config.setdefault("config", {})
         model = deserialize_keras_object(config, category="layers")
-    if not registry.is_model(model):
+    if not registry.is_model(model) and not getattr(model, "_saved_as_model", False):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
     return model
 
