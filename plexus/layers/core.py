@@ -86,6 +86,8 @@ class Dense(Layer):
         if inputs.dim() == 2 and bias is not None and inputs.dtype == kernel.dtype:
             y = torch.addmm(bias, inputs, kernel)  # the kernel as stored: no transposed view
         else:
+            if not inputs.is_floating_point():  # integer data: promoted, as Keras's matmul
+                inputs = inputs.to(kernel.dtype)
             y = F.linear(inputs, kernel.t(), bias)
         return self.activation(y)
 

@@ -120,9 +120,18 @@ def _process_group():
 
 def _tensor_hooks(params):
     """Whether a weight has a gradient hook of its own (`register_hook`,
-    `register_post_accumulate_grad_hook`): autograd runs those, the closed form would not."""
-    return any(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
-               for p in params)
+    `register_post_accumulate_grad_hook`): autograd runs those, the closed form would not.
+    The overlap hooks of a `plexus.distribution` distribution do not count: the optimizer's
+    step averages the gradients they did not see."""
+    dist = sys.modules.get("plexus.distribution.runtime")
+    own = getattr(dist, "own_gradient_hook", lambda hook_id: False)
+    for p in params:
+        if p._backward_hooks:
+            return True
+        post = getattr(p, "_post_accumulate_grad_hooks", None)
+        if post and not all(own(k) for k in post):
+            return True
+    return False
 
 
 class Chain:
