@@ -522,6 +522,7 @@ def end_training(model):
         overlap.reset()
         if overlap in _OVERLAPS:
             _OVERLAPS.remove(overlap)
+    _averaged.clear()
 
 
 _OVERLAPS = []  # the armed ones: Optimizer.step finishes their all-reduces
@@ -593,10 +594,11 @@ class Overlap:
     @torch.no_grad()
     def collect(self):
         """Wait for the started all-reduces and write the averages into `.grad`; the other
-        gradients of the weights are averaged now. False when nothing had started."""
+        gradients of the weights are averaged now. Returns the ids of the weights whose
+        gradients were averaged (none when nothing had started)."""
         if not self.pending:
             self.reset()
-            return False
+            return set()
         n = world_size()
         for b, (work, flat) in self.pending.items():
             _collective("averaging gradients", work.wait)
@@ -611,7 +613,7 @@ class Overlap:
         if rest:  # (weights without a gradient in this pass: their buckets never started)
             _all_reduce_mean("averaging gradients", rest)
         self.reset()
-        return True
+        return {id(p) for p in self.params if p.grad is not None}
 
 
 def average_now(params):
@@ -626,22 +628,30 @@ def average_now(params):
     return True
 
 
+_averaged = set()  # ids of weights whose current `.grad` is already the average
+
+
 def collect_gradients(params):
     """At the start of `Optimizer.step`: whether the gradients of `params` were averaged
-    already (their all-reduce started during the backward pass)."""
-    global gradient_reductions
-    if not _OVERLAPS or not active():
+    already (their all-reduce started during the backward pass). Several optimizers sharing a
+    backward pass (`MultiOptimizer`) each take their weights' share."""
+    global gradient_reductions, overlapped_reductions, _averaged
+    if not active():
         return False
-    ids = {id(p) for p in params}
-    done = False
-    for overlap in _OVERLAPS:
-        if overlap.armed and overlap.pending and ids.issuperset(overlap.ids[:1]):
-            done = overlap.collect() or done
-    if done:
-        global overlapped_reductions
+    started = [o for o in _OVERLAPS if o.armed and o.pending]
+    if started:
+        _averaged = set()
+        for overlap in started:
+            _averaged |= overlap.collect()
         gradient_reductions += 1
         overlapped_reductions += 1
-    return done
+    if not _averaged:
+        return False
+    mine = [id(p) for p in params if p.grad is not None]
+    if mine and all(i in _averaged for i in mine):
+        _averaged.difference_update(mine)
+        return True
+    return False
 
 
 class _AllReduceSum(torch.autograd.Function):
