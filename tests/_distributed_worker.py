@@ -158,6 +158,17 @@ def main(folder):
                  verbose=0)
     out["sampler_epoch"] = sampler.epoch
     out["dataloader"] = dl_model.get_weights()
+    class Reiterable:  # batches (x, y), read afresh each epoch: rank r trains on r, r + 2, ...
+        def __len__(self):
+            return N_TRAIN // (BATCH // 2)
+
+        def __iter__(self):
+            for i in range(0, N_TRAIN, BATCH // 2):
+                yield ({k: v[i:i + BATCH // 2] for k, v in x.items()},
+                       {k: v[i:i + BATCH // 2] for k, v in y.items()})
+    listed = build(keras)
+    listed.fit(Reiterable(), epochs=2, verbose=0)
+    out["listed"] = listed.get_weights()
 
     # Callbacks: files written by rank 0; a stop asked on rank 0 alone stops both ranks.
     class StopOnRank0(keras.callbacks.Callback):

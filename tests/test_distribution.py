@@ -102,12 +102,13 @@ def test_both_ranks_train_like_one_process(runs, single):
 
 def test_datasets_loaders_and_custom_steps(runs, single):
     _, (r0, r1) = runs
-    for key in ("pydataset", "torch_dataset", "dataloader", "custom"):
+    for key in ("pydataset", "torch_dataset", "dataloader", "custom", "listed"):
         for u, v in zip(r0[key], r1[key]):
             np.testing.assert_array_equal(u, v)
     # items 2k and 2k+1 of the PyDataset (8 samples each) make global batch k (16 samples)
     _close(r0["pydataset"], single["weights"], 1e-4)
     _close(r0["torch_dataset"], single["weights"])  # batched with a DistributedSampler
+    _close(r0["listed"], single["weights"], 1e-4)  # a list of batches, every other one
     assert r0["sampler_epoch"] == r1["sampler_epoch"] == 2  # set_epoch every epoch
     assert [p.shape for p in r0["pydataset_predict"]] == [(64, 1), (64, 2)]
     _close(r0["pydataset_predict"], r1["pydataset_predict"], 0)
