@@ -296,6 +296,12 @@ def broadcast_buffers(model):
         _broadcast("broadcasting the buffers from rank 0", list(model.buffers()))
 
 
+def creation_stamp():
+    """What a model records when it is made: the current distribution's serial number (an
+    int, so that copies of the model keep it), or None."""
+    return None if _current is None else _current._serial
+
+
 def check_model(model, method):
     """A model built before `set_distribution` cannot follow it: a ValueError."""
     global _warned_alone
@@ -310,7 +316,7 @@ def check_model(model, method):
                 "before building the model to train one model on all of them.", stacklevel=4)
         return
     built_under = model.__dict__.get("_distribution_at_creation")
-    if built_under is not _current:
+    if built_under != _current._serial:
         raise ValueError(
             f"Rank {rank()}: model {model.name!r} was created before "
             f"plexus.distribution.set_distribution({type(_current).__name__}(...)) was called "
