@@ -448,8 +448,12 @@ def rank_callbacks(callbacks):
     writes, the others wait for it)."""
     if not active() or rank() == 0 or not callbacks:
         return callbacks
-    return [cb for cb in callbacks
+    kept = [cb for cb in callbacks
             if not any(c.__name__ in _CHIEF_ONLY for c in type(cb).__mro__)]
+    for cb in kept:  # (ModelCheckpoint, EarlyStopping, ...: their messages printed once)
+        if isinstance(getattr(cb, "verbose", None), (int, bool)):
+            cb.verbose = 0
+    return kept
 
 
 def save_on_chief(model, write):
