@@ -216,6 +216,22 @@ def main(folder):
     out["own_predict_reference"] = base.predict(xp, batch_size=BATCH, verbose=0)
     out["custom_loss"] = custom_hist.history["loss"]
 
+    # A metric of one's own, its state in add_variable variables: summed over the ranks.
+    class Seen(keras.metrics.Metric):
+        def __init__(self, name="seen", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.count = self.add_variable((), "zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.count.assign_add(float(y_true.shape[0]))
+
+        def result(self):
+            return self.count.value * 1.0
+    counted = build_mlp(keras)
+    counted.compile(optimizer="sgd", loss="mse", metrics=[Seen()])
+    out["seen"] = counted.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2,
+                              verbose=0).history["seen"]
+
     # A chain of Dense layers: its gradients come in closed form (no autograd), averaged too.
     chain = build_mlp(keras)
     chain.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)

@@ -137,6 +137,7 @@ def test_history_and_evaluate_are_global(runs, single):
     assert set(r0["history"]) == set(single["history"])
     for k, v in single["history"].items():
         np.testing.assert_allclose(r0["history"][k], v, rtol=1e-5, atol=1e-6)
+    assert r0["seen"] == r1["seen"] == [W.N_TRAIN] * 2  # a variable-based metric, summed
     for k, v in single["evaluate"].items():
         np.testing.assert_allclose(r0["evaluate"][k], v, rtol=1e-5, atol=1e-6)
 

@@ -407,15 +407,20 @@ def sync_metrics(model):
               [v.detach().cpu() for v in m.__dict__.get("_variables", ())]) for m in metrics]
     everyone = gather_objects("summing the metrics across processes", local)
     for i, m in enumerate(metrics):
-        state, variables = None, None
+        state = None
         for theirs in everyone:
-            s, vs = theirs[i]
-            state = _add(state, s)
-            variables = vs if variables is None else [a + b for a, b in zip(variables, vs)]
+            state = _add(state, theirs[i][0])
         own = m.__dict__.get("_state")
         if state is not None:
             m._state = _to_device(state, own if own is not None else _first_device(model))
-        for v, value in zip(m.__dict__.get("_variables", ()), variables or ()):
+        for j, v in enumerate(m.__dict__.get("_variables", ())):
+            # a variable's `aggregation` says how (Keras's): summed unless "mean" or
+            # "only_first_replica"
+            values = [theirs[i][1][j] for theirs in everyone]
+            how = getattr(v, "aggregation", "sum")
+            value = values[0] if how == "only_first_replica" else sum(values[1:], values[0])
+            if how == "mean":
+                value = value / len(values)
             v.data.copy_(value.to(v.device, v.dtype))
 
 
