@@ -45,8 +45,10 @@ def shard(data, mode, batch_size=None):
                                    "validation_batch_size" if mode == "validate" else
                                    "batch_size")
         if not dist.auto_shard_dataset:  # the arrays already are this process's share
+            capped = data.steps < math.ceil(data.n / data.batch_size)  # (steps_per_epoch)
             data.batch_size = local
-            data.steps = math.ceil(data.n / local)
+            data.steps = min(data.steps, math.ceil(data.n / local)) if capped else \
+                math.ceil(data.n / local)
             if mode == "fit":
                 R.agree("the number of batches per epoch", data.steps,
                         "With auto_shard_dataset=False give every process as many samples.")
