@@ -89,8 +89,14 @@ def main(folder):
     out = {}
     x, y = data()
 
-    # A model made before set_distribution.
+    # A model made before set_distribution (and trained alone: a warning says so).
     early = build(keras)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        early.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    out["alone_warning"] = [str(w.message) for w in caught if "no distribution" in
+                            str(w.message)]
     attempt(out, "mesh_mismatch", lambda: D.DataParallel(devices=["cpu:0", "cpu:1", "cpu:2"]))
     data_parallel = D.DataParallel()
     D.set_distribution(data_parallel)

@@ -174,6 +174,7 @@ def test_bad_input_fails_on_every_rank(runs):
               "indivisible": "divisible by 2", "disagree": "rank 0: 64, rank 1: 60"}
     for r, out in enumerate(ranks):
         assert out["devices"] == ["cpu:0", "cpu:1"]
+        assert len(out["alone_warning"]) == 1 and "trains its own copy" in out["alone_warning"][0]
         for key, words in expect.items():
             kind, message = out[key]
             assert kind == "error" and message.startswith("ValueError") and words in message, \

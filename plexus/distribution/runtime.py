@@ -12,8 +12,8 @@ has more than one process, so single-process code pays one attribute read.
   the accumulated gradients. Gradients that FSDP already reduced (DTensors) are left alone.
 - State: parameters and buffers are broadcast from rank 0 when training starts, buffers
   (BatchNormalization's moving statistics, seed generators) again after every epoch.
-- Metrics: their running states are summed across processes before an epoch's (or an
-  evaluation's) results are read, so logs, history and `evaluate` are global and identical
+- Metrics: their running states are combined across processes (summed, or as a variable's
+  `aggregation` says) before an epoch's (or an evaluation's) results are read, so logs, history and `evaluate` are global and identical
   on every rank.
 - Collectives run under the process group's timeout; failures are re-raised as errors naming
   the rank, never a hang.
