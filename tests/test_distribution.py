@@ -250,6 +250,8 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     loaded = keras.saving.load_model(folder / "mp.keras")  # gathered, an ordinary file
     _close(loaded.get_weights(), ref.get_weights())
     _close(r0["mp_weights"], loaded.get_weights(), 0)
+    assert all(r0["mp_set"]) and all(r1["mp_set"])  # set_weights into the shards
+    _close(r0["mp_reloaded"], r0["mp_weights"], 0)  # and load_weights
     _close(r1["mp_weights"], loaded.get_weights(), 0)
     _close([v.detach().numpy() for v in loaded.optimizer.variables],
            [v.detach().numpy() for v in ref.optimizer.variables])

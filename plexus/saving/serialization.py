@@ -40,9 +40,15 @@ def _module_of(obj):
     return "keras"
 
 
+def saved_class(obj):
+    """The class files name `obj` by: its own, also once FSDP has given a sharded layer a
+    subclass of its own (`plexus.distribution.ModelParallel`)."""
+    return getattr(obj, "__dict__", {}).get("_class_before_sharding") or type(obj)
+
+
 def keras_class_name(obj):
     """The class name written to files (`Functional` for a functional model)."""
-    return type(obj).__name__
+    return saved_class(obj).__name__
 
 
 def serialize_function(fn):
