@@ -258,6 +258,8 @@ def main(folder):
     mp.save(os.path.join(folder, "mp.keras"))
     out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
     out["mp_predict"] = mp.predict(xp["a"][:69], batch_size=BATCH, verbose=0)  # uneven
+    out["mp_config_classes"] = sorted({layer["class_name"] for layer in
+                                       mp.get_config()["layers"]})
     fresh = build_mlp(keras)
     mp.set_weights(fresh.get_weights())  # into the shards
     out["mp_set"] = [np.array_equal(a, b) for a, b in zip(mp.get_weights(),

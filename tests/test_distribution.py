@@ -240,6 +240,7 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     # the "dense..." layers' weights are split in two (dimension 0), the head is whole
     assert r0["mp_local_shapes"] == [(3, 16), (8,), (8, 6), (3,), (6, 1), (1,)]
     assert r0["mp_kinds"] == ["DTensor", "Variable"]
+    assert r0["mp_config_classes"] == ["Dense", "InputLayer"]  # not FSDP's own classes
     assert r0["mp_evaluate"] == r1["mp_evaluate"]
     x, y = W.data()
     ref = W.build_mlp(keras)  # one process, same global batch
