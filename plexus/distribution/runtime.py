@@ -190,6 +190,12 @@ def any_rank(flag):
     return bool(t.item() > 0)
 
 
+def all_finite(loss):
+    """Whether `loss` is finite on every process (a step skipped on one is skipped on all)."""
+    finite = bool(torch.isfinite(loss))
+    return finite if not active() else not any_rank(not finite)
+
+
 def barrier(what="waiting for the other processes"):
     if active():
         _collective(what, dist.barrier)
