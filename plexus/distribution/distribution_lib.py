@@ -327,8 +327,9 @@ class DataParallel(Distribution):
 class ModelParallel(Distribution):
     """Parameters sharded across the processes (torch FSDP2), data split across them.
 
-    Every layer with a weight that the `LayoutMap` gives a sharded layout (any axis not None)
-    is wrapped with `torch.distributed.fsdp.fully_shard`: its parameters, their gradients and
+    Every layer the model calls that holds a weight (its own or a sublayer's) that the
+    `LayoutMap` gives a sharded layout (any axis not None) is wrapped with
+    `torch.distributed.fsdp.fully_shard`: its parameters, their gradients and
     the optimizer's slots are split along their first dimension over all processes, gathered
     for each forward and backward pass. Other weights are replicated, their gradients
     averaged. FSDP decides the split itself (dimension 0, evenly): the layout's axes say

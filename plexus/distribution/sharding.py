@@ -1,7 +1,7 @@
 """`ModelParallel`: parameters sharded across the processes with torch FSDP2.
 
-When training starts, every layer that owns a weight whose path the `LayoutMap` gives a
-sharded layout is wrapped with `torch.distributed.fsdp.fully_shard` over all processes: its
+When training starts, every layer the model calls that holds a weight (its own or a
+sublayer's) whose path the `LayoutMap` gives a sharded layout is wrapped with `torch.distributed.fsdp.fully_shard` over all processes: its
 parameters become DTensors split along dimension 0, gathered before the layer's forward and
 backward passes and freed after; their gradients are reduce-scattered (averaged) by FSDP, and
 the optimizer's slots for them, made like the parameters, are sharded too. The layers run
