@@ -107,7 +107,11 @@ def main(folder):
     from plexus.distribution import runtime
     model = build(keras)
     overlapped = runtime.overlapped_reductions
+    sizes = runtime.Overlap.FIRST_BUCKET_BYTES, runtime.Overlap.BUCKET_BYTES
+    runtime.Overlap.FIRST_BUCKET_BYTES = runtime.Overlap.BUCKET_BYTES = 200  # many buckets
     hist = model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    runtime.Overlap.FIRST_BUCKET_BYTES, runtime.Overlap.BUCKET_BYTES = sizes
+    out["buckets"] = len(model._gradient_overlap.buckets)
     out["overlapped"] = runtime.overlapped_reductions - overlapped  # during backward: 8
     out["weights"] = model.get_weights()
     out["history"] = hist.history

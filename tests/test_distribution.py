@@ -101,6 +101,7 @@ def test_both_ranks_train_like_one_process(runs, single):
     _close(r0["loss_scaled"], single["loss_scaled"])  # LossScaleOptimizer: averaged once
     assert r0["reductions_accumulating"] == r1["reductions_accumulating"] == 2  # not on 1, 3
     assert r0["overlapped"] == r1["overlapped"] == 8  # started during backward, every step
+    assert r0["buckets"] > 3  # (small buckets in that run: several in flight at once)
 
 
 def test_datasets_loaders_and_custom_steps(runs, single):

@@ -552,7 +552,7 @@ _OVERLAPS = []  # the armed ones: Optimizer.step finishes their all-reduces
 class Overlap:
     """The gradients' all-reduce, started during the backward pass (as DDP's buckets do).
 
-    The weights are grouped in buckets of about `BUCKET_BYTES`, in the reverse of their order
+    The weights are grouped in buckets (sized as DDP sizes them), in the reverse of their order
     (roughly the order backward produces their gradients). When autograd has accumulated the
     gradient of every weight of a bucket, the bucket's gradients, copied into one flat buffer,
     start their all-reduce; `Optimizer.step` waits for them (`collect_gradients`) and writes
@@ -561,7 +561,10 @@ class Overlap:
     them itself.
     """
 
-    BUCKET_BYTES = 4 << 20
+    # DDP's sizes: a small first bucket (the last layers' gradients, ready first, start
+    # travelling early), then buckets of 25 MB
+    FIRST_BUCKET_BYTES = 1 << 20
+    BUCKET_BYTES = 25 << 20
 
     def __init__(self, params):
         self.params = list(params)
@@ -571,7 +574,8 @@ class Overlap:
         for p in reversed(self.params):
             k = (p.device, p.dtype)
             nbytes = p.numel() * p.element_size()
-            if current and (k != key or size + nbytes > self.BUCKET_BYTES):
+            cap = self.FIRST_BUCKET_BYTES if not self.buckets else self.BUCKET_BYTES
+            if current and (k != key or size + nbytes > cap):
                 self.buckets.append(current)
                 current, size = [], 0
             current.append(p)
