@@ -5,6 +5,7 @@ Each loop turns the data into batches (`data.py`), asks the model for its step f
 callbacks' hooks. The model is used only through its methods: nothing here imports the model
 classes.
 """
+import contextlib
 import warnings
 
 import torch
@@ -17,6 +18,7 @@ from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training import steps as S
+from plexus.training import threads as T
 from plexus.training.arguments import (
     check_data, check_evaluate_args, check_fit_args, check_inputs, check_predict_args,
 )
@@ -172,17 +174,20 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     prepare = None
     if fn.prepare is not None:  # once per fit, on the first batch (its tensors build a model)
         prepare = lambda b: fn.prepare(b[0] if fn.flat else b)  # noqa: E731
+    stack = contextlib.ExitStack()
     try:
         cbs.on_train_begin()
         # a callback may move the start (BackupAndRestore resuming an interrupted run)
         initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
         done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
         trained = False
+        threads = stack.enter_context(T.scope(model, "train"))  # intra-op threads, restored
+        step_fn = threads.wrap(fn)
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             DD.set_epoch(data, epoch)
             cbs.on_epoch_begin(epoch)
-            last, step = _run_batches(fn, data, cbs.on_train_batch_begin,
+            last, step = _run_batches(step_fn, data, cbs.on_train_batch_begin,
                                       cbs.on_train_batch_end, model.steps_per_execution,
                                       stop, prepare, done)
             done = 0
@@ -205,8 +210,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         opt = getattr(model, "optimizer", None)
         if trained and getattr(opt, "built", False) and hasattr(opt, "finalize_variable_values"):
             opt.finalize_variable_values(opt._vars)  # (use_ema: the weights take the averages)
+        stack.close()
         cbs.on_train_end(logs)
     finally:
+        stack.close()
         model.train(was_training)
         DR.end_training(model)
     return model.history
@@ -249,8 +256,9 @@ def _run_evaluation(model, data, cbs):
     if fn.prepare is not None:
         fn.prepare(None)
     noop = lambda *a: None  # noqa: E731
-    last, _ = _run_batches(fn, data, cbs.on_test_batch_begin if cbs else noop,
-                           cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
+    with T.scope(model, "test") as threads:
+        last, _ = _run_batches(threads.wrap(fn), data, cbs.on_test_batch_begin if cbs else noop,
+                               cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
     return _epoch_logs(model, last)
 
 
@@ -302,7 +310,9 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     was_training = model.training
     model.train(False)
     chunks = []
+    stack = contextlib.ExitStack()
     try:
+        step_fn = stack.enter_context(T.scope(model, "predict")).wrap(fn)
         cbs.on_predict_begin()
         if fn.flat:
             batches = (b[0] for b in data.batches())
@@ -312,12 +322,14 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         for step, batch in enumerate(batches):
             if step % n == 0:
                 cbs.on_predict_batch_begin(step)
-            chunks.append(fn((batch,)) if fn.flat else fn(batch))
+            chunks.append(step_fn((batch,)) if fn.flat else step_fn(batch))
             if (step + 1) % n == 0 or step + 1 == data.steps:
                 out = model._pack_outputs(chunks[-1]) if fn.flat else chunks[-1]
                 cbs.on_predict_batch_end(step, {"outputs": out})  # as the model returns them
+        stack.close()
         cbs.on_predict_end()
     finally:
+        stack.close()
         model.train(was_training)
     return _pack_predictions(model, fn, DD.gather_predictions(data, chunks))
 
@@ -336,7 +348,8 @@ def _predict_one_batch(model, fn, x, batch_size):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((xs,))
+        with T.single(model, n):  # intra-op threads for this call, restored
+            out = fn((xs,))
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])
@@ -400,7 +413,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(batch[0] if fn.flat else batch)
-        logs = fn(batch)
+        logs = T.call(model, "train", fn, batch)  # intra-op threads for the step, restored
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -417,7 +430,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(None)
-        logs = fn(batch)
+        logs = T.call(model, "test", fn, batch)
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -430,7 +443,7 @@ def predict_on_batch(model, x):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((batch[0],)) if fn.flat else fn(batch)
+        out = T.call(model, "predict", fn, (batch[0],) if fn.flat else batch)
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])
