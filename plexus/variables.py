@@ -72,6 +72,16 @@ def to_numpy(t):
     return t.cpu().numpy()
 
 
+def copy_into(target, value):
+    """`target.copy_(value)`; a weight FSDP shards (`plexus.distribution.ModelParallel`) takes
+    its own shard of `value` (every process holds the whole value: nothing is sent)."""
+    if hasattr(target, "full_tensor") and not hasattr(value, "full_tensor"):
+        from torch.distributed.tensor import distribute_tensor
+        value = distribute_tensor(value.to(target.device, target.dtype), target.device_mesh,
+                                  target.placements, src_data_rank=None)
+    return target.copy_(value)
+
+
 def _described(field, doc, convert=None):
     """A property reading (and, with `convert`, writing) a field of the variable's `Weight`."""
     def get(self):

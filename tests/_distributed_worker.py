@@ -89,8 +89,14 @@ def main(folder):
     out = {}
     x, y = data()
 
-    # A model made before set_distribution.
+    # A model made before set_distribution (and trained alone: a warning says so).
     early = build(keras)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        early.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    out["alone_warning"] = [str(w.message) for w in caught if "no distribution" in
+                            str(w.message)]
     attempt(out, "mesh_mismatch", lambda: D.DataParallel(devices=["cpu:0", "cpu:1", "cpu:2"]))
     data_parallel = D.DataParallel()
     D.set_distribution(data_parallel)
@@ -101,7 +107,11 @@ def main(folder):
     from plexus.distribution import runtime
     model = build(keras)
     overlapped = runtime.overlapped_reductions
+    sizes = runtime.Overlap.FIRST_BUCKET_BYTES, runtime.Overlap.BUCKET_BYTES
+    runtime.Overlap.FIRST_BUCKET_BYTES = runtime.Overlap.BUCKET_BYTES = 200  # many buckets
     hist = model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    runtime.Overlap.FIRST_BUCKET_BYTES, runtime.Overlap.BUCKET_BYTES = sizes
+    out["buckets"] = len(model._gradient_overlap.buckets)
     out["overlapped"] = runtime.overlapped_reductions - overlapped  # during backward: 8
     out["weights"] = model.get_weights()
     out["history"] = hist.history
@@ -158,6 +168,17 @@ def main(folder):
                  verbose=0)
     out["sampler_epoch"] = sampler.epoch
     out["dataloader"] = dl_model.get_weights()
+    class Reiterable:  # batches (x, y), read afresh each epoch: rank r trains on r, r + 2, ...
+        def __len__(self):
+            return N_TRAIN // (BATCH // 2)
+
+        def __iter__(self):
+            for i in range(0, N_TRAIN, BATCH // 2):
+                yield ({k: v[i:i + BATCH // 2] for k, v in x.items()},
+                       {k: v[i:i + BATCH // 2] for k, v in y.items()})
+    listed = build(keras)
+    listed.fit(Reiterable(), epochs=2, verbose=0)
+    out["listed"] = listed.get_weights()
 
     # Callbacks: files written by rank 0; a stop asked on rank 0 alone stops both ranks.
     class StopOnRank0(keras.callbacks.Callback):
@@ -205,6 +226,22 @@ def main(folder):
     out["own_predict_reference"] = base.predict(xp, batch_size=BATCH, verbose=0)
     out["custom_loss"] = custom_hist.history["loss"]
 
+    # A metric of one's own, its state in add_variable variables: summed over the ranks.
+    class Seen(keras.metrics.Metric):
+        def __init__(self, name="seen", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.count = self.add_variable((), "zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.count.assign_add(float(y_true.shape[0]))
+
+        def result(self):
+            return self.count.value * 1.0
+    counted = build_mlp(keras)
+    counted.compile(optimizer="sgd", loss="mse", metrics=[Seen()])
+    out["seen"] = counted.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2,
+                              verbose=0).history["seen"]
+
     # A chain of Dense layers: its gradients come in closed form (no autograd), averaged too.
     chain = build_mlp(keras)
     chain.fit(x["a"], y["reg"], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
@@ -225,6 +262,14 @@ def main(folder):
     mp.save(os.path.join(folder, "mp.keras"))
     out["mp_evaluate"] = mp.evaluate(x["a"], y["reg"], batch_size=BATCH, verbose=0)
     out["mp_predict"] = mp.predict(xp["a"][:69], batch_size=BATCH, verbose=0)  # uneven
+    out["mp_config_classes"] = sorted({layer["class_name"] for layer in
+                                       mp.get_config()["layers"]})
+    fresh = build_mlp(keras)
+    mp.set_weights(fresh.get_weights())  # into the shards
+    out["mp_set"] = [np.array_equal(a, b) for a, b in zip(mp.get_weights(),
+                                                          fresh.get_weights())]
+    mp.load_weights(os.path.join(folder, "mp.keras"))
+    out["mp_reloaded"] = mp.get_weights()
     D.set_distribution(data_parallel)
 
     # A checkpoint a single process wrote: loaded on every rank, trained further.

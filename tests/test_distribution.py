@@ -53,7 +53,10 @@ def runs(tmp_path_factory):
     first = W.build(keras)  # a checkpoint written by one process, for the ranks to load
     first.fit(x, y, batch_size=W.BATCH, epochs=1, verbose=0)
     first.save(folder / "single.keras")
-    codes, outs = launch(os.path.join(HERE, "_distributed_worker.py"), folder)
+    for _ in range(2):  # (a port taken between choosing it and binding it: once more)
+        codes, outs = launch(os.path.join(HERE, "_distributed_worker.py"), folder)
+        if codes == [0, 0] or "address already in use" not in "".join(outs).lower():
+            break
     assert codes == [0, 0], "\n".join(outs)
     ranks = []
     for r in range(2):
@@ -98,16 +101,18 @@ def test_both_ranks_train_like_one_process(runs, single):
     _close(r0["loss_scaled"], single["loss_scaled"])  # LossScaleOptimizer: averaged once
     assert r0["reductions_accumulating"] == r1["reductions_accumulating"] == 2  # not on 1, 3
     assert r0["overlapped"] == r1["overlapped"] == 8  # started during backward, every step
+    assert r0["buckets"] > 3  # (small buckets in that run: several in flight at once)
 
 
 def test_datasets_loaders_and_custom_steps(runs, single):
     _, (r0, r1) = runs
-    for key in ("pydataset", "torch_dataset", "dataloader", "custom"):
+    for key in ("pydataset", "torch_dataset", "dataloader", "custom", "listed"):
         for u, v in zip(r0[key], r1[key]):
             np.testing.assert_array_equal(u, v)
     # items 2k and 2k+1 of the PyDataset (8 samples each) make global batch k (16 samples)
     _close(r0["pydataset"], single["weights"], 1e-4)
     _close(r0["torch_dataset"], single["weights"])  # batched with a DistributedSampler
+    _close(r0["listed"], single["weights"], 1e-4)  # a list of batches, every other one
     assert r0["sampler_epoch"] == r1["sampler_epoch"] == 2  # set_epoch every epoch
     assert [p.shape for p in r0["pydataset_predict"]] == [(64, 1), (64, 2)]
     _close(r0["pydataset_predict"], r1["pydataset_predict"], 0)
@@ -133,6 +138,7 @@ def test_history_and_evaluate_are_global(runs, single):
     assert set(r0["history"]) == set(single["history"])
     for k, v in single["history"].items():
         np.testing.assert_allclose(r0["history"][k], v, rtol=1e-5, atol=1e-6)
+    assert r0["seen"] == r1["seen"] == [W.N_TRAIN] * 2  # a variable-based metric, summed
     for k, v in single["evaluate"].items():
         np.testing.assert_allclose(r0["evaluate"][k], v, rtol=1e-5, atol=1e-6)
 
@@ -169,6 +175,7 @@ def test_bad_input_fails_on_every_rank(runs):
               "indivisible": "divisible by 2", "disagree": "rank 0: 64, rank 1: 60"}
     for r, out in enumerate(ranks):
         assert out["devices"] == ["cpu:0", "cpu:1"]
+        assert len(out["alone_warning"]) == 1 and "trains its own copy" in out["alone_warning"][0]
         for key, words in expect.items():
             kind, message = out[key]
             assert kind == "error" and message.startswith("ValueError") and words in message, \
@@ -234,6 +241,7 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     # the "dense..." layers' weights are split in two (dimension 0), the head is whole
     assert r0["mp_local_shapes"] == [(3, 16), (8,), (8, 6), (3,), (6, 1), (1,)]
     assert r0["mp_kinds"] == ["DTensor", "Variable"]
+    assert r0["mp_config_classes"] == ["Dense", "InputLayer"]  # not FSDP's own classes
     assert r0["mp_evaluate"] == r1["mp_evaluate"]
     x, y = W.data()
     ref = W.build_mlp(keras)  # one process, same global batch
@@ -244,6 +252,8 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     loaded = keras.saving.load_model(folder / "mp.keras")  # gathered, an ordinary file
     _close(loaded.get_weights(), ref.get_weights())
     _close(r0["mp_weights"], loaded.get_weights(), 0)
+    assert all(r0["mp_set"]) and all(r1["mp_set"])  # set_weights into the shards
+    _close(r0["mp_reloaded"], r0["mp_weights"], 0)  # and load_weights
     _close(r1["mp_weights"], loaded.get_weights(), 0)
     _close([v.detach().numpy() for v in loaded.optimizer.variables],
            [v.detach().numpy() for v in ref.optimizer.variables])

@@ -13,10 +13,12 @@ step.
 - `PyDataset`s: rank `r` reads items `r, r + W, ...` (one step consumes `W` items; in `fit`
   the item list is padded like the samples above).
 - torch datasets: batched by a `DataLoader` with a `DistributedSampler`.
-- A `DataLoader` of yours: used as it is; its `DistributedSampler`'s epoch is set every epoch.
-  Without one every process reads the same batches (a warning says so).
-- Generators and other iterables: each process reads its own; they must yield the same number
-  of batches (`steps_per_epoch` makes sure).
+- A `DataLoader` of yours with a `DistributedSampler`: used as it is; the sampler's epoch is
+  set every epoch.
+- Other re-iterables with a length (a `DataLoader` without a `DistributedSampler`, with a
+  warning; `plexus.utils` datasets): rank `r` takes batches `r, r + W, ...` (padded in `fit`).
+- Generators and iterables without a length: each process reads its own; they must yield the
+  same number of batches (`steps_per_epoch` makes sure).
 """
 import math
 import warnings
@@ -43,8 +45,10 @@ def shard(data, mode, batch_size=None):
                                    "validation_batch_size" if mode == "validate" else
                                    "batch_size")
         if not dist.auto_shard_dataset:  # the arrays already are this process's share
+            capped = data.steps < math.ceil(data.n / data.batch_size)  # (steps_per_epoch)
             data.batch_size = local
-            data.steps = math.ceil(data.n / local)
+            data.steps = min(data.steps, math.ceil(data.n / local)) if capped else \
+                math.ceil(data.n / local)
             if mode == "fit":
                 R.agree("the number of batches per epoch", data.steps,
                         "With auto_shard_dataset=False give every process as many samples.")
@@ -231,12 +235,47 @@ def _shard_iterable(data, mode, auto, batch_size):
                     f"{sampler.num_replicas}, but the run has {world} processes.")
             if not sampler.shuffle and not sampler.drop_last:
                 data.order = lambda: ("padded", len(sampler.dataset))
-        elif mode == "fit":
+            return
+        if mode == "fit":
             warnings.warn(
                 f"Rank {rank}: the DataLoader has no DistributedSampler, so every process "
-                "reads the same batches (the training is correct but no faster). Give it "
-                "sampler=torch.utils.data.distributed.DistributedSampler(dataset), or pass the "
-                "dataset itself and let fit split it.", stacklevel=4)
+                "loads every batch and trains on its share of them (every W-th). Give it "
+                "sampler=torch.utils.data.distributed.DistributedSampler(dataset) to load only "
+                "this process's samples, or pass the dataset itself and let fit split it.",
+                stacklevel=4)
+    n = len(src.source) if _has_len(src.source) else None
+    if src.kind == "reiterable" and n:
+        R.agree("the number of batches of the data", n)
+        strided = _Strided(src.source, n, world, rank, pad=_pads(mode))
+        src.source = strided
+        src.length = len(strided) if src.steps is None else min(len(strided), src.steps)
+        data.steps = src.length
+        data.order = lambda: ("items", n)
+
+
+class _Strided:
+    """Batches `rank, rank + W, ...` of a re-iterable source of `n` batches (a `DataLoader`
+    without a `DistributedSampler`, a `plexus.utils` dataset, a list of batches); padded with
+    its first batches when every rank must run as many."""
+
+    def __init__(self, source, n, world, rank, pad):
+        self.source, self.n, self.world, self.rank = source, n, world, rank
+        self.total = math.ceil(n / world) * world if pad else n
+
+    def __len__(self):
+        return len(range(self.rank, self.total, self.world))
+
+    def __iter__(self):
+        head = []  # the first batches, kept for the padding
+        i = -1
+        for i, batch in enumerate(self.source):
+            if i < self.total - self.n:
+                head.append(batch)
+            if i % self.world == self.rank:
+                yield batch
+        for j in range(i + 1, self.total):
+            if j % self.world == self.rank and head:
+                yield head[(j - self.n) % len(head)]
 
 
 def _has_len(x):

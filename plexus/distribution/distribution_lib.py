@@ -9,6 +9,7 @@ the layers the `LayoutMap` names, with torch's FSDP2 (`torch.distributed.fsdp.fu
 Without `torchrun` (one process) both run as an ordinary single-process `fit`.
 """
 import collections.abc
+import itertools
 import math
 import re
 import warnings
@@ -18,6 +19,7 @@ import numpy as np
 from plexus.distribution import runtime
 
 DEFAULT_BATCH_DIM_NAME = "batch"
+_SERIALS = itertools.count(1)
 
 
 # ---------------------------------------------------------------------- processes
@@ -216,6 +218,7 @@ class Distribution:
 
     def __init__(self, device_mesh, batch_dim_name=None, auto_shard_dataset=True):
         runtime.initialize_from_environment()
+        self._serial = next(_SERIALS)  # (what models made under it record)
         self._device_mesh = device_mesh
         self._batch_dim_name = batch_dim_name
         self._auto_shard_dataset = bool(auto_shard_dataset)
@@ -324,8 +327,9 @@ class DataParallel(Distribution):
 class ModelParallel(Distribution):
     """Parameters sharded across the processes (torch FSDP2), data split across them.
 
-    Every layer with a weight that the `LayoutMap` gives a sharded layout (any axis not None)
-    is wrapped with `torch.distributed.fsdp.fully_shard`: its parameters, their gradients and
+    Every layer the model calls that holds a weight (its own or a sublayer's) that the
+    `LayoutMap` gives a sharded layout (any axis not None) is wrapped with
+    `torch.distributed.fsdp.fully_shard`: its parameters, their gradients and
     the optimizer's slots are split along their first dimension over all processes, gathered
     for each forward and backward pass. Other weights are replicated, their gradients
     averaged. FSDP decides the split itself (dimension 0, evenly): the layout's axes say

@@ -12,8 +12,8 @@ has more than one process, so single-process code pays one attribute read.
   the accumulated gradients. Gradients that FSDP already reduced (DTensors) are left alone.
 - State: parameters and buffers are broadcast from rank 0 when training starts, buffers
   (BatchNormalization's moving statistics, seed generators) again after every epoch.
-- Metrics: their running states are summed across processes before an epoch's (or an
-  evaluation's) results are read, so logs, history and `evaluate` are global and identical
+- Metrics: their running states are combined across processes (summed, or as a variable's
+  `aggregation` says) before an epoch's (or an evaluation's) results are read, so logs, history and `evaluate` are global and identical
   on every rank.
 - Collectives run under the process group's timeout; failures are re-raised as errors naming
   the rank, never a hang.
@@ -190,6 +190,12 @@ def any_rank(flag):
     return bool(t.item() > 0)
 
 
+def all_finite(loss):
+    """Whether `loss` is finite on every process (a step skipped on one is skipped on all)."""
+    finite = bool(torch.isfinite(loss))
+    return finite if not active() else not any_rank(not finite)
+
+
 def barrier(what="waiting for the other processes"):
     if active():
         _collective(what, dist.barrier)
@@ -296,6 +302,12 @@ def broadcast_buffers(model):
         _broadcast("broadcasting the buffers from rank 0", list(model.buffers()))
 
 
+def creation_stamp():
+    """What a model records when it is made: the current distribution's serial number (an
+    int, so that copies of the model keep it), or None."""
+    return None if _current is None else _current._serial
+
+
 def check_model(model, method):
     """A model built before `set_distribution` cannot follow it: a ValueError."""
     global _warned_alone
@@ -310,7 +322,7 @@ def check_model(model, method):
                 "before building the model to train one model on all of them.", stacklevel=4)
         return
     built_under = model.__dict__.get("_distribution_at_creation")
-    if built_under is not _current:
+    if built_under != _current._serial:
         raise ValueError(
             f"Rank {rank()}: model {model.name!r} was created before "
             f"plexus.distribution.set_distribution({type(_current).__name__}(...)) was called "
@@ -401,15 +413,20 @@ def sync_metrics(model):
               [v.detach().cpu() for v in m.__dict__.get("_variables", ())]) for m in metrics]
     everyone = gather_objects("summing the metrics across processes", local)
     for i, m in enumerate(metrics):
-        state, variables = None, None
+        state = None
         for theirs in everyone:
-            s, vs = theirs[i]
-            state = _add(state, s)
-            variables = vs if variables is None else [a + b for a, b in zip(variables, vs)]
+            state = _add(state, theirs[i][0])
         own = m.__dict__.get("_state")
         if state is not None:
             m._state = _to_device(state, own if own is not None else _first_device(model))
-        for v, value in zip(m.__dict__.get("_variables", ()), variables or ()):
+        for j, v in enumerate(m.__dict__.get("_variables", ())):
+            # a variable's `aggregation` says how (Keras's): summed unless "mean" or
+            # "only_first_replica"
+            values = [theirs[i][1][j] for theirs in everyone]
+            how = getattr(v, "aggregation", "sum")
+            value = values[0] if how == "only_first_replica" else sum(values[1:], values[0])
+            if how == "mean":
+                value = value / len(values)
             v.data.copy_(value.to(v.device, v.dtype))
 
 
@@ -442,8 +459,12 @@ def rank_callbacks(callbacks):
     writes, the others wait for it)."""
     if not active() or rank() == 0 or not callbacks:
         return callbacks
-    return [cb for cb in callbacks
+    kept = [cb for cb in callbacks
             if not any(c.__name__ in _CHIEF_ONLY for c in type(cb).__mro__)]
+    for cb in kept:  # (ModelCheckpoint, EarlyStopping, ...: their messages printed once)
+        if isinstance(getattr(cb, "verbose", None), (int, bool)):
+            cb.verbose = 0
+    return kept
 
 
 def save_on_chief(model, write):
@@ -522,6 +543,7 @@ def end_training(model):
         overlap.reset()
         if overlap in _OVERLAPS:
             _OVERLAPS.remove(overlap)
+    _averaged.clear()
 
 
 _OVERLAPS = []  # the armed ones: Optimizer.step finishes their all-reduces
@@ -537,7 +559,7 @@ def own_gradient_hook(hook_id):
 class Overlap:
     """The gradients' all-reduce, started during the backward pass (as DDP's buckets do).
 
-    The weights are grouped in buckets of about `BUCKET_BYTES`, in the reverse of their order
+    The weights are grouped in buckets (sized as DDP sizes them), in the reverse of their order
     (roughly the order backward produces their gradients). When autograd has accumulated the
     gradient of every weight of a bucket, the bucket's gradients, copied into one flat buffer,
     start their all-reduce; `Optimizer.step` waits for them (`collect_gradients`) and writes
@@ -546,7 +568,10 @@ class Overlap:
     them itself.
     """
 
-    BUCKET_BYTES = 4 << 20
+    # DDP's sizes: a small first bucket (the last layers' gradients, ready first, start
+    # travelling early), then buckets of 25 MB
+    FIRST_BUCKET_BYTES = 1 << 20
+    BUCKET_BYTES = 25 << 20
 
     def __init__(self, params):
         self.params = list(params)
@@ -556,7 +581,8 @@ class Overlap:
         for p in reversed(self.params):
             k = (p.device, p.dtype)
             nbytes = p.numel() * p.element_size()
-            if current and (k != key or size + nbytes > self.BUCKET_BYTES):
+            cap = self.FIRST_BUCKET_BYTES if not self.buckets else self.BUCKET_BYTES
+            if current and (k != key or size + nbytes > cap):
                 self.buckets.append(current)
                 current, size = [], 0
             current.append(p)
@@ -602,10 +628,11 @@ class Overlap:
     @torch.no_grad()
     def collect(self):
         """Wait for the started all-reduces and write the averages into `.grad`; the other
-        gradients of the weights are averaged now. False when nothing had started."""
+        gradients of the weights are averaged now. Returns the ids of the weights whose
+        gradients were averaged (none when nothing had started)."""
         if not self.pending:
             self.reset()
-            return False
+            return set()
         n = world_size()
         for b, (work, flat) in self.pending.items():
             _collective("averaging gradients", work.wait)
@@ -620,7 +647,7 @@ class Overlap:
         if rest:  # (weights without a gradient in this pass: their buckets never started)
             _all_reduce_mean("averaging gradients", rest)
         self.reset()
-        return True
+        return {id(p) for p in self.params if p.grad is not None}
 
 
 def average_now(params):
@@ -635,22 +662,30 @@ def average_now(params):
     return True
 
 
+_averaged = set()  # ids of weights whose current `.grad` is already the average
+
+
 def collect_gradients(params):
     """At the start of `Optimizer.step`: whether the gradients of `params` were averaged
-    already (their all-reduce started during the backward pass)."""
-    global gradient_reductions
-    if not _OVERLAPS or not active():
+    already (their all-reduce started during the backward pass). Several optimizers sharing a
+    backward pass (`MultiOptimizer`) each take their weights' share."""
+    global gradient_reductions, overlapped_reductions, _averaged
+    if not active():
         return False
-    ids = {id(p) for p in params}
-    done = False
-    for overlap in _OVERLAPS:
-        if overlap.armed and overlap.pending and ids.issuperset(overlap.ids[:1]):
-            done = overlap.collect() or done
-    if done:
-        global overlapped_reductions
+    started = [o for o in _OVERLAPS if o.armed and o.pending]
+    if started:
+        _averaged = set()
+        for overlap in started:
+            _averaged |= overlap.collect()
         gradient_reductions += 1
         overlapped_reductions += 1
-    return done
+    if not _averaged:
+        return False
+    mine = [id(p) for p in params if p.grad is not None]
+    if mine and all(i in _averaged for i in mine):
+        _averaged.difference_update(mine)
+        return True
+    return False
 
 
 class _AllReduceSum(torch.autograd.Function):

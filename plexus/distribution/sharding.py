@@ -1,7 +1,7 @@
 """`ModelParallel`: parameters sharded across the processes with torch FSDP2.
 
-When training starts, every layer that owns a weight whose path the `LayoutMap` gives a
-sharded layout is wrapped with `torch.distributed.fsdp.fully_shard` over all processes: its
+When training starts, every layer the model calls that holds a weight (its own or a
+sublayer's) whose path the `LayoutMap` gives a sharded layout is wrapped with `torch.distributed.fsdp.fully_shard` over all processes: its
 parameters become DTensors split along dimension 0, gathered before the layer's forward and
 backward passes and freed after; their gradients are reduce-scattered (averaged) by FSDP, and
 the optimizer's slots for them, made like the parameters, are sharded too. The layers run
@@ -21,24 +21,36 @@ def _dtensor_type():
     return DTensor
 
 
-def _layers_to_shard(model, layout_map):
-    """The layers owning a weight the layout map shards, outermost first, each once."""
+def _candidates(model):
+    """The layers the model calls (a nested model's own layers in its place): FSDP gathers a
+    layer's weights when that layer is called, so it wraps these, not the sublayers whose
+    weights they use (an LSTM runs its cell's weights in one fused kernel)."""
     from plexus.layers.layer import Layer
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        layers = [m for m in model.children() if isinstance(m, Layer)]
+    for layer in layers:
+        if layer is model:
+            continue
+        if hasattr(layer, "layers") and hasattr(layer, "_forward_flat"):  # a nested model
+            yield from _candidates(layer)
+        elif isinstance(layer, Layer):
+            yield layer
+
+
+def _layers_to_shard(model, layout_map):
+    """The layers holding a weight (theirs or their sublayers') that the layout map shards."""
     out, seen = [], set()
-    for module in model.modules():
-        if module is model or not isinstance(module, Layer) or id(module) in seen:
+    for layer in _candidates(model):
+        if id(layer) in seen:
             continue
-        own = list(module._parameters.values())
-        if not any(p is not None for p in own):
-            continue
-        for v in own:
-            if v is None:
+        for v in layer.weights:
+            if not getattr(v, "requires_grad", False):
                 continue
-            path = getattr(v, "path", None) or ""
-            layout = layout_map[path]
+            layout = layout_map[getattr(v, "path", None) or ""]
             if layout is not None and layout.sharded:
-                out.append(module)
-                seen.add(id(module))
+                out.append(layer)
+                seen.add(id(layer))
                 break
     return out
 
@@ -105,11 +117,12 @@ def gathered(model):
     for layer in layers:
         # FSDP gave the layer a class of its own (`FSDPDense`); files name the layer's class
         layer.__class__ = layer.__dict__["_class_before_sharding"]
-        for name, p in list(layer._parameters.items()):
-            if isinstance(p, DTensor):
-                held.append((layer, name, p))
-                layer._parameters[name] = torch.nn.Parameter(
-                    p.full_tensor().detach(), requires_grad=p.requires_grad)
+        for module in layer.modules():  # (the layer's and its sublayers' weights)
+            for name, p in list(module._parameters.items()):
+                if isinstance(p, DTensor):
+                    held.append((module, name, p))
+                    module._parameters[name] = torch.nn.Parameter(
+                        p.full_tensor().detach(), requires_grad=p.requires_grad)
     swapped = []
     for opt in _optimizers(model):
         if not getattr(opt, "built", False):
@@ -125,7 +138,7 @@ def gathered(model):
     finally:
         for opt, name, slots in swapped:
             object.__setattr__(opt, name, slots)
-        for layer, name, p in held:
-            layer._parameters[name] = p
+        for module, name, p in held:
+            module._parameters[name] = p
         for layer in layers:
             layer.__class__ = _fsdp_class(layer.__dict__["_class_before_sharding"])

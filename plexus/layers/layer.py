@@ -20,7 +20,7 @@ from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.layers import tracking
 from plexus.layers.input_spec import assert_input_compatibility
 from plexus.mixed_precision import policy as _policy
-from plexus.variables import Variable, Weight, _identity, to_numpy
+from plexus.variables import Variable, Weight, _identity, copy_into, to_numpy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 # Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
@@ -479,7 +479,7 @@ class Layer(nn.Module):
         with torch.no_grad():
             for (layer, w), value in zip(entries, values):
                 p = getattr(layer, w.attr)
-                p.copy_(w.to_torch(torch.as_tensor(value, dtype=p.dtype)))
+                copy_into(p, w.to_torch(torch.as_tensor(value, dtype=p.dtype)))
 
     # ------------------------------------------------------------------ build / call
     def build(self, input_shape):

@@ -78,7 +78,7 @@ class Model(Layer):
             cls = Model._functional_class
         obj = super().__new__(cls, *args, **kwargs)
         # (fit refuses a model made before set_distribution: see plexus.distribution)
-        object.__setattr__(obj, "_distribution_at_creation", distributed.current())
+        object.__setattr__(obj, "_distribution_at_creation", distributed.creation_stamp())
         return obj
 
     def __init__(self, *args, **kwargs):

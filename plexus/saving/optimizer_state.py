@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import torch
 
+from plexus.variables import copy_into
 from plexus.saving import h5 as h5util
 from plexus.saving import limits
 from plexus.saving.errors import LoadError
@@ -172,7 +173,7 @@ def stage_restore(opt, entries, label, params):
     def commit():
         with torch.no_grad():
             for slot, value in zip(slots, staged):
-                slot.copy_(value)
+                copy_into(slot, value)  # (a sharded slot takes its shard)
         if hasattr(opt, "_iterations"):
             opt._iterations = iterations
         else:

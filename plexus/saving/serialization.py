@@ -22,7 +22,7 @@ from plexus.saving.deserialization import (  # noqa: F401  (re-exported)
 def _module_of(obj):
     """The `module` field Keras writes for plexus's own objects."""
     from plexus.layers.layer import Layer
-    mod = getattr(type(obj) if not inspect.isclass(obj) else obj, "__module__", "")
+    mod = getattr(saved_class(obj) if not inspect.isclass(obj) else obj, "__module__", "")
     if not mod.startswith("plexus"):
         return None if mod == "__main__" else mod  # as Keras: no module for a script's classes
     if isinstance(obj, Layer):
@@ -40,9 +40,15 @@ def _module_of(obj):
     return "keras"
 
 
+def saved_class(obj):
+    """The class files name `obj` by: its own, also once FSDP has given a sharded layer a
+    subclass of its own (`plexus.distribution.ModelParallel`)."""
+    return getattr(obj, "__dict__", {}).get("_class_before_sharding") or type(obj)
+
+
 def keras_class_name(obj):
     """The class name written to files (`Functional` for a functional model)."""
-    return type(obj).__name__
+    return saved_class(obj).__name__
 
 
 def serialize_function(fn):
@@ -124,12 +130,13 @@ def serialize_layer(layer):
             isinstance(config.get("dtype"), str):
         config["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
                            "config": {"name": config["dtype"]}, "registered_name": None}
-    for key in _KERAS_REJECTS.get(type(layer).__name__, ()):
+    cls = saved_class(layer)
+    for key in _KERAS_REJECTS.get(cls.__name__, ()):
         config.pop(key, None)
-    registered = registry._user_names.get(id(type(layer)))
-    if registered is None and not type(layer).__module__.startswith("plexus"):
-        registered = type(layer).__name__
-    if type(layer) is registry.model_class("Functional"):
+    registered = registry._user_names.get(id(cls))
+    if registered is None and not cls.__module__.startswith("plexus"):
+        registered = cls.__name__
+    if cls is registry.model_class("Functional"):
         registered = "Functional"
     out = {"module": _module_of(layer), "class_name": keras_class_name(layer), "config": config,
            "registered_name": registered}

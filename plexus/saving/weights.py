@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from plexus import backend
+from plexus.variables import copy_into
 from plexus.saving import h5 as h5util
 from plexus.saving import custom_state, limits, registry
 from plexus.saving.errors import LoadError
@@ -32,10 +33,10 @@ def _name_key(name):
 
 
 def _container_name(layer, used):
-    from plexus.saving.serialization import keras_class_name
+    from plexus.saving.serialization import keras_class_name, saved_class
     # Keras names a container entry after the Python class, which `_name_prefix` gives where
     # it differs from the exported name (GroupQueryAttention is GroupedQueryAttention).
-    name = type(layer).__dict__.get("_name_prefix") or \
+    name = saved_class(layer).__dict__.get("_name_prefix") or \
         backend.to_snake_case(keras_class_name(layer))
     if name in used:
         used[name] += 1
@@ -258,7 +259,7 @@ def commit(staged):
             owner._load_keras_named_var(name, value)
     with torch.no_grad():
         for target, value in tensors:
-            target.copy_(value)
+            copy_into(target, value)  # (a sharded weight takes its shard)
 
 
 def assign(plan, label="the file"):

@@ -349,7 +349,7 @@ def fast_train_step(model, st, xs, ys, sw):
     else:
         total, values, preds = _loss_fn(model, st, cache["regs"], xs, ys, sw)
     batch = batch_size_of(xs)
-    if st.check_finite and not bool(torch.isfinite(total)):
+    if st.check_finite and not distributed.all_finite(total):  # (on every process)
         st.loss_tracker.update_state(total.detach(), sample_weight=batch)
         return LazyLogs(lambda: pythonify(metrics_result(model)))
     if not params:
