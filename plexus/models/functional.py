@@ -238,6 +238,22 @@ class Functional(Model):
                                   else dtype, int_ok) for dtype, int_ok in self._input_casts]
         return out
 
+    # ------------------------------------------------------------------ pickling and copies
+    def __getstate__(self):
+        """`pickle`, `torch.save(model)` and `copy.deepcopy` walk the graph through its nodes'
+        backward links; the graph's nodes come first in the state, in execution order, so each
+        node's inputs are already copied when it is reached and the walk stays shallow however
+        deep the graph (an EfficientNet or NASNet would otherwise exceed Python's recursion
+        limit)."""
+        state = super().__getstate__()
+        order = [t.node for t in self.inputs] + [step.node for step in self._steps]
+        return {"_graph_node_order": order, **state}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.pop("_graph_node_order", None)
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ config
     def get_config(self):
         from plexus.models.config import functional_config

@@ -411,6 +411,17 @@ class Model(Layer):
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
+    # ------------------------------------------------------------------ pickling and copies
+    def __getstate__(self):
+        """`pickle`, `torch.save(model)` and `copy.deepcopy`: the step functions `fit`,
+        `evaluate` and `predict` made are caches (closures, compiled code) and are made again
+        on the copy's first use."""
+        state = super().__getstate__()
+        for key in ("train_function", "test_function", "predict_function"):
+            if key in state:
+                state[key] = None
+        return state
+
 
 # The methods whose override changes each step: a model overriding none of them runs the
 # default step, which fit/evaluate/predict run their faster way.
