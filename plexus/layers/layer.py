@@ -908,3 +908,5 @@ def _shadow_weights(layer):
 def _unshadow(done):
     for d, name in done:
         d.pop(name, None)
+
+from plexus.layers import modes as _modes  # noqa: E402,F401  (training mode across torch parents)
