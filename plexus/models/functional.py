@@ -186,9 +186,15 @@ class Functional(Model):
 
     _standard_calls = (Layer.__call__,)  # `__call__`s that only lead to `forward`
 
+    def forward(self, inputs, *args, **kwargs):
+        """As `Layer.forward`, with the inputs named: torch tools that map arguments by name
+        (`torch.export`'s `dynamic_shapes=({0: batch},)`) see the graph's inputs as one
+        argument (a tensor, or a list or dict of tensors for several inputs)."""
+        return Layer.forward(self, inputs, *args, **kwargs)
+
     def _plain_call(self):
         cls = type(self)
-        if cls.call is not Functional.call or cls.forward is not Layer.forward or \
+        if cls.call is not Functional.call or cls.forward is not Functional.forward or \
                 cls.__call__ not in self._standard_calls:
             return False
         if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or \

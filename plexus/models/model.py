@@ -402,6 +402,16 @@ class Model(Layer):
         from plexus.saving.api import load_weights
         load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Export the model for inference without plexus: `format="onnx"` writes an ONNX file
+        (through `torch.onnx.export`, for ONNX Runtime and other runtimes), `format="torch"` a
+        `torch.export` program (`.pt2`, for `torch.export.load`). The batch axis (and any other
+        `None` axis of the inputs) is dynamic; inputs and outputs are named after the model's.
+        See `plexus.models.export.export_model`."""
+        from plexus.models.export import export_model
+        return export_model(self, filepath, format=format, verbose=verbose,
+                            input_signature=input_signature, **kwargs)
+
     def to_json(self, **kwargs):
         """The architecture as a JSON string; `plexus.models.model_from_json` reads it back."""
         import json
