@@ -800,7 +800,13 @@ _HOLDERS = weakref.WeakSet()  # layers whose `_losses` hold published losses
 _PUBLISH_LOCK = threading.Lock()
 
 
+_TRACE_CALLS = _CallState()  # the call state while torch.compile traces (it cannot read a
+# ContextVar); tracing runs one frame at a time, so one state serves every trace
+
+
 def _call_state():
+    if torch.compiler.is_compiling():
+        return _TRACE_CALLS
     try:
         return _CALLS.get()
     except LookupError:

@@ -5,6 +5,7 @@ from plexus.graph import functional, inputs as I, tree
 from plexus.graph.tensor import KerasTensor, torch_dtype
 from plexus.layers.input_layer import InputLayer
 from plexus.layers.layer import Layer
+from plexus.models import fx
 from plexus.models.model import Model
 from plexus.saving import registry
 
@@ -190,6 +191,8 @@ class Functional(Model):
         """As `Layer.forward`, with the inputs named: torch tools that map arguments by name
         (`torch.export`'s `dynamic_shapes=({0: batch},)`) see the graph's inputs as one
         argument (a tensor, or a list or dict of tensors for several inputs)."""
+        if type(inputs) is not torch.Tensor and fx.has_proxy(inputs):
+            return fx.trace(self, inputs)  # torch.fx.symbolic_trace: the graph of layer calls
         return Layer.forward(self, inputs, *args, **kwargs)
 
     def _plain_call(self):
