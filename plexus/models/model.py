@@ -419,7 +419,9 @@ class Model(Layer):
         return json.dumps(model_to_config(self), **kwargs)
 
     def __repr__(self):
-        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+        """The module tree, as torch prints a module (`summary()` prints Keras's table)."""
+        from plexus.models.display import module_tree
+        return module_tree(self)
 
     # ------------------------------------------------------------------ pickling and copies
     def __getstate__(self):
