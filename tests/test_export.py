@@ -118,3 +118,15 @@ def test_bad_exports_name_the_model(tmp_path):
     with pytest.raises(ValueError, match="input_signature for input 'input_layer' must be"):
         model.export(tmp_path / "m.onnx", input_signature=["wide"])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_free_axis_that_the_graph_fixes_is_refused_with_a_fix(tmp_path):
+    inp = keras.Input((None,), dtype="int32", name="tokens")
+    model = keras.Model(inp, layers.LSTM(3)(layers.Embedding(20, 4)(inp)), name="reader")
+    with pytest.raises(ValueError, match=r"Model 'reader'.*input_signature.*\['tokens'\]"):
+        model.export(tmp_path / "m.pt2", format="torch")
+    path = model.export(tmp_path / "m.pt2", format="torch", input_signature=[(None, 6)])
+    x = np.random.randint(0, 20, (5, 6)).astype("int32")
+    out = torch.export.load(path).module()(torch.as_tensor(x))
+    np.testing.assert_allclose(out.detach().numpy(), model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)

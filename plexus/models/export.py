@@ -49,7 +49,7 @@ def export_model(model, filepath, format="onnx", verbose=None, input_signature=N
             examples.append(torch.rand(concrete, dtype=dtype))
         else:
             examples.append(torch.zeros(concrete, dtype=dtype))
-        dynamic.append({i: (_BATCH if i == 0 else torch.export.Dim.AUTO)
+        dynamic.append({i: (_BATCH if i == 0 else torch.export.Dim.DYNAMIC)
                         for i, d in enumerate(shape) if d is None} or None)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     examples = [e.to(device) for e in examples]
@@ -65,6 +65,20 @@ def export_model(model, filepath, format="onnx", verbose=None, input_signature=N
             program = torch.export.export(
                 model, (packed,), dynamic_shapes=(packed_dynamic,),
                 **{k: v for k, v in kwargs.items() if format == "torch"})
+    except torch._dynamo.exc.UserError as e:
+        if "onstraint" not in str(e):
+            raise
+        free = {name: shape for name, shape, _ in specs if None in shape[1:]}
+        lines = [ln.strip(" -") for ln in str(e).splitlines() if "specialized" in ln]
+        why = lines[0].split(" If you")[0] if lines else str(e).splitlines()[0]
+        examples = [tuple(d if d is not None or i == 0 else 100 for i, d in enumerate(shape))
+                    for shape in free.values()]
+        raise ValueError(
+            f"{label}: an axis left free (None) cannot stay dynamic in the export, the traced "
+            f"graph fixes its size (torch.export: {why}); recurrent layers, for one, are traced "
+            f"for one sequence length. Pass input_signature with fixed sizes for the free "
+            f"axes of {sorted(free)} (shapes {list(free.values())}), e.g. {examples}."
+        ) from None
     finally:
         model.train(was_training)
     _plain_state(program)
