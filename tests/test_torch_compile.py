@@ -135,3 +135,27 @@ def test_fx_symbolic_trace_gives_the_graph_of_layer_calls():
     for got, want in zip(gm(xs), model(xs)):
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
     assert gm.get_submodule("shared") is shared  # the model's own layers, not copies
+
+
+@pytest.mark.slow
+def test_jit_compile_races_the_eager_step_and_keeps_the_faster():
+    """`jit_compile=True`: after a warm-up, compiled and eager steps alternate, and the faster
+    path (by median step time) trains the rest; both give the same weights."""
+    from plexus.training import jit_race
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 5)).astype("float32")
+    y = x[:, :2] * 2
+    weights = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((5,))
+        model = keras.Model(inp, layers.Dense(2)(layers.Dense(4, activation="relu")(inp)))
+        model.compile("adam", "mse", jit_compile=jit)
+        model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)  # 20 steps
+        weights.append(model.get_weights())
+    race = model._compile_state.cache["jit"]
+    assert race.winner in ("compiled", "eager")
+    assert len(race.times["compiled"]) >= jit_race.TRIALS
+    assert len(race.times["eager"]) >= jit_race.TRIALS
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
