@@ -159,3 +159,18 @@ def test_jit_compile_races_the_eager_step_and_keeps_the_faster():
     assert len(race.times["eager"]) >= jit_race.TRIALS
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_packed_masked_lstm_compiles_with_a_graph_break():
+    """A masked LSTM returning its cell state runs as a packed batch (host-side lengths):
+    outside the graph, with the eager numbers."""
+    inp = keras.Input((6,), dtype="int32")
+    model = keras.Model(inp, layers.LSTM(4, return_state=True)(
+        layers.Embedding(30, 3, mask_zero=True)(inp)))
+    x = torch.randint(1, 30, (4, 6))
+    x[0, 3:] = 0
+    torch._dynamo.reset()
+    for got, want in zip(torch.compile(model, backend=BACKEND)(x), model(x)):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)

@@ -16,17 +16,24 @@ from plexus.graph import tree
 
 
 def _opaque(mode, kernel):
-    """`kernel`, which `torch.compile` sees as one custom op (`plexus::fused_rnn`, see
-    `plexus/layers/rnn_ops.py`): traced, the recurrence would be unrolled over every time
-    step, minutes of compiling for 100 steps. `torch.export` traces torch's own op
-    (`aten.lstm`, which ONNX and `torch.export.load` know without plexus)."""
-    def call(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first):
+    """`kernel`, which `torch.compile` sees as one custom op (`plexus::fused_rnn`, or
+    `plexus::fused_rnn_packed` for a packed batch; see `plexus/layers/rnn_ops.py`): traced,
+    the recurrence would be unrolled over every time step, minutes of compiling for 100
+    steps. `torch.export` traces torch's own op (`aten.lstm`, which ONNX and
+    `torch.export.load` know without plexus)."""
+    def call(*args):
         if not torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            return kernel(x, hx, params, has_bias, num_layers, dropout, train, bidirectional,
-                          batch_first)
-        from plexus.layers.rnn_ops import fused_rnn
+            return kernel(*args)
+        from plexus.layers import rnn_ops
+        if not isinstance(args[3], bool):  # packed: (data, batch_sizes, hx, params, ...)
+            data, batch_sizes, hx, params, has_bias, _, _, train, _ = args
+            hx = list(hx) if isinstance(hx, tuple) else [hx]
+            return tuple(rnn_ops.fused_rnn_packed(mode, data, batch_sizes, hx, list(params),
+                                                  has_bias, train))
+        x, hx, params, has_bias, _, _, train, bidirectional, _ = args
         hx = list(hx) if isinstance(hx, tuple) else [hx]
-        return tuple(fused_rnn(mode, x, hx, list(params), has_bias, train, bidirectional))
+        return tuple(rnn_ops.fused_rnn(mode, x, hx, list(params), has_bias, train,
+                                       bidirectional))
     return call
 
 

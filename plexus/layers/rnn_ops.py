@@ -85,3 +85,64 @@ def _backward(ctx, grads):
 
 
 fused_rnn.register_autograd(_backward, setup_context=_setup_context)
+
+
+# A packed batch (`data`, `batch_sizes`): a masked LSTM that returns its cell state. The op keeps
+# the kernel out of the trace; reading the lengths before it is a graph break of its own.
+def _run_packed(mode, data, batch_sizes, hx, params, has_bias, train):
+    state = tuple(hx) if mode == "lstm" else hx[0]
+    return list(_KERNELS[mode](data, batch_sizes, state, params, has_bias, 1, 0.0, train, False))
+
+
+@torch.library.custom_op("plexus::fused_rnn_packed", mutates_args=())
+def fused_rnn_packed(mode: str, data: Tensor, batch_sizes: Tensor, hx: List[Tensor],
+                     params: List[Tensor], has_bias: bool, train: bool) -> List[Tensor]:
+    """`[packed_outputs, h_n]` (and `c_n`) of torch's fused kernel over a packed batch."""
+    return [t.clone() if any(t is a for a in (data, *hx, *params)) else t.contiguous()
+            for t in _run_packed(mode, data, batch_sizes, hx, params, has_bias, train)]
+
+
+@fused_rnn_packed.register_fake
+def _(mode, data, batch_sizes, hx, params, has_bias, train):
+    return [data.new_empty((data.shape[0], hx[0].shape[-1]))] + [h.new_empty(h.shape) for h in hx]
+
+
+@torch.library.custom_op("plexus::fused_rnn_packed_backward", mutates_args=())
+def fused_rnn_packed_backward(mode: str, data: Tensor, batch_sizes: Tensor, hx: List[Tensor],
+                              params: List[Tensor], has_bias: bool,
+                              grads: List[Tensor]) -> List[Tensor]:
+    excluded = torch._C._dispatch_tls_local_exclude_set() - _AUTOGRAD_KEYS
+    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), \
+            torch.enable_grad():
+        leaves = [t.detach().requires_grad_(True) for t in (data, *hx, *params)]
+        n = len(hx)
+        outs = _run_packed(mode, leaves[0], batch_sizes, leaves[1:1 + n], leaves[1 + n:],
+                           has_bias, True)
+        found = torch.autograd.grad(outs, leaves, [g.contiguous() for g in grads],
+                                    allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(found, leaves)]
+
+
+@fused_rnn_packed_backward.register_fake
+def _(mode, data, batch_sizes, hx, params, has_bias, grads):
+    return [t.new_empty(t.shape) for t in (data, *hx, *params)]
+
+
+def _setup_packed(ctx, inputs, output):
+    mode, data, batch_sizes, hx, params, has_bias, _ = inputs
+    ctx.mode, ctx.has_bias, ctx.n_hx = mode, has_bias, len(hx)
+    ctx.save_for_backward(data, batch_sizes, *hx, *params)
+
+
+def _backward_packed(ctx, grads):
+    saved = ctx.saved_tensors
+    n = ctx.n_hx
+    data, batch_sizes, hx, params = saved[0], saved[1], list(saved[2:2 + n]), list(saved[2 + n:])
+    shapes = [(data.shape[0], hx[0].shape[-1])] + [h.shape for h in hx]
+    grads = [data.new_zeros(shape) if g is None else g for g, shape in zip(grads, shapes)]
+    found = fused_rnn_packed_backward(ctx.mode, data, batch_sizes, hx, params, ctx.has_bias,
+                                      list(grads))
+    return None, found[0], None, found[1:1 + n], found[1 + n:], None, None
+
+
+fused_rnn_packed.register_autograd(_backward_packed, setup_context=_setup_packed)
