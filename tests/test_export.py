@@ -94,6 +94,7 @@ def test_torch_export_takes_the_natural_dynamic_shapes_spec():
                                model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_input_signature_fixes_or_keeps_axes(tmp_path):
     model = WORKLOADS["mlp"].build(keras)
     path = model.export(tmp_path / "m.onnx", input_signature=[keras.InputSpec(shape=(4, 64))])
@@ -120,6 +121,7 @@ def test_bad_exports_name_the_model(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_free_axis_that_the_graph_fixes_is_refused_with_a_fix(tmp_path):
     inp = keras.Input((None,), dtype="int32", name="tokens")
     model = keras.Model(inp, layers.LSTM(3)(layers.Embedding(20, 4)(inp)), name="reader")

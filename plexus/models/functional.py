@@ -240,10 +240,22 @@ class Functional(Model):
     def _apply(self, fn, recurse=True):
         """`.double()`, `.half()`, `.to(dtype)`, ...: floating inputs then follow the new
         floating dtype (integer inputs stay integers)."""
+        def weights_dtype():
+            return next((p.dtype for p in self.parameters() if p.is_floating_point()), None)
+
+        before = weights_dtype()
         out = super()._apply(fn, recurse)
-        moved = fn(torch.empty(0))
-        if moved.dtype != torch.float32 and moved.is_floating_point():
-            self._input_casts = [(moved.dtype if dtype is not None and dtype.is_floating_point
+        # inputs follow a move of the weights' floating dtype (`.float()` after `.double()`
+        # included); a device move changes nothing
+        target = weights_dtype()
+        if target is not None and target == before:
+            target = None
+        elif before is None:
+            moved = fn(torch.empty(0))
+            target = moved.dtype if moved.dtype != torch.float32 and \
+                moved.is_floating_point() else None
+        if target is not None:
+            self._input_casts = [(target if dtype is not None and dtype.is_floating_point
                                   else dtype, int_ok) for dtype, int_ok in self._input_casts]
         return out
 

@@ -265,7 +265,9 @@ def prepare_training(model, st, xs):
         if st.cache.get("jit_key") != key:
             compiled = _compiled_gradients(model, st, params)
             st.cache["jit"] = compiled and JitRace(
-                compiled, params[0].device if params else None)
+                compiled, params[0].device if params else None,
+                lambda xs, ys, sw: (*_loss_fn(model, st, st.cache["regs"], xs, ys, sw), None),
+                model.name)
             st.cache["jit_key"] = key
         elif st.cache.get("jit") is not None:
             st.cache["jit"].pause()
