@@ -118,6 +118,11 @@ def test_bad_exports_name_the_model(tmp_path):
         model.export(tmp_path / "m.onnx", input_signature=[(None, 64), (None, 64)])
     with pytest.raises(ValueError, match="input_signature for input 'input_layer' must be"):
         model.export(tmp_path / "m.onnx", input_signature=["wide"])
+    from tests.test_torch_pickle import Twice
+    sub = Twice()
+    sub(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="'twice' is a subclassed model.*torch.export.export"):
+        sub.export(tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
 
 

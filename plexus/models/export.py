@@ -32,6 +32,12 @@ def export_model(model, filepath, format="onnx", verbose=None, input_signature=N
             f"{label}: unknown export format {format!r}. plexus exports format='onnx' (an ONNX "
             "file through torch.onnx) or format='torch' (a torch.export program, .pt2); "
             "TensorFlow's formats (tf_saved_model) need TensorFlow.")
+    from plexus.models.functional import Functional
+    if not isinstance(model, Functional):
+        raise ValueError(
+            f"{label} is a subclassed model, which has no symbolic inputs to name and shape "
+            "the export: `export()` takes functional and Sequential models. Export a subclassed "
+            "model with torch.export.export(model, (example,)) or torch.onnx.export directly.")
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         raise ValueError(
             f"{label} has not been built, so its inputs are unknown: call it on data or on "
