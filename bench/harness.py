@@ -7,6 +7,7 @@ round, rotating the order, so that a noisy neighbour on the machine slows every 
 import importlib.util
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,8 @@ ROOT = os.path.dirname(HERE)
 CONTENDERS = {
     "plexus": ({}, ["torch"]),
     "plexus-jit": ({}, ["torch"]),
+    # plexus with torch's own thread settings (PLEXUS_THREADS=torch): plexus before its policy
+    "plexus-torchthreads": ({"PLEXUS_THREADS": "torch"}, ["torch"]),
     "keras-jax": ({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, ["keras", "jax"]),
     "keras-torch": ({"KERAS_BACKEND": "torch"}, ["keras", "torch"]),
     "torch": ({}, ["torch"]),
@@ -51,19 +54,31 @@ class Worker:
         hello = self._read()
         self.import_s = hello.get("import_s")
 
-    def _read(self):
+    def _read(self, timeout=None):
+        if timeout is not None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not ready:  # still working: stop it, it answers nothing more
+                self.proc.kill()
+                self.proc.wait()
+                return {"error": f"timeout: no answer within {timeout:.0f} s (worker stopped)"}
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"worker {self.name!r} exited (code {self.proc.poll()}); see its "
                                "log for the traceback.")
         return json.loads(line)
 
-    def ask(self, **cmd):
+    def ask(self, timeout=None, **cmd):
+        """Send `cmd`; its answer, or an error answer after `timeout` seconds (the worker is
+        then stopped)."""
+        if self.proc.poll() is not None:
+            return {"error": f"worker exited (code {self.proc.returncode})"}
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
-        return self._read()
+        return self._read(timeout)
 
     def close(self):
+        if self.proc.poll() is not None:
+            return
         try:
             self.ask(cmd="quit")
         except (RuntimeError, BrokenPipeError, OSError):
@@ -71,18 +86,18 @@ class Worker:
         self.proc.wait(timeout=30)
 
 
-def interleaved(workers, rounds, **cmd):
+def interleaved(workers, rounds, timeout=None, **cmd):
     """`rounds` answers to `cmd` from every worker, asked in rotating order.
 
-    Returns `{worker name: [answer, ...]}`; a worker that answers with an error is dropped
-    from later rounds and its error kept.
+    Returns `{worker name: [answer, ...]}`; a worker that answers with an error (or not
+    within `timeout` seconds) is dropped from later rounds and its error kept.
     """
     out = {w.name: [] for w in workers}
     live = list(workers)
     for r in range(rounds):
         order = live[r % len(live):] + live[:r % len(live)] if live else []
         for w in order:
-            ans = w.ask(**cmd)
+            ans = w.ask(timeout=timeout, **cmd)
             out[w.name].append(ans)
             if "error" in ans or "skip" in ans:
                 live.remove(w)
@@ -153,3 +168,24 @@ def best_times(fns, rounds, sync=None):
             sync()
             best[key] = min(best[key], time.perf_counter() - start)
     return best
+
+
+class BusyLoop:
+    """A competing CPU-bound process (a Python busy loop) while the `with` block runs: the
+    laptop with a browser open, the CI neighbour."""
+
+    def __init__(self, processes=1):
+        self.processes, self.procs = processes, []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(self.processes)]
+        time.sleep(0.2)  # running before the first measurement
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        return False

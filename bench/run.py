@@ -3,11 +3,17 @@
     python bench/run.py                      # everything (a few minutes on 2 cores)
     python bench/run.py --workloads mlp qa_lstm --rounds 5
     python bench/run.py --quick              # 2 rounds, fewer extras: a fast look
+    python bench/run.py --load               # alone and beside a busy process, side by side
 
 Prints Markdown tables: fit epoch time per workload (best of the interleaved rounds) and the
 ratios plexus/other (below 1: plexus is faster), predict latency, peak memory in fit, InceptionV3
 build time and the time `import plexus` adds to `import torch`. `--json FILE` saves the raw
 answers. A contender whose library is missing is skipped with a note.
+
+`--load` times `fit` epochs of each workload alone and then beside `--busy` busy-loop
+processes, in the same workers, and prints both medians and their ratio for plexus, plexus on
+torch's own thread settings (`PLEXUS_THREADS=torch`, plexus before its thread policy), Keras
+on JAX and on torch, and PyTorch.
 """
 import argparse
 import json
@@ -20,6 +26,9 @@ from bench import harness as H  # noqa: E402
 from bench.workloads import WORKLOADS  # noqa: E402
 
 ORDER = ["plexus", "plexus-jit", "keras-jax", "keras-torch", "torch"]
+# --load: plexus, plexus before its thread policy (torch's thread settings), the others
+LOAD_ORDER = ["plexus", "plexus-torchthreads", "keras-jax", "keras-torch", "torch"]
+LOAD_WORKLOADS = ["mlp", "qa_lstm", "posts_conv1d", "ticket_lstm", "residual_cnn"]
 OURS = ("plexus", "plexus-jit")  # plexus-jit: the same code with compile(..., jit_compile=True)
 OTHERS = (("keras-jax", "Keras-JAX"), ("keras-torch", "Keras-torch"), ("torch", "PyTorch"))
 PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn", "efficientnet_b0", "convnext_tiny")
@@ -77,6 +86,135 @@ def run_workload(workers, name, args, results):
                            for w, a in ans.items()}
     print(f"  {name}: " + ", ".join(f"{w} {fmt(r['best'])}s" for w, r in res.items()),
           file=sys.stderr, flush=True)
+
+
+def run_loaded(workers, name, args, results):
+    """One workload alone and beside a busy process, in the same workers: alone, a warm-up
+    and `--rounds` interleaved epochs; then, with the busy loop running, a warm-up and
+    `--load-rounds` epochs; each side's median (the collapse comes and goes: not the best)."""
+    wl = WORKLOADS[name]
+    ready = []
+    for w in workers:
+        ans = w.ask(cmd="setup", workload=name, timeout=args.epoch_limit)
+        if "error" in ans:
+            print(f"  {w.name}: setup failed: {ans['error']}", file=sys.stderr)
+        else:
+            ready.append(w)
+    repeat = getattr(wl, "repeat", 1)
+    res = results.setdefault("load", {})[name] = {}
+
+    def measure(rounds, phase):
+        warm = H.interleaved(ready, args.warmup, cmd="epoch", repeat=repeat,
+                             timeout=args.epoch_limit)
+        live = [w for w in ready if all("error" not in a for a in warm[w.name])]
+        epochs = H.interleaved(live, rounds, cmd="epoch", repeat=repeat,
+                               timeout=args.epoch_limit)
+        for w in ready:
+            answers = epochs.get(w.name, warm[w.name])
+            times = sorted(a["epoch_s"] for a in answers if "epoch_s" in a)
+            err = next((a["error"] for a in warm[w.name] + answers if "error" in a), None)
+            res.setdefault(w.name, {})[phase] = {
+                "threads": [a["threads"] for a in answers if "threads" in a],
+                "median": times[len(times) // 2] if times else None,
+                "min": times[0] if times else None, "max": times[-1] if times else None,
+                "runs": times, "error": err}
+
+    measure(args.rounds, "alone")
+    with H.BusyLoop(args.busy):
+        measure(args.load_rounds, "loaded")
+    print(f"  {name}: " + ", ".join(
+        f"{w} {fmt(r['alone']['median'])}s / {fmt(r['loaded']['median'])}s"
+        for w, r in res.items()), file=sys.stderr, flush=True)
+
+
+def load_table(results, names):
+    heads = [f"{n} alone | {n} loaded | {n} ratio" for n in names]
+    lines = ["| workload | " + " | ".join(heads) + " | plexus loaded / Keras-JAX loaded |",
+             "|---" * (3 * len(names) + 2) + "|"]
+    for wl, res in results.get("load", {}).items():
+        row = [wl]
+        for n in names:
+            a = res.get(n, {}).get("alone", {})
+            b = res.get(n, {}).get("loaded", {})
+            loaded = fmt(b.get("median"))
+            if b.get("runs") and len(b["runs"]) > 1:
+                loaded += f" ({fmt(b['min'])}–{fmt(b['max'])})"
+            row += [fmt(a.get("median")) + _stopped(a), loaded + _stopped(b),
+                    ratio(b.get("median"), a.get("median"))]
+        p = res.get("plexus", {}).get("loaded", {}).get("median")
+        j = res.get("keras-jax", {}).get("loaded", {}).get("median")
+        row.append(ratio(p, j))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _stopped(phase):
+    err = phase.get("error")
+    if not err:
+        return ""
+    return " (stopped)" if "timeout" in err or "exited" in err else " (error)"
+
+
+def load_targets(results):
+    out = []
+    for wl, res in results.get("load", {}).items():
+        p = res.get("plexus", {})
+        a, b = p.get("alone", {}).get("median"), p.get("loaded", {}).get("median")
+        if a is None or b is None:
+            out.append(f"- {wl}: plexus has no time")
+            continue
+        line = (f"- {wl}: plexus slows {b / a:.2f}x under load "
+                f"({'met' if b / a <= 3 else 'NOT met'}: <= 3x)")
+        j = res.get("keras-jax", {}).get("loaded", {}).get("median")
+        if j:
+            line += f"; {b / j:.2f}x Keras-JAX under load ({'met' if b < j else 'NOT met'}: < 1)"
+        old = res.get("plexus-torchthreads", {}).get("alone", {}).get("median")
+        if old:
+            line += (f"; alone {a / old:.2f}x plexus on torch's threads "
+                     f"({'met' if a <= 1.05 * old else 'NOT met'}: <= 1.05)")
+        chosen = [p.get(k, {}).get("threads") for k in ("alone", "loaded")]
+        if all(chosen):
+            line += (f"; plexus's training threads per epoch: alone {chosen[0]}, "
+                     f"loaded {chosen[1]}")
+        out.append(line)
+    return "\n".join(out)
+
+
+def main_load(args):
+    results, notes = {"machine": H.machine()}, []
+    log_dir = tempfile.mkdtemp(prefix="plexus-bench-")
+    workers = []
+    for name in args.contenders:
+        missing = H.missing_modules(name)
+        if missing:
+            notes.append(f"{name} skipped: {', '.join(missing)} not installed")
+            continue
+        workers.append(H.Worker(name, log_dir, args.threads))
+    names = [w.name for w in workers]
+    try:
+        for wl in args.workloads:
+            # a worker stopped by the epoch limit is started afresh for the next workload
+            workers = [w if w.proc.poll() is None else H.Worker(w.name, log_dir, args.threads)
+                       for w in workers]
+            run_loaded(workers, wl, args, results)
+    finally:
+        for w in workers:
+            w.close()
+    threads = f"{args.threads} (--threads)" if args.threads else "each library's default"
+    print(f"Machine: {results['machine']}; intra-op threads in the workers: {threads}\n")
+    print(f"Fit under load: seconds per epoch alone (median of {args.rounds} interleaved rounds) "
+          f"and beside {args.busy} busy-loop process(es) (median of {args.load_rounds} rounds, "
+          f"fastest–slowest in brackets), each after {args.warmup} warm-up epoch(s); ratio = "
+          f"loaded / alone; an epoch over {args.epoch_limit:.0f} s stops that contender\n")
+    print(load_table(results, names))
+    print("\nTargets, from this run:\n")
+    print(load_targets(results))
+    for n in notes:
+        print(f"\nNote: {n}")
+    print(f"\n(worker logs: {log_dir})", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
 
 
 def fit_table(results, names):
@@ -148,7 +286,15 @@ def predict_table(results, names):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
-    ap.add_argument("--contenders", nargs="*", default=ORDER, choices=ORDER)
+    ap.add_argument("--contenders", nargs="*", default=None,
+                    choices=ORDER + ["plexus-torchthreads"])
+    ap.add_argument("--load", action="store_true",
+                    help="fit each workload alone and beside a busy process, side by side")
+    ap.add_argument("--load-rounds", type=int, default=5,
+                    help="--load: epochs under load per contender (their median is shown)")
+    ap.add_argument("--busy", type=int, default=1, help="--load: busy-loop processes")
+    ap.add_argument("--epoch-limit", type=float, default=120.0,
+                    help="--load: seconds an epoch may take before its contender is stopped")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None,
@@ -159,6 +305,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.warmup = 1
+    if args.load:
+        if args.contenders is None:
+            args.contenders = LOAD_ORDER
+        if args.workloads == list(WORKLOADS):
+            args.workloads = LOAD_WORKLOADS
+        return main_load(args)
+    if args.contenders is None:
+        args.contenders = ORDER
 
     results, notes = {"machine": H.machine()}, []
     log_dir = tempfile.mkdtemp(prefix="plexus-bench-")

@@ -79,7 +79,11 @@ class KerasLike:
         self.model.fit(self.x, self.y, batch_size=self.bs, epochs=1, verbose=0,
                        callbacks=[self.timer])
         call = time.perf_counter() - t0
-        return {"epoch_s": self.times[1] - self.times[0], "call_s": call}
+        out = {"epoch_s": self.times[1] - self.times[0], "call_s": call}
+        tuners = getattr(self.model, "__dict__", {}).get("_thread_tuners")
+        if tuners:  # plexus's thread choice for training at the end of the epoch
+            out["threads"] = [t.choice for k, t in tuners.items() if k[0] == "train"][-1]
+        return out
 
     def predictor(self, xb):
         n = len(xb[0] if isinstance(xb, list) else xb)
@@ -222,7 +226,8 @@ def handle(runner, contender, cmd):
         return {"build_s": runner.build_s}
     if op == "epoch":  # the best of `repeat` back-to-back epochs (tiny workloads start cold)
         runs = [runner.epoch() for _ in range(cmd.get("repeat", 1))]
-        return {k: min(r[k] for r in runs) for k in runs[0]}
+        return {k: min(r[k] for r in runs) if k != "threads" else runs[-1][k]
+                for k in runs[0]}
     if op == "predict":
         b = cmd["batch"]
         xb = [a[:b] for a in runner.x_full]

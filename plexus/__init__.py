@@ -17,6 +17,8 @@ from plexus import saving  # noqa: E402  (save_model, load_model, register_keras
 from plexus import applications  # noqa: E402  (after layers and models, which it uses)
 from plexus import dtype_policies, mixed_precision  # noqa: E402  (dtype policies, loss scaling)
 from plexus import datasets, preprocessing  # noqa: E402  (data loading)
+from plexus import distribution  # noqa: E402  (several processes: keras.distribution)
+from plexus import distillation, legacy, quantizers, visualization  # noqa: E402
 from plexus.mixed_precision import DTypePolicy, FloatDTypePolicy  # noqa: E402
 from plexus.variables import Variable  # noqa: E402
 

@@ -4,11 +4,11 @@
     keras.config.set_image_data_format("channels_first")
     keras.config.image_data_format()   # 'channels_first'
 
-`floatx`, `epsilon`, `image_data_format`, logging and the debugging caps (`max_epochs`,
-`max_steps_per_epoch`) live in this module and last until changed, as in Keras; the session
-settings (unsafe deserialization, flash attention, the global dtype policy) live in the
-session of `plexus.backend` with the default-name counters, and `plexus.clear_session()`
-resets them.
+`floatx`, `epsilon`, `image_data_format`, logging, the debugging caps (`max_epochs`,
+`max_steps_per_epoch`) and the thread policy of the training loops (`set_thread_policy`) live
+in this module and last until changed, as in Keras; the session settings (unsafe
+deserialization, flash attention, the global dtype policy) live in the session of
+`plexus.backend` with the default-name counters, and `plexus.clear_session()` resets them.
 """
 import os
 
@@ -26,6 +26,17 @@ def _env_int(name):
         raise ValueError(f"The environment variable {name} must be an integer; found {value!r}.")
 
 
+def _check_thread_policy(value, where="set_thread_policy"):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, str) and value.strip().lower() in ("auto", "torch"):
+        return value.strip().lower()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"{where}: the thread policy must be 'auto', 'torch' or a positive "
+                     f"number of threads; received {value!r}.")
+
+
 # Settings that last until changed (Keras keeps these across clear_session too).
 _settings = {
     "floatx": "float32",
@@ -35,6 +46,8 @@ _settings = {
     "max_steps_per_epoch": _env_int("KERAS_MAX_STEPS_PER_EPOCH"),
     "traceback_filtering": True,
     "interactive_logging": True,
+    "thread_policy": _check_thread_policy(os.environ.get("PLEXUS_THREADS") or "auto",
+                                          "the environment variable PLEXUS_THREADS"),
 }
 
 
@@ -146,6 +159,29 @@ def _check_cap(value, name):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None; received {value!r}.")
     return value
+
+
+# ------------------------------------------------------------------------ intra-op threads
+def thread_policy():
+    """How `fit`, `evaluate` and `predict` set torch's intra-op threads: `"auto"` (the
+    default), `"torch"` or a fixed number; also set by the `PLEXUS_THREADS` variable."""
+    return _settings["thread_policy"]
+
+
+def set_thread_policy(policy):
+    """Choose how plexus's loops (`fit`, `evaluate`, `predict`) set torch's intra-op threads.
+
+    Args:
+        policy: `"auto"` (the default): each loop picks the count per model and phase from
+            the work per operation and timed steps, within the CPUs the process may use, and
+            re-checks when step times jump (a busy machine); the user's own setting
+            (`OMP_NUM_THREADS`, `torch.set_num_threads`) is left alone, and under `torchrun`
+            each rank runs one thread. `"torch"`: plexus never touches torch's threads. A
+            positive integer: the loops run with exactly that many.
+
+    Whatever plexus sets inside a loop is restored when the loop ends.
+    """
+    _settings["thread_policy"] = _check_thread_policy(policy)
 
 
 # ------------------------------------------------------------------------ logging, tracebacks

@@ -61,8 +61,12 @@ def _is_differentiable(t):
 
 
 def to_numpy(t):
-    """A detached CPU NumPy copy of `t` (bfloat16 becomes float32: NumPy has no bfloat16)."""
+    """A detached CPU NumPy copy of `t` (bfloat16 becomes float32: NumPy has no bfloat16). A
+    weight FSDP shards (`plexus.distribution.ModelParallel`) is gathered whole first: every
+    process must ask for it together."""
     t = t.detach()
+    if hasattr(t, "full_tensor"):
+        t = t.full_tensor()
     if t.dtype is torch.bfloat16:
         t = t.float()
     return t.cpu().numpy()

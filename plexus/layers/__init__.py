@@ -53,10 +53,12 @@ from plexus.layers.reversible_embedding import ReversibleEmbedding
 from plexus.layers.pipeline import Pipeline
 from plexus.layers.torch_module_wrapper import TorchModuleWrapper
 from plexus.layers.preprocessing import (
-    AutoContrast, CategoryEncoding, CenterCrop, CutMix, Discretization, Equalization,
-    HashedCrossing, Hashing, IntegerLookup, MelSpectrogram, MixUp, Normalization, RandAugment,
-    RandomBrightness, RandomColorDegeneration, RandomColorJitter, RandomContrast, RandomCrop,
-    RandomErasing, RandomFlip, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
+    AugMix, AutoContrast, CategoryEncoding, CenterCrop,
+    ContrastLimitedAdaptiveHistogramEqualization, CutMix, Discretization, Equalization,
+    HashedCrossing, Hashing, IntegerLookup, MaxNumBoundingBoxes, MelSpectrogram, MixUp,
+    Normalization, RandAugment, RandomBrightness, RandomColorDegeneration, RandomColorJitter,
+    RandomContrast, RandomCrop, RandomElasticTransform, RandomErasing, RandomFlip,
+    RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert, RandomPerspective,
     RandomPosterization, RandomRotation, RandomSaturation, RandomSharpness, RandomShear,
     RandomTranslation, RandomZoom, Resizing, Solarization, STFTSpectrogram, StringLookup,
     TextVectorization,

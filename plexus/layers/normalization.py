@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from plexus import constraints, initializers, regularizers
+from plexus.distribution import runtime as distributed
 from plexus.graph.tensor import torch_dtype
 from plexus.layers.core import _ser
 from plexus.layers.layer import Layer
@@ -109,6 +110,9 @@ class BatchNormalization(Layer):
         beta_initializer, gamma_initializer, moving_mean_initializer,
             moving_variance_initializer: initializers of the four weights.
         beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as for Dense.
+        synchronized: under a `plexus.distribution` run on several processes, compute the
+            batch statistics over every process's samples (the global batch); no effect in a
+            single process.
 
     Weights (in order): `gamma`, `beta`, `moving_mean`, `moving_variance` (the last two
     non-trainable), each of shape `(channels,)`.
@@ -140,11 +144,6 @@ class BatchNormalization(Layer):
             raise ValueError(
                 f"Layer {self.name!r} (BatchNormalization): renorm=True (batch renormalization) "
                 "is not supported by plexus. Use renorm=False.")
-        if synchronized:
-            raise ValueError(
-                f"Layer {self.name!r} (BatchNormalization): synchronized=True is not supported; "
-                "for multi-GPU training convert the model with "
-                "torch.nn.SyncBatchNorm-style code or keep synchronized=False.")
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -154,7 +153,8 @@ class BatchNormalization(Layer):
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.renorm, self.renorm_clipping = False, renorm_clipping
-        self.renorm_momentum, self.synchronized = renorm_momentum, False
+        # synchronized: under a distribution, batch statistics over every process's batch
+        self.renorm_momentum, self.synchronized = renorm_momentum, bool(synchronized)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -181,7 +181,10 @@ class BatchNormalization(Layer):
             return self._normalize(x, axis, self.moving_mean, self.moving_variance)
         reduce = [d for d in range(x.ndim) if d != axis]
         count = x.numel() // max(x.shape[axis], 1)
-        if mask is None and count > 1:
+        if self.synchronized and distributed.active():
+            mean, var = distributed.global_moments(x, reduce, mask)
+            out = self._normalize(x, axis, mean, var)
+        elif mask is None and count > 1:
             out, mean, var = self._fused_training(x, axis, count)
         else:
             mean, var = self._moments(x, reduce, mask)

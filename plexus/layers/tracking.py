@@ -87,7 +87,7 @@ def track_attribute(layer, key, value):
     if current is None and isinstance(value, nn.Parameter):
         current = layer._parameters.get(key)
     if isinstance(current, Variable) and isinstance(value, torch.Tensor) \
-            and value.shape == current.shape:
+            and value.shape == current.shape and not _is_dtensor(value):
         current.data = value.detach()
         return False
     if isinstance(value, nn.Parameter):  # `self.w = nn.Parameter(...)`, registered elsewhere
@@ -95,6 +95,13 @@ def track_attribute(layer, key, value):
         if table is not None and attr != key:
             _rename(layer, table, attr, key)
     return True
+
+
+def _is_dtensor(value):
+    """A sharded tensor (FSDP's parameters under `plexus.distribution.ModelParallel`): it
+    replaces the variable it shards rather than lending it its data."""
+    return type(value).__name__ == "DTensor" or type(getattr(value, "data", None)).__name__ \
+        == "DTensor"
 
 
 def _track_variable(layer, key, var):

@@ -10,6 +10,7 @@ import warnings
 
 import torch
 
+from plexus.distribution import runtime as distributed
 from plexus.graph import tree
 from plexus.graph.inputs import to_tensor
 from plexus.layers.layer import Layer
@@ -54,7 +55,10 @@ class Model(Layer):
     def __new__(cls, *args, **kwargs):
         if cls is Model and functional_init_arguments(args, kwargs):
             cls = Model._functional_class
-        return super().__new__(cls, *args, **kwargs)
+        obj = super().__new__(cls, *args, **kwargs)
+        # (fit refuses a model made before set_distribution: see plexus.distribution)
+        object.__setattr__(obj, "_distribution_at_creation", distributed.current())
+        return obj
 
     def __init__(self, *args, **kwargs):
         functional = Model._functional_class

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import torch
 
+from plexus.distribution import runtime as distributed
 from plexus.training import optimizers as O
 
 
@@ -120,7 +121,10 @@ class LossScaleOptimizer(O.Optimizer):
     @torch.no_grad()
     def step(self):
         """Unscale the gradients and check them in one fused pass; update with the inner
-        optimizer when all are finite, else skip the update. Then adjust the scale."""
+        optimizer when all are finite, else skip the update. Then adjust the scale. Under a
+        distribution the gradients are averaged across processes first, so that every process
+        finds the same overflow and skips the same updates."""
+        averaged = distributed.average_now(self._vars)
         grads = [p.grad for p in self._vars if p.grad is not None]
         found = self._found_inf
         found.zero_()
@@ -134,6 +138,8 @@ class LossScaleOptimizer(O.Optimizer):
                     group, found if device == found.device else found.to(device),
                     inv.to(device))
         if not bool(found):
+            if averaged:  # (the inner optimizer must not average them again)
+                self.inner_optimizer._gradients_averaged = True
             self.inner_optimizer.step()
         torch._amp_update_scale_(self.dynamic_scale, self.step_counter, found, 2.0, 0.5,
                                  self.dynamic_growth_steps)

@@ -18,3 +18,4 @@ from plexus.saving.serialization import (
 from plexus.saving.api import (
     load_model, load_weights, model_from_config, model_from_json, save_model, save_weights,
 )
+from plexus.saving.file_editor import KerasFileEditor

@@ -12,6 +12,7 @@ import os
 import warnings
 
 import plexus
+from plexus.distribution import runtime as distributed
 from plexus.saving import files, legacy_h5, limits, optimizer_state, registry, weights
 from plexus.saving import h5 as h5util
 from plexus.saving.context import check_custom_objects
@@ -57,24 +58,27 @@ def save_model(model, filepath, overwrite=True, zipped=True, **kwargs):
     if save_format == "h5" or filepath.endswith(".h5") or filepath.endswith(".hdf5"):
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{filepath} exists and overwrite=False.")
-        _save_legacy_h5_model(model, filepath)
+        distributed.save_on_chief(model, lambda: _save_legacy_h5_model(model, filepath))
         return
     if not filepath.endswith(".keras"):
         raise ValueError(f"Model files must end in '.keras'; received {filepath!r}.")
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
-    config = json.dumps(model_to_config(model))
-    metadata = json.dumps({"keras_version": "3.15.1", "plexus_version": plexus.__version__,
-                           "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
 
     def write(f):
         weights.write(model, f)
         optimizer_state.write(model, f)
 
-    files.write_archive(filepath, {"metadata.json": metadata.encode(),
-                                   "config.json": config.encode(),
-                                   "model.weights.h5": files.h5_bytes(write),
-                                   **weights.asset_members(model)})
+    def save():
+        config = json.dumps(model_to_config(model))
+        metadata = json.dumps({"keras_version": "3.15.1", "plexus_version": plexus.__version__,
+                               "date_saved": datetime.datetime.now().strftime(
+                                   "%Y-%m-%d@%H:%M:%S")})
+        files.write_archive(filepath, {"metadata.json": metadata.encode(),
+                                       "config.json": config.encode(),
+                                       "model.weights.h5": files.h5_bytes(write),
+                                       **weights.asset_members(model)})
+    distributed.save_on_chief(model, save)  # (under a distribution rank 0 writes)
 
 
 def _save_legacy_h5_model(model, filepath):
@@ -108,11 +112,14 @@ def save_weights(model, filepath, overwrite=True):
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False.")
     keras3 = filepath.endswith(".weights.h5")
-    with files.atomic_path(filepath) as tmp:
-        with h5py.File(tmp, "w") as f:
-            (weights.write if keras3 else legacy_h5.write)(model, f)
-            if keras3:  # Keras 3 writes the compiled model's optimizer state alongside
-                optimizer_state.write(model, f)
+
+    def write():
+        with files.atomic_path(filepath) as tmp:
+            with h5py.File(tmp, "w") as f:
+                (weights.write if keras3 else legacy_h5.write)(model, f)
+                if keras3:  # Keras 3 writes the compiled model's optimizer state alongside
+                    optimizer_state.write(model, f)
+    distributed.save_on_chief(model, write)  # (under a distribution rank 0 writes)
 
 
 # ------------------------------------------------------------------------------------ loading

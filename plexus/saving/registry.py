@@ -19,9 +19,10 @@ import inspect
 # Each table is filled from fixed plexus modules, named here in the code, never from a file.
 # Add a module to a list to make its public classes (and, where listed, functions) loadable.
 _BUILTIN_SOURCES = {
-    # Layers Keras defines inside an application module, for saved applications.
+    # Layers Keras defines inside an application module (for saved applications) or beside
+    # FeatureSpace.
     "layers": ["plexus.layers", "plexus.applications.convnext",
-               "plexus.applications.inception_resnet_v2"],
+               "plexus.applications.inception_resnet_v2", "plexus.utils.feature_space"],
     "models": [],  # the model classes register themselves: register_model_class
     "initializers": ["plexus.initializers"],
     "regularizers": ["plexus.regularizers"],

@@ -34,7 +34,7 @@ def _module_of(obj):
             return "keras.src.models.functional"
         return "keras.layers"
     for part in ("initializers", "regularizers", "constraints", "losses", "metrics",
-                 "optimizers"):
+                 "optimizers", "quantizers"):
         if part in mod:
             return f"keras.{part}"
     return "keras"

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 
+from plexus.distribution import runtime as distributed
 from plexus.training.callbacks import Callback
 
 
@@ -101,18 +102,24 @@ class BackupAndRestore(Callback):
             self._save()
 
     def _save(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        if self.double_checkpoint:
-            for path in (self._weights_path, self._metadata_path):
-                if os.path.exists(path):
-                    shutil.copyfile(path, path + ".bkp")
+        chief = distributed.is_chief()  # (in a distributed run, rank 0 writes the files)
+        if chief:
+            os.makedirs(self.backup_dir, exist_ok=True)
+            if self.double_checkpoint:
+                for path in (self._weights_path, self._metadata_path):
+                    if os.path.exists(path):
+                        shutil.copyfile(path, path + ".bkp")
         self.model.save_weights(self._weights_path, overwrite=True)
-        tmp = self._metadata_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch,
-                       "batches_done": self._batches_done}, f)
-        os.replace(tmp, self._metadata_path)
+        if chief:
+            tmp = self._metadata_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch,
+                           "batches_done": self._batches_done}, f)
+            os.replace(tmp, self._metadata_path)
+        distributed.barrier("waiting for rank 0 to write the backup")
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+        if self.delete_checkpoint and os.path.exists(self.backup_dir) and \
+                distributed.is_chief():
             shutil.rmtree(self.backup_dir)
+        distributed.barrier("waiting for rank 0 to delete the backup")

@@ -151,6 +151,12 @@ class CallbackList:
         self._batch = {h: [cb for cb in self.callbacks if _overrides(cb, h)] for h in _HOOKS}
         self.check_finite = any(getattr(cb, "_check_finite", False) for cb in self.callbacks)
 
+    def stops_in_batches(self):
+        """Whether a callback other than the built-in ones may set `stop_training` between
+        batches (then the processes of a distributed run compare it after every batch)."""
+        return any(type(cb) not in (ProgbarLogger, History) for cb in
+                   self._batch["on_train_batch_end"])
+
     # As in Keras, hooks always receive a logs dict: `{}` where there is nothing to report.
     def _call(self, hook, *args):
         *head, logs = args

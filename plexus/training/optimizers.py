@@ -24,6 +24,7 @@ import numbers
 import torch
 
 from plexus.training import schedules as S
+from plexus.distribution import runtime as distributed
 from plexus.training.packing import Packing, SlotList
 from plexus.training.losses import unknown_name_error
 
@@ -220,6 +221,8 @@ class Optimizer:
     @torch.no_grad()
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
+        averaged = distributed.collect_gradients(self._vars) or \
+            self.__dict__.pop("_gradients_averaged", False)  # (during backward, or by a wrapper)
         grads = [p.grad for p in self._vars]
         for i in self._overwritten:
             if grads[i] is not None:
@@ -239,13 +242,17 @@ class Optimizer:
                 return
             params = [self._vars[i] for i in idx]
             grads = [grads[i] for i in idx]
-        if self.loss_scale_factor is not None:
-            torch._foreach_div_(grads, float(self.loss_scale_factor))
-        if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
-            self._clip(grads)
-            lr = self.learning_rate
-            self._decay(idx, params, lr)
-            self._update(idx, params, grads, lr)
+        # (one group, unless FSDP shards some weights: sharded and whole ones apart)
+        for idx, params, grads in distributed.same_kind(idx, params, grads):
+            if self.loss_scale_factor is not None:
+                torch._foreach_div_(grads, float(self.loss_scale_factor))
+            if not self.gradient_accumulation_steps or self._accumulate(idx, grads):
+                if not averaged:
+                    distributed.average_gradients(grads)  # (across processes, distributed)
+                self._clip(grads)
+                lr = self.learning_rate
+                self._decay(idx, params, lr)
+                self._update(idx, params, grads, lr)
         if self.use_ema:
             self._move_average()
         self._iterations += 1

@@ -66,6 +66,7 @@ class BatchSource:
         elif is_torch_dataset(source):
             self.kind = "reiterable"
             map_style = not isinstance(source, torch.utils.data.IterableDataset)
+            self.dataset, self.shuffle = source, shuffle  # (a distribution re-batches it)
             self.source = torch.utils.data.DataLoader(
                 source, batch_size=batch_size or 32, shuffle=bool(shuffle) and map_style)
             self.length = _length(self.source)

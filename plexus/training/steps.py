@@ -12,6 +12,7 @@ import warnings
 
 import torch
 
+from plexus.distribution import runtime as distributed
 from plexus.graph import tree
 from plexus.layers.layer import published_losses
 from plexus.training import backprop
@@ -227,6 +228,8 @@ def _prepare_door(model):
     """Before an overridden (or eager) `train_step`: weights built and the optimizer built
     for them, as the default step needs."""
     st = model.__dict__.get("_compile_state")
+    if model.built:
+        distributed.prepare_model(model)
     if st is not None and st.optimizer is not None and model.built:
         _build_optimizer(model, st, list(model.trainable_weights))
 
@@ -246,6 +249,7 @@ def prepare_training(model, st, xs):
     if not model.built:  # a subclassed model creates its weights on the first batch it sees
         with torch.no_grad():
             model._forward_flat(xs, False)
+    distributed.prepare_model(model)  # (under a distribution: sharded, same weights everywhere)
     params = list(model.trainable_weights)
     if st.loss is None and model._output_names_for_data():
         _bound(model, st, 0)
@@ -253,9 +257,12 @@ def prepare_training(model, st, xs):
     st.cache.update(params=params, regs=regs, cons=cons,
                     module_ids={id(m) for m in model.modules()})
     _build_optimizer(model, st, params)
-    st.cache["backprop"] = backprop.plan(model, st, params)
+    fast = distributed.allows_fast_paths(model)
+    st.cache["backprop"] = backprop.plan(model, st, params) if fast else None
     key = tuple(id(p) for p in params)
-    if st.jit_compile:
+    if not fast:
+        st.cache["jit"] = st.cache["jit_key"] = None
+    elif st.jit_compile:
         # the eager path the compiled one races (plexus/training/jit_race.py)
         st.jit_compile = False
         try:

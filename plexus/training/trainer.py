@@ -5,16 +5,20 @@ Each loop turns the data into batches (`data.py`), asks the model for its step f
 callbacks' hooks. The model is used only through its methods: nothing here imports the model
 classes.
 """
+import contextlib
 import warnings
 
 import torch
 
 from plexus import config
+from plexus.distribution import data as DD
+from plexus.distribution import runtime as DR
 from plexus.graph import tree
 from plexus.training import callbacks as C
 from plexus.training import data as D
 from plexus.training import optimizers as O
 from plexus.training import steps as S
+from plexus.training import threads as T
 from plexus.training.arguments import (
     check_data, check_evaluate_args, check_fit_args, check_inputs, check_predict_args,
 )
@@ -113,12 +117,14 @@ def _run_batches(fn, data, on_begin, on_end, n, stop=lambda: False, first=None, 
 
 def _epoch_logs(model, logs):
     """The logs of a finished epoch: the model's metric results when the step returned the
-    same keys (the default steps do), else the last step's own logs (an overridden step)."""
+    same keys (the default steps do), else the last step's own logs (an overridden step).
+    Under a distribution both are the values over every process."""
+    DR.sync_metrics(model)
     result = S.pythonify(S.metrics_result(model))
     if logs is None or isinstance(logs, C.LazyLogs) or (
             isinstance(logs, dict) and set(logs) == set(result)):
         return result
-    return S.pythonify(logs) if isinstance(logs, dict) else result
+    return DR.average_logs(S.pythonify(logs)) if isinstance(logs, dict) else result
 
 
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -137,6 +143,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                    steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                    validation_freq=validation_freq, validation_batch_size=validation_batch_size)
     check_inputs("fit", x)
+    DR.check_model(model, "fit")
     fn = model.make_train_function()
     several = epochs - initial_epoch > 1  # a one-shot generator must then be replayed
     data = _data(model, fn, x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
@@ -152,9 +159,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
             raise ValueError("validation_split needs array data; with a generator or "
                              "DataLoader pass validation_data instead.")
         data, val = data.split(validation_split)
-    cbs = C.CallbackList(callbacks, model=model, add_history=True,
-                         add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
-                         epochs=epochs, steps=data.steps)
+    data = DD.shard(data, "fit", batch_size)
+    val = DD.shard(val, "validate", validation_batch_size or batch_size)
+    cbs = C.CallbackList(DR.rank_callbacks(callbacks), model=model, add_history=True,
+                         add_progbar=_verbose(verbose) != 0 and DR.is_chief(),
+                         verbose=_verbose(verbose), epochs=epochs, steps=data.steps)
+    stop = (lambda: model.stop_training) if not DR.active() or not cbs.stops_in_batches() \
+        else (lambda: DR.any_rank(model.stop_training))
     st.check_finite = cbs.check_finite
     model.stop_training = False
     was_training = model.training
@@ -163,23 +174,28 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     prepare = None
     if fn.prepare is not None:  # once per fit, on the first batch (its tensors build a model)
         prepare = lambda b: fn.prepare(b[0] if fn.flat else b)  # noqa: E731
+    stack = contextlib.ExitStack()
     try:
         cbs.on_train_begin()
         # a callback may move the start (BackupAndRestore resuming an interrupted run)
         initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
         done = model.__dict__.pop("_initial_step", 0)  # batches of that epoch already done
         trained = False
+        threads = stack.enter_context(T.scope(model, "train"))  # intra-op threads, restored
+        step_fn = threads.wrap(fn)
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
+            DD.set_epoch(data, epoch)
             cbs.on_epoch_begin(epoch)
-            last, step = _run_batches(fn, data, cbs.on_train_batch_begin,
+            last, step = _run_batches(step_fn, data, cbs.on_train_batch_begin,
                                       cbs.on_train_batch_end, model.steps_per_execution,
-                                      lambda: model.stop_training, prepare, done)
+                                      stop, prepare, done)
             done = 0
             if step >= 0:
                 prepare = None
                 trained = True
             logs = _epoch_logs(model, last)
+            DR.broadcast_buffers(model)  # (moving statistics: rank 0's, on every process)
             if val is not None and _should_validate(epoch, validation_freq):
                 model.train(False)
                 cbs.on_test_begin()
@@ -188,14 +204,18 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                 model.train()
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
-            if model.stop_training:
+            if DR.any_rank(model.stop_training):  # (every process stops together)
+                model.stop_training = True
                 break
         opt = getattr(model, "optimizer", None)
         if trained and getattr(opt, "built", False) and hasattr(opt, "finalize_variable_values"):
             opt.finalize_variable_values(opt._vars)  # (use_ema: the weights take the averages)
+        stack.close()
         cbs.on_train_end(logs)
     finally:
+        stack.close()
         model.train(was_training)
+        DR.end_training(model)
     return model.history
 
 
@@ -236,8 +256,9 @@ def _run_evaluation(model, data, cbs):
     if fn.prepare is not None:
         fn.prepare(None)
     noop = lambda *a: None  # noqa: E731
-    last, _ = _run_batches(fn, data, cbs.on_test_batch_begin if cbs else noop,
-                           cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
+    with T.scope(model, "test") as threads:
+        last, _ = _run_batches(threads.wrap(fn), data, cbs.on_test_batch_begin if cbs else noop,
+                               cbs.on_test_batch_end if cbs else noop, model.steps_per_execution)
     return _epoch_logs(model, last)
 
 
@@ -247,12 +268,15 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
     st = S.compile_state(model)
     check_evaluate_args(batch_size=batch_size, verbose=verbose, steps=steps)
     check_inputs("evaluate", x)
+    DR.check_model(model, "evaluate")
     fn = model.make_test_function()
     data = _data(model, fn, x, y, sample_weight, batch_size, False, _capped_steps(steps),
                  st=st)
     check_data("evaluate", data, model, st if fn.flat else None)
-    cbs = C.CallbackList(callbacks, model=model, add_history=False,
-                         add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
+    data = DD.shard(data, "evaluate", batch_size)
+    cbs = C.CallbackList(DR.rank_callbacks(callbacks), model=model, add_history=False,
+                         add_progbar=_verbose(verbose) != 0 and DR.is_chief(),
+                         verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="test")
     was_training = model.training
     model.train(False)
@@ -269,6 +293,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     """Predictions as NumPy arrays (see `Model.predict`)."""
     check_predict_args(batch_size=batch_size, verbose=verbose, steps=steps)
     check_inputs("predict", x)
+    DR.check_model(model, "predict")
     fn = model.make_predict_function()
     if fn.flat and callbacks is None and steps is None and _verbose(verbose) == 0 \
             and not config.max_steps_per_epoch():
@@ -277,13 +302,17 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
             return out
     data = _data(model, fn, x, None, None, batch_size, False, _capped_steps(steps))
     check_data("predict", data)
-    cbs = C.CallbackList(callbacks, model=model, add_history=False,
-                         add_progbar=_verbose(verbose) != 0, verbose=_verbose(verbose),
+    data = DD.shard(data, "predict", batch_size)
+    cbs = C.CallbackList(DR.rank_callbacks(callbacks), model=model, add_history=False,
+                         add_progbar=_verbose(verbose) != 0 and DR.is_chief(),
+                         verbose=_verbose(verbose),
                          epochs=1, steps=data.steps, mode="predict")
     was_training = model.training
     model.train(False)
     chunks = []
+    stack = contextlib.ExitStack()
     try:
+        step_fn = stack.enter_context(T.scope(model, "predict")).wrap(fn)
         cbs.on_predict_begin()
         if fn.flat:
             batches = (b[0] for b in data.batches())
@@ -293,14 +322,16 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         for step, batch in enumerate(batches):
             if step % n == 0:
                 cbs.on_predict_batch_begin(step)
-            chunks.append(fn((batch,)) if fn.flat else fn(batch))
+            chunks.append(step_fn((batch,)) if fn.flat else step_fn(batch))
             if (step + 1) % n == 0 or step + 1 == data.steps:
                 out = model._pack_outputs(chunks[-1]) if fn.flat else chunks[-1]
                 cbs.on_predict_batch_end(step, {"outputs": out})  # as the model returns them
+        stack.close()
         cbs.on_predict_end()
     finally:
+        stack.close()
         model.train(was_training)
-    return _pack_predictions(model, fn, chunks)
+    return _pack_predictions(model, fn, DD.gather_predictions(data, chunks))
 
 
 def _predict_one_batch(model, fn, x, batch_size):
@@ -317,7 +348,8 @@ def _predict_one_batch(model, fn, x, batch_size):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((xs,))
+        with T.single(model, n):  # intra-op threads for this call, restored
+            out = fn((xs,))
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])
@@ -381,7 +413,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(batch[0] if fn.flat else batch)
-        logs = fn(batch)
+        logs = T.call(model, "train", fn, batch)  # intra-op threads for the step, restored
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -398,7 +430,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, return_dict=False):
         model.reset_metrics()
         if fn.prepare is not None:
             fn.prepare(None)
-        logs = fn(batch)
+        logs = T.call(model, "test", fn, batch)
     finally:
         model.train(was_training)
     return _batch_result(st, _epoch_logs(model, logs), return_dict)
@@ -411,7 +443,7 @@ def predict_on_batch(model, x):
     was_training = model.training
     model.train(False)
     try:
-        out = fn((batch[0],)) if fn.flat else fn(batch)
+        out = T.call(model, "predict", fn, (batch[0],) if fn.flat else batch)
     finally:
         model.train(was_training)
     return _pack_predictions(model, fn, [out])

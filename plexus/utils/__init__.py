@@ -23,3 +23,7 @@ from plexus.utils.sequence_utils import (
     pad_sequences, split_dataset, timeseries_dataset_from_array,
 )
 from plexus.training.data import pack_x_y_sample_weight, unpack_x_y_sample_weight  # noqa: E402
+from plexus.utils.config_container import Config  # noqa: E402
+from plexus.utils import legacy  # noqa: E402
+from plexus.utils import bounding_boxes  # noqa: E402
+from plexus.utils.feature_space import FeatureSpace  # noqa: E402

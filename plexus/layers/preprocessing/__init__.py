@@ -13,6 +13,9 @@ from plexus.layers.preprocessing.image_color import (
     RandomContrast, RandomGrayscale, RandomHue, RandomInvert, RandomPosterization,
     RandomSaturation, RandomSharpness, Solarization,
 )
-from plexus.layers.preprocessing.image_mixing import CutMix, MixUp, RandAugment
+from plexus.layers.preprocessing.image_mixing import AugMix, CutMix, MixUp, RandAugment
 from plexus.layers.preprocessing.audio import MelSpectrogram, STFTSpectrogram
 from plexus.layers.preprocessing.image_filters import RandomErasing, RandomGaussianBlur
+from plexus.layers.preprocessing.image_warp import RandomElasticTransform, RandomPerspective
+from plexus.layers.preprocessing.image_clahe import ContrastLimitedAdaptiveHistogramEqualization
+from plexus.layers.preprocessing.image_boxes import MaxNumBoundingBoxes

@@ -58,6 +58,7 @@ class ImageLayer(DataLayer):
 
     _USE_BASE_FACTOR = True
     _FACTOR_BOUNDS = (-1, 1)
+    _TRANSFORMS_BOUNDING_BOXES = False  # layers that define `transform_bounding_boxes`
 
     def __init__(self, factor=None, bounding_box_format=None, data_format=None, seed=None,
                  **kwargs):
@@ -85,6 +86,9 @@ class ImageLayer(DataLayer):
 
     def transform_segmentation_masks(self, masks, transformation, training=True):
         return masks
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        return bounding_boxes
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, seed):
@@ -128,7 +132,7 @@ class ImageLayer(DataLayer):
         return self._from_nhwc(images, single)
 
     def _call_dict(self, data, training):
-        if "bounding_boxes" in data:
+        if "bounding_boxes" in data and not self._TRANSFORMS_BOUNDING_BOXES:
             raise NotImplementedError(
                 f"Layer {self.name!r}: transforming bounding boxes is not implemented in "
                 "plexus yet; pass images (and labels or segmentation masks) only.")
@@ -147,6 +151,9 @@ class ImageLayer(DataLayer):
             masks, _ = self._to_nhwc(torch.as_tensor(data["segmentation_masks"]))
             masks = self.transform_segmentation_masks(masks, transformation, training)
             out["segmentation_masks"] = self._from_nhwc(masks, single)
+        if "bounding_boxes" in data:
+            out["bounding_boxes"] = self.transform_bounding_boxes(
+                data["bounding_boxes"], transformation, training=training)
         return out
 
     def compute_output_shape(self, input_shape):

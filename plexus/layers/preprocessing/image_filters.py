@@ -1,24 +1,14 @@
 """`RandomGaussianBlur` and `RandomErasing`."""
 import torch
-import torch.nn.functional as F
 
+from plexus.layers.preprocessing import image_ops as ops
 from plexus.layers.preprocessing.image_base import ImageLayer, parse_factor
 from plexus.layers.preprocessing.image_mixing import random_boxes
 
 
-def gaussian_blur(images, kernel_size, sigma):
-    """Blur (B, H, W, C) images with a separable Gaussian of `kernel_size` (height, width)
-    and `sigma` (x, y), zero padding (as Keras's `image.gaussian_blur`)."""
-    def kernel1d(size, s):
-        x = torch.arange(size, dtype=images.dtype, device=images.device) - (size - 1) / 2
-        k = torch.exp(-0.5 * (x / s) ** 2)
-        return k / k.sum()
-    kernel = torch.outer(kernel1d(kernel_size[1], sigma[1]), kernel1d(kernel_size[0], sigma[0]))
-    c = images.shape[-1]
-    weight = kernel.view(1, 1, kernel_size[0], kernel_size[1]).expand(c, 1, -1, -1)
-    out = F.conv2d(images.permute(0, 3, 1, 2), weight, padding=int(kernel_size[0] // 2),
-                   groups=c)
-    return out.permute(0, 2, 3, 1)
+# Blur (B, H, W, C) images with a separable Gaussian of `kernel_size` (height, width) and
+# `sigma` (x, y), zero padding (as Keras's `image.gaussian_blur`).
+gaussian_blur = ops.gaussian_blur_2d
 
 
 class RandomGaussianBlur(ImageLayer):

@@ -181,3 +181,130 @@ class RandAugment(ImageLayer):
         return {**super().get_config(), "value_range": self.value_range,
                 "num_ops": self.num_ops, "factor": self.factor,
                 "interpolation": self.interpolation, "seed": self.seed}
+
+
+class AugMix(ImageLayer):
+    """AugMix (Hendrycks et al., 2020) during training: `num_chains` chains of up to
+    `chain_depth` augmentations each (every step picks one of the augmentations below, or
+    none, at random), the chains' outputs blended with Dirichlet(`alpha`) weights, and the
+    blend mixed with the original images with a Beta(`alpha`, `alpha`) weight; the result is
+    clipped to `value_range`. The same chains apply to every image of a batch.
+
+    The augmentations: shear, translation, rotation, posterization, solarization,
+    auto-contrast and equalization, plus (with `all_ops=True`) brightness, colour
+    degeneration, contrast and sharpness, each at strength `factor`.
+
+    Args:
+        value_range: the range of the input pixels, `(0, 255)` by default.
+        num_chains: how many chains are mixed.
+        chain_depth: the most augmentations in a chain.
+        factor: the strength of the augmentations, a number or a pair in [0, 1].
+        alpha: the parameter of the Dirichlet and Beta distributions.
+        all_ops: also use brightness, colour degeneration, contrast and sharpness.
+        interpolation: for the geometric augmentations, `"bilinear"` or `"nearest"`.
+        seed: an int for reproducible choices and strengths.
+        data_format: `"channels_last"` (default) or `"channels_first"`.
+
+    Example:
+        >>> layer = AugMix(seed=0)
+        >>> layer(np.random.rand(2, 32, 32, 3) * 255).shape
+        torch.Size([2, 32, 32, 3])
+    """
+
+    _USE_BASE_FACTOR = False
+    _BASE_LAYERS = ["random_shear", "random_translation", "random_rotation",
+                    "random_posterization", "solarization", "auto_contrast", "equalization"]
+    _EXTRA_LAYERS = ["random_brightness", "random_color_degeneration", "random_contrast",
+                     "random_sharpness"]
+
+    def __init__(self, value_range=(0, 255), num_chains=3, chain_depth=3, factor=0.3,
+                 alpha=1.0, all_ops=True, interpolation="bilinear", seed=None,
+                 data_format=None, **kwargs):
+        super().__init__(data_format=data_format, seed=seed, **kwargs)
+        for arg, value in (("num_chains", num_chains), ("chain_depth", chain_depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"AugMix: {arg} must be a positive integer; received "
+                                 f"{arg}={value!r}.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+            raise ValueError(f"AugMix: alpha must be a positive number; received "
+                             f"alpha={alpha!r}.")
+        if interpolation not in ("nearest", "bilinear"):
+            raise NotImplementedError(f"AugMix: unknown interpolation {interpolation!r}; "
+                                      "expected 'nearest' or 'bilinear'.")
+        self.value_range, self.num_chains, self.chain_depth = value_range, num_chains, \
+            chain_depth
+        self.factor = parse_factor(factor, (0, 1), "factor", "AugMix")
+        self.alpha, self.all_ops, self.interpolation = alpha, bool(all_ops), interpolation
+        self._augment_layers = self._BASE_LAYERS + (self._EXTRA_LAYERS if self.all_ops else [])
+        f, vr = self.factor, value_range
+        self.random_shear = geometry.RandomShear(f, f, interpolation=interpolation, seed=seed)
+        self.random_translation = geometry.RandomTranslation(
+            f, f, interpolation=interpolation, seed=seed)
+        self.random_rotation = geometry.RandomRotation(f, interpolation=interpolation,
+                                                       seed=seed)
+        self.solarization = color.Solarization(f, f, value_range=vr, seed=seed)
+        self.random_posterization = color.RandomPosterization(
+            max(1, int(8 * f[1])), value_range=vr, seed=seed)
+        self.auto_contrast = color.AutoContrast(value_range=vr)
+        self.equalization = color.Equalization(value_range=vr)
+        if self.all_ops:
+            self.random_brightness = color.RandomBrightness(f, value_range=vr, seed=seed)
+            self.random_color_degeneration = color.RandomColorDegeneration(
+                f, value_range=vr, seed=seed)
+            self.random_contrast = color.RandomContrast(f, value_range=vr, seed=seed)
+            self.random_sharpness = color.RandomSharpness(f, value_range=vr, seed=seed)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        if not training:
+            return None
+        rng = self._rng(seed)
+        # torch has no seeded Dirichlet or Beta sampler: NumPy draws them from a seed taken
+        # from the layer's stream.
+        draws = np.random.default_rng(int(rng.randint((), 0, 2 ** 31 - 1)))
+        weights = draws.dirichlet([self.alpha] * self.num_chains).astype("float32")
+        mix = np.float32(draws.beta(self.alpha, self.alpha))
+        choices = rng.randint((self.num_chains, self.chain_depth), 0,
+                              len(self._augment_layers) + 1).tolist()
+        chains = []
+        for chain in choices:
+            steps = []
+            for i in chain:
+                if i == len(self._augment_layers):
+                    continue  # this step applies nothing
+                name = self._augment_layers[i]
+                steps.append({"layer_name": name, "transformation":
+                              getattr(self, name).get_random_transformation(data, seed=rng)})
+            chains.append(steps)
+        return {"chain_mixing_weights": torch.from_numpy(weights).to(data.device),
+                "weight_sample": torch.tensor(mix, device=data.device),
+                "chain_transforms": chains}
+
+    def _mix(self, images, transformation, method):
+        weights = torch.as_tensor(transformation["chain_mixing_weights"]).to(
+            images.device, torch.float32)
+        mix = torch.as_tensor(transformation["weight_sample"]).to(images.device, torch.float32)
+        blended = torch.zeros_like(images, dtype=torch.float32)
+        for i, chain in enumerate(transformation["chain_transforms"]):
+            x = images
+            for step in chain:
+                x = getattr(getattr(self, step["layer_name"]), method)(
+                    x, step["transformation"])
+            blended = blended + x.float() * weights[i]
+        return mix * images.float() + (1 - mix) * blended
+
+    def transform_images(self, images, transformation, training=True):
+        if not training or transformation is None:
+            return images
+        out = self._mix(images, transformation, "transform_images")
+        return torch.clamp(out, self.value_range[0], self.value_range[1]).to(images.dtype)
+
+    def transform_segmentation_masks(self, masks, transformation, training=True):
+        if not training or transformation is None:
+            return masks
+        return self._mix(masks, transformation, "transform_segmentation_masks")
+
+    def get_config(self):
+        return {**super().get_config(), "value_range": self.value_range,
+                "num_chains": self.num_chains, "chain_depth": self.chain_depth,
+                "factor": self.factor, "alpha": self.alpha, "all_ops": self.all_ops,
+                "interpolation": self.interpolation, "seed": self.seed}

@@ -173,3 +173,66 @@ def value_range_to(images, source, target):
         return images
     images = (images - source[0]) / (source[1] - source[0])
     return images * (target[1] - target[0]) + target[0]
+
+
+def homography_matrix(start_points, end_points):
+    """The projective transforms (B, 8) that map each output point of `end_points` (B, 4, 2)
+    back to its input point in `start_points`: input `x = (a0*x' + a1*y' + a2) / d`,
+    `y = (b0*x' + b1*y' + b2) / d` with `d = c0*x' + c1*y' + 1` (Keras's 8-number layout)."""
+    dtype = start_points.dtype
+    src, dst = start_points.double(), end_points.double()
+    xe, ye = dst[..., 0], dst[..., 1]  # (B, 4)
+    xs, ys = src[..., 0], src[..., 1]
+    one, zero = torch.ones_like(xe), torch.zeros_like(xe)
+    rows_x = torch.stack([xe, ye, one, zero, zero, zero, -xs * xe, -xs * ye], dim=-1)
+    rows_y = torch.stack([zero, zero, zero, xe, ye, one, -ys * xe, -ys * ye], dim=-1)
+    system = torch.stack([rows_x, rows_y], dim=2).reshape(-1, 8, 8)  # x1, y1, x2, y2, ...
+    target = torch.stack([xs, ys], dim=2).reshape(-1, 8, 1)
+    return torch.linalg.solve(system, target).reshape(-1, 8).to(dtype)
+
+
+def projective_transform(images, transform, interpolation="bilinear", fill_mode="constant",
+                         fill_value=0.0):
+    """Resample `images` (B, H, W, C) through per-image projective transforms (B, 8)."""
+    b, h, w, _ = images.shape
+    t = transform.to(images.dtype).reshape(-1, 8)
+    if t.shape[0] == 1 and b > 1:
+        t = t.expand(b, 8)
+    xs, ys = _pixel_grid(h, w, images.device, images.dtype)
+    col = lambda i: t[:, i].view(-1, 1, 1)  # noqa: E731
+    denom = col(6) * xs + col(7) * ys + 1.0
+    x_in = (col(0) * xs + col(1) * ys + col(2)) / denom
+    y_in = (col(3) * xs + col(4) * ys + col(5)) / denom
+    return sample(images, x_in, y_in, interpolation, fill_mode, fill_value)
+
+
+def gaussian_blur_2d(images, kernel_size, sigma):
+    """Blur (B, H, W, C) images with a separable Gaussian: `kernel_size` (height, width),
+    `sigma` (along x, along y), zero padding of `kernel_size[0] // 2` (as Keras)."""
+    def kernel1d(size, s):
+        x = torch.arange(size, dtype=images.dtype, device=images.device) - (size - 1) / 2
+        k = torch.exp(-0.5 * (x / s) ** 2)
+        return k / k.sum()
+    kernel = torch.outer(kernel1d(kernel_size[1], sigma[1]), kernel1d(kernel_size[0], sigma[0]))
+    c = images.shape[-1]
+    weight = kernel.view(1, 1, kernel_size[0], kernel_size[1]).expand(c, 1, -1, -1)
+    out = F.conv2d(images.permute(0, 3, 1, 2), weight, padding=int(kernel_size[0] // 2),
+                   groups=c)
+    return out.permute(0, 2, 3, 1)
+
+
+def elastic_transform(images, alpha, sigma, noise, interpolation="bilinear",
+                      fill_mode="reflect", fill_value=0.0):
+    """Elastic deformation (Simard et al.) of `images` (B, H, W, C): standard-normal `noise`
+    (B, 2, H, W), the x and y displacement fields before smoothing, is scaled by `sigma`,
+    blurred by a Gaussian of standard deviation `sigma` (kernel `int(6 * sigma) | 1`), and
+    moves each output pixel's sampling point by `alpha` times the result."""
+    b, h, w, _ = images.shape
+    sigma = float(sigma)
+    size = int(6 * sigma) | 1
+    fields = noise.to(images.dtype).permute(0, 2, 3, 1) * sigma  # (B, H, W, 2)
+    fields = gaussian_blur_2d(fields, (size, size), (sigma, sigma))
+    xs, ys = _pixel_grid(h, w, images.device, images.dtype)
+    x_in = xs + alpha * fields[..., 0]
+    y_in = ys + alpha * fields[..., 1]
+    return sample(images, x_in, y_in, interpolation, fill_mode, fill_value)
