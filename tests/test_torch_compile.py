@@ -213,3 +213,18 @@ def test_fit_goes_on_eagerly_when_the_compiler_fails(monkeypatch):
         weights.append(model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fx_symbolic_trace_of_sequential_and_dict_models():
+    seq = keras.Sequential([keras.Input((4,)), layers.Dense(3, name="d1"), layers.Dense(2)])
+    x = torch.rand(5, 4)
+    np.testing.assert_allclose(torch.fx.symbolic_trace(seq)(x).detach().numpy(),
+                               seq(x).detach().numpy(), rtol=1e-6)
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model({"a": a, "b": b},
+                        {"sum": layers.add([a, b]), "prod": layers.multiply([a, b])})
+    xs = {"a": torch.rand(2, 3), "b": torch.rand(2, 3)}
+    got, want = torch.fx.symbolic_trace(model)(xs), model(xs)
+    assert sorted(got) == ["prod", "sum"]
+    for k in got:
+        np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-6)

@@ -28,8 +28,10 @@ def flat_item(outputs, i):
 def trace(model, inputs):
     """The outputs of `model` as fx proxies, recording one node per layer call."""
     flat = tree.flatten(inputs) if not isinstance(inputs, torch.fx.Proxy) else [inputs]
-    if len(flat) == 1 and len(model.inputs) > 1:  # one proxy standing for a list of inputs
-        flat = [flat[0][i] for i in range(len(model.inputs))]
+    if len(flat) == 1 and len(model.inputs) > 1:  # one proxy standing for all the inputs
+        keys = list(model.input_names) if isinstance(model._inputs_struct, dict) \
+            else range(len(model.inputs))
+        flat = [flat[0][k] for k in keys]
     if len(flat) != len(model.inputs):
         raise ValueError(
             f"Model {model.name!r} has {len(model.inputs)} inputs; symbolic tracing received "
