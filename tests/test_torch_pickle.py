@@ -164,3 +164,20 @@ def test_deep_real_application_predicts_the_same_after_pickling():
     for how, copier in COPIES.items():
         np.testing.assert_allclose(copier(model).predict(x, verbose=0), expected, rtol=1e-5,
                                    atol=1e-6, err_msg=how)
+
+
+@pytest.mark.slow
+def test_model_trained_with_jit_compile_round_trips():
+    """The compiled training plans are caches: dropped by pickling, made again by the copy."""
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 5)).astype("float32")
+    inp = keras.Input((5,))
+    model = keras.Model(inp, layers.Dense(2)(layers.Dense(4, activation="relu")(inp)))
+    model.compile("adam", "mse", jit_compile=True)
+    model.fit(x, x[:, :2], batch_size=4, epochs=1, verbose=0)
+    for copier in COPIES.values():
+        clone = copier(model)
+        np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6)
+        clone.fit(x, x[:, :2], batch_size=4, epochs=1, verbose=0)
+    assert model._compile_state.cache  # the original keeps its plans

@@ -175,3 +175,12 @@ def test_lightning_trains_dropout_and_batchnorm():
     # Dropout dropped in every training step and in no validation step.
     assert probe.dropped.count(True) == 4 and len(probe.dropped) == 4 + 1 + 4
     assert (moving_mean(task.net) - before).abs().min() > 0.1
+
+
+def test_torch_wrappers_leave_the_mode_alone():
+    model = build()
+    torch.compile(model)  # (lazy: nothing compiles until called)
+    assert model.training is False
+    model.train()
+    torch.compile(model)
+    assert model.training is True

@@ -430,12 +430,19 @@ class Model(Layer):
     # ------------------------------------------------------------------ pickling and copies
     def __getstate__(self):
         """`pickle`, `torch.save(model)` and `copy.deepcopy`: the step functions `fit`,
-        `evaluate` and `predict` made are caches (closures, compiled code) and are made again
-        on the copy's first use."""
+        `evaluate` and `predict` made, and the compiled training plans, are caches (closures,
+        compiled code) and are made again on the copy's first use."""
         state = super().__getstate__()
         for key in ("train_function", "test_function", "predict_function"):
             if key in state:
                 state[key] = None
+        st = state.get("_compile_state")
+        if st is not None and getattr(st, "cache", None):
+            # its cache (plans, compiled functions) is made again on the copy's first step
+            copied = object.__new__(type(st))
+            copied.__dict__.update(st.__dict__)
+            copied.cache = {}
+            state["_compile_state"] = copied
         return state
 
 
