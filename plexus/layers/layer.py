@@ -265,6 +265,10 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
+        target = _moved_floating_dtype(fn)
+        if target is not None and target is not self._compute_torch_dtype:
+            # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in that dtype
+            self.dtype_policy = str(target).replace("torch.", "")
         return self
 
     def train(self, mode=True):
@@ -763,6 +767,19 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
+
+
+def _moved_floating_dtype(fn):
+    """The floating dtype an `nn.Module._apply` function converts to, or None for a move that
+    keeps dtypes (a device or memory-format move)."""
+    try:
+        from32 = fn(torch.empty(0)).dtype
+        if from32 is not torch.float32:
+            return from32 if from32.is_floating_point else None
+        return torch.float32 if fn(torch.empty(0, dtype=torch.float64)).dtype is torch.float32 \
+            else None
+    except Exception:  # noqa: BLE001 (a function that cannot take a probe moves no dtype)
+        return None
 
 
 def _specs_from_shapes(shapes, dtype):
