@@ -228,3 +228,37 @@ def test_fx_symbolic_trace_of_sequential_and_dict_models():
     assert sorted(got) == ["prod", "sum"]
     for k in got:
         np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-6)
+
+
+def _rnn_op_args(mode, bidirectional=False):
+    from plexus.layers import rnn_ops  # noqa: F401 (registers the ops)
+    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1}[mode]
+    dirs = 2 if bidirectional else 1
+    torch.manual_seed(0)
+    x = torch.rand(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    hx = [torch.rand(dirs, 2, 4, dtype=torch.float64, requires_grad=True)
+          for _ in range(2 if mode == "lstm" else 1)]
+    params = [torch.rand(s, dtype=torch.float64, requires_grad=True) for _ in range(dirs)
+              for s in ((gates * 4, 3), (gates * 4, 4), (gates * 4,), (gates * 4,))]
+    return x, hx, params
+
+
+@pytest.mark.parametrize("mode,bidirectional", [("lstm", False), ("gru", True),
+                                                ("rnn_tanh", False)])
+def test_fused_rnn_op_gradients_are_exact(mode, bidirectional):
+    from plexus.layers.rnn_ops import fused_rnn
+    x, hx, params = _rnn_op_args(mode, bidirectional)
+    n = len(hx)
+
+    def f(x, *rest):
+        outs = fused_rnn(mode, x, list(rest[:n]), list(rest[n:]), True, True, bidirectional)
+        return tuple(outs)
+    assert torch.autograd.gradcheck(f, (x, *hx, *params))
+
+
+@pytest.mark.slow
+def test_fused_rnn_op_passes_torch_opcheck():
+    from plexus.layers.rnn_ops import fused_rnn
+    x, hx, params = _rnn_op_args("lstm")
+    result = torch.library.opcheck(fused_rnn, ("lstm", x, hx, params, True, True, False))
+    assert set(result.values()) == {"SUCCESS"}
