@@ -69,9 +69,15 @@ def tanh(x):
     return torch.tanh(x)
 
 
+def _tracing():
+    """Under torch.compile / torch.export: no shape-dependent fast paths (each would add a
+    guard on the batch size)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def softmax(x, axis=-1):
     if (not x.requires_grad and x.dim() == 2 and axis in (-1, 1) and x.shape[-1] < 16
-            and x.shape[0] >= 32 and x.device.type == "cpu"):
+            and x.device.type == "cpu" and not _tracing() and x.shape[0] >= 32):
         # torch's CPU kernel over a last axis shorter than 16 is several times slower than over
         # the same memory read as a first axis (not worth it when a gradient flows back: the
         # backward kernel is slower that way)

@@ -47,7 +47,11 @@ _on_clear = []  # functions clear_session() also calls (registered by the module
 
 
 def session():
-    """The current `Session`."""
+    """The current `Session` (the process-wide one while `torch.compile` traces: it cannot read
+    a context variable)."""
+    import torch  # (imported by then; kept out of this module's import)
+    if torch.compiler.is_compiling():
+        return _PROCESS_SESSION
     return _SESSION.get()
 
 

@@ -1,6 +1,7 @@
 """Shared helpers of the convolution and pooling layers: argument checks, output lengths,
 "same" padding amounts, and moving the channel axis between plexus's surface layout
 (channels-last) and torch's kernels (channels-first)."""
+import functools
 import math
 
 import torch
@@ -110,18 +111,24 @@ def to_channels_last(x):
     return x.permute(0, *range(2, x.ndim), 1)
 
 
+def _kernel_to_torch(rank, t):
+    return t.permute(rank + 1, rank, *range(rank))
+
+
+def _kernel_to_keras(rank, t):
+    return t.permute(*range(2, rank + 2), 1, 0)
+
+
+# Layout converters are `functools.partial`s of module-level functions, not closures, so that
+# the variables holding them (and so every model) can be pickled.
 def keras_kernel_to_torch(rank):
     """Layout converter: Keras `(*k, in, out)` -> torch `(out, in, *k)`."""
-    def convert(t):
-        return t.permute(rank + 1, rank, *range(rank))
-    return convert
+    return functools.partial(_kernel_to_torch, rank)
 
 
 def torch_kernel_to_keras(rank):
     """Layout converter: torch `(out, in, *k)` -> Keras `(*k, in, out)`."""
-    def convert(t):
-        return t.permute(*range(2, rank + 2), 1, 0)
-    return convert
+    return functools.partial(_kernel_to_keras, rank)
 
 
 def channels_last_format(ndim):

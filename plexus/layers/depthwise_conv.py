@@ -7,26 +7,32 @@ kernel `(*kernel_size, in_channels, depth_multiplier)`, the pointwise kernel
 `(1, ..., 1, in_channels * depth_multiplier, filters)`.
 """
 
+import functools
+
 from plexus import constraints, initializers, regularizers
 from plexus.layers import conv_utils as cu
 from plexus.layers.conv import _CONV_FN, BaseConv
 from plexus.layers.core import _ser
 
 
+def _depthwise_kernel_to_torch(rank, t):
+    t = t.reshape(t.shape[:rank] + (1, t.shape[rank] * t.shape[rank + 1]))
+    return t.permute(rank + 1, rank, *range(rank))
+
+
+def _depthwise_kernel_to_keras(rank, multiplier, t):
+    t = t.permute(*range(2, rank + 2), 1, 0)
+    return t.reshape(t.shape[:rank] + (t.shape[rank + 1] // multiplier, multiplier))
+
+
 def _depthwise_to_torch(rank):
-    """Keras `(*k, in, multiplier)` -> torch `(in * multiplier, 1, *k)`."""
-    def convert(t):
-        t = t.reshape(t.shape[:rank] + (1, t.shape[rank] * t.shape[rank + 1]))
-        return t.permute(rank + 1, rank, *range(rank))
-    return convert
+    """Keras `(*k, in, multiplier)` -> torch `(in * multiplier, 1, *k)` (a picklable partial)."""
+    return functools.partial(_depthwise_kernel_to_torch, rank)
 
 
 def _depthwise_to_keras(rank, multiplier):
-    """torch `(in * multiplier, 1, *k)` -> Keras `(*k, in, multiplier)`."""
-    def convert(t):
-        t = t.permute(*range(2, rank + 2), 1, 0)
-        return t.reshape(t.shape[:rank] + (t.shape[rank + 1] // multiplier, multiplier))
-    return convert
+    """torch `(in * multiplier, 1, *k)` -> Keras `(*k, in, multiplier)` (a picklable partial)."""
+    return functools.partial(_depthwise_kernel_to_keras, rank, multiplier)
 
 
 class _DepthwiseBase(BaseConv):

@@ -331,12 +331,10 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
-        # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in the new floating
-        # dtype (its dtype policy follows its weights), so that it runs and trains in it
-        moved = fn(torch.empty(0)).dtype
-        if moved.is_floating_point and self._compute_torch_dtype.is_floating_point and \
-                moved is not torch_dtype(self._dtype_policy.variable_dtype):
-            self.dtype_policy = str(moved).replace("torch.", "")
+        target = _moved_floating_dtype(fn)
+        if target is not None and target is not self._compute_torch_dtype:
+            # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in that dtype
+            self.dtype_policy = str(target).replace("torch.", "")
         return self
 
     def train(self, mode=True):
@@ -903,6 +901,19 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
+def _moved_floating_dtype(fn):
+    """The floating dtype an `nn.Module._apply` function converts to, or None for a move that
+    keeps dtypes (a device or memory-format move)."""
+    try:
+        from32 = fn(torch.empty(0)).dtype
+        if from32 is not torch.float32:
+            return from32 if from32.is_floating_point else None
+        return torch.float32 if fn(torch.empty(0, dtype=torch.float64)).dtype is torch.float32 \
+            else None
+    except Exception:  # noqa: BLE001 (a function that cannot take a probe moves no dtype)
+        return None
+
+
 def _specs_from_shapes(shapes, dtype):
     """Symbolic tensors for a nested structure of shapes."""
     if tree.is_shape(shapes):
@@ -938,7 +949,13 @@ _HOLDERS = weakref.WeakSet()  # layers whose `_losses` hold published losses
 _PUBLISH_LOCK = threading.Lock()
 
 
+_TRACE_CALLS = _CallState()  # the call state while torch.compile traces (it cannot read a
+# ContextVar); tracing runs one frame at a time, so one state serves every trace
+
+
 def _call_state():
+    if torch.compiler.is_compiling():
+        return _TRACE_CALLS
     try:
         return _CALLS.get()
     except LookupError:
@@ -1071,3 +1088,5 @@ def any_hooks(layers):
                 or layer._backward_pre_hooks):
             return True
     return False
+
+from plexus.layers import modes as _modes  # noqa: E402,F401  (training mode across torch parents)

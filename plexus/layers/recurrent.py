@@ -57,8 +57,8 @@ class RNN(Layer):
     `return_state`, a list `[output, state_1, ...]` of which each state is `(batch, units)`.
     """
 
-    # torch.compile cannot trace the fused kernels (they break the graph) and would unroll a
-    # cell loop over every step: `jit_compile=True` trains models with these layers eagerly
+    # Compiled, the fused kernels are opaque ops whose gradient runs the kernel again, and a
+    # cell loop is unrolled over every step: `jit_compile=True` trains these models eagerly
     _jit_compiles = False
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,

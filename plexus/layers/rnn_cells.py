@@ -7,6 +7,7 @@ order), so torch's fused kernels read them directly, with no conversion per call
 Each cell also runs one step (`call`) for the Python loop that `RNN` uses when a configuration
 has no fused kernel (custom activations, GRU with `reset_after=False`, recurrent dropout).
 """
+import functools
 import inspect
 
 import torch
@@ -17,15 +18,34 @@ from plexus.layers.core import _ser, resolve_weight_args
 from plexus.layers.layer import Layer
 
 
+def _transpose(t):
+    return t.T
+
+
 def _transposed():
-    """Layout of a `(in, gates*units)` Keras kernel stored as torch's `(gates*units, in)`."""
-    return (lambda t: t.T, lambda t: t.T)
+    """Layout of a `(in, gates*units)` Keras kernel stored as torch's `(gates*units, in)`.
+
+    Layouts are module-level functions or `functools.partial`s of them, never closures, so the
+    variables holding them (and every model) can be pickled."""
+    return (_transpose, _transpose)
 
 
 def _gru_swap(t, units, axis):
     """Swap the first two gate blocks along `axis`: Keras's z, r, h <-> torch's r, z, n."""
     z, r, h = torch.split(t, units, dim=axis)
     return torch.cat([r, z, h], dim=axis)
+
+
+def _gru_kernel_to_torch(units, t):
+    return _gru_swap(t, units, 1).T
+
+
+def _gru_kernel_to_keras(units, t):
+    return _gru_swap(t.T, units, 1)
+
+
+def _gru_bias_swap(units, axis, t):
+    return _gru_swap(t, units, axis)
 
 
 def forget_bias_initializer(base, units):
@@ -255,13 +275,16 @@ class GRUCell(DropoutCell):
     def build(self, input_shape):
         u = self.units
         # Stored in torch's gate order r, z, n (rows), converted from Keras's z, r, h columns.
-        kernel_layout = (lambda t: _gru_swap(t, u, 1).T, lambda t: _gru_swap(t.T, u, 1))
+        kernel_layout = (functools.partial(_gru_kernel_to_torch, u),
+                         functools.partial(_gru_kernel_to_keras, u))
         self._add_kernels(self._input_dim(input_shape), kernel_layout, kernel_layout)
         if self.reset_after:
-            bias_layout = (lambda t: _gru_swap(t, u, 1), lambda t: _gru_swap(t, u, 1))
+            swap = functools.partial(_gru_bias_swap, u, 1)
+            bias_layout = (swap, swap)
             self._add_bias((2, 3 * u), self.bias_initializer, bias_layout)
         else:
-            bias_layout = (lambda t: _gru_swap(t, u, 0), lambda t: _gru_swap(t, u, 0))
+            swap = functools.partial(_gru_bias_swap, u, 0)
+            bias_layout = (swap, swap)
             self._add_bias((3 * u,), self.bias_initializer, bias_layout)
         self.built = True
 

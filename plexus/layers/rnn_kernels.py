@@ -15,24 +15,30 @@ from plexus.graph import tree
 
 
 
-def _opaque(kernel):
-    """`kernel` as one call that `torch.compile` leaves alone (a graph break): traced, the
-    recurrence would be unrolled over every time step, minutes of compiling for 100 steps.
-    (The wrapper is made on first use under the compiler: making it imports torch._dynamo,
-    which would add a second and a half to `import plexus`.)"""
-    disabled = []
-
+def _opaque(mode, kernel):
+    """`kernel`, which `torch.compile` sees as one custom op (`plexus::fused_rnn`, or
+    `plexus::fused_rnn_packed` for a packed batch; see `plexus/layers/rnn_ops.py`): traced,
+    the recurrence would be unrolled over every time step, minutes of compiling for 100
+    steps. `torch.export` traces torch's own op (`aten.lstm`, which ONNX and
+    `torch.export.load` know without plexus)."""
     def call(*args):
-        if not torch.compiler.is_compiling():
+        if not torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return kernel(*args)
-        if not disabled:
-            disabled.append(torch.compiler.disable(kernel))
-        return disabled[0](*args)
+        from plexus.layers import rnn_ops
+        if not isinstance(args[3], bool):  # packed: (data, batch_sizes, hx, params, ...)
+            data, batch_sizes, hx, params, has_bias, _, _, train, _ = args
+            hx = list(hx) if isinstance(hx, tuple) else [hx]
+            return tuple(rnn_ops.fused_rnn_packed(mode, data, batch_sizes, hx, list(params),
+                                                  has_bias, train))
+        x, hx, params, has_bias, _, _, train, bidirectional, _ = args
+        hx = list(hx) if isinstance(hx, tuple) else [hx]
+        return tuple(rnn_ops.fused_rnn(mode, x, hx, list(params), has_bias, train,
+                                       bidirectional))
     return call
 
 
-_FUSED = {"lstm": _opaque(_VF.lstm), "gru": _opaque(_VF.gru),
-          "rnn_tanh": _opaque(_VF.rnn_tanh), "rnn_relu": _opaque(_VF.rnn_relu)}
+_FUSED = {mode: _opaque(mode, kernel) for mode, kernel in (
+    ("lstm", _VF.lstm), ("gru", _VF.gru), ("rnn_tanh", _VF.rnn_tanh), ("rnn_relu", _VF.rnn_relu))}
 
 
 def _kernel_train_flag():

@@ -6,6 +6,7 @@ from plexus.graph.intermediate_inputs import clone_intermediate_inputs
 from plexus.graph.tensor import KerasTensor, torch_dtype
 from plexus.layers.input_layer import InputLayer
 from plexus.layers.layer import Layer
+from plexus.models import fx
 from plexus.models.model import Model
 from plexus.saving import registry
 
@@ -191,9 +192,17 @@ class Functional(Model):
 
     _standard_calls = (Layer.__call__,)  # `__call__`s that only lead to `forward`
 
+    def forward(self, inputs, *args, **kwargs):
+        """As `Layer.forward`, with the inputs named: torch tools that map arguments by name
+        (`torch.export`'s `dynamic_shapes=({0: batch},)`) see the graph's inputs as one
+        argument (a tensor, or a list or dict of tensors for several inputs)."""
+        if type(inputs) is not torch.Tensor and fx.has_proxy(inputs):
+            return fx.trace(self, inputs)  # torch.fx.symbolic_trace: the graph of layer calls
+        return Layer.forward(self, inputs, *args, **kwargs)
+
     def _plain_call(self):
         cls = type(self)
-        if cls.call is not Functional.call or cls.forward is not Layer.forward or \
+        if cls.call is not Functional.call or cls.forward is not Functional.forward or \
                 cls.__call__ not in self._standard_calls:
             return False
         if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or \
@@ -236,12 +245,40 @@ class Functional(Model):
     def _apply(self, fn, recurse=True):
         """`.double()`, `.half()`, `.to(dtype)`, ...: floating inputs then follow the new
         floating dtype (integer inputs stay integers)."""
+        def weights_dtype():
+            return next((p.dtype for p in self.parameters() if p.is_floating_point()), None)
+
+        before = weights_dtype()
         out = super()._apply(fn, recurse)
-        moved = fn(torch.empty(0))
-        if moved.dtype != torch.float32 and moved.is_floating_point():
-            self._input_casts = [(moved.dtype if dtype is not None and dtype.is_floating_point
+        # inputs follow a move of the weights' floating dtype (`.float()` after `.double()`
+        # included); a device move changes nothing
+        target = weights_dtype()
+        if target is not None and target == before:
+            target = None
+        elif before is None:
+            moved = fn(torch.empty(0))
+            target = moved.dtype if moved.dtype != torch.float32 and \
+                moved.is_floating_point() else None
+        if target is not None:
+            self._input_casts = [(target if dtype is not None and dtype.is_floating_point
                                   else dtype, int_ok) for dtype, int_ok in self._input_casts]
         return out
+
+    # ------------------------------------------------------------------ pickling and copies
+    def __getstate__(self):
+        """`pickle`, `torch.save(model)` and `copy.deepcopy` walk the graph through its nodes'
+        backward links; the graph's nodes come first in the state, in execution order, so each
+        node's inputs are already copied when it is reached and the walk stays shallow however
+        deep the graph (an EfficientNet or NASNet would otherwise exceed Python's recursion
+        limit)."""
+        state = super().__getstate__()
+        order = [t.node for t in self.inputs] + [step.node for step in self._steps]
+        return {"_graph_node_order": order, **state}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.pop("_graph_node_order", None)
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

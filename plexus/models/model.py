@@ -427,6 +427,16 @@ class Model(Layer):
         from plexus.saving.api import load_weights
         load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name)
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Export the model for inference without plexus: `format="onnx"` writes an ONNX file
+        (through `torch.onnx.export`, for ONNX Runtime and other runtimes), `format="torch"` a
+        `torch.export` program (`.pt2`, for `torch.export.load`). The batch axis (and any other
+        `None` axis of the inputs) is dynamic; inputs and outputs are named after the model's.
+        See `plexus.models.export.export_model`."""
+        from plexus.models.export import export_model
+        return export_model(self, filepath, format=format, verbose=verbose,
+                            input_signature=input_signature, **kwargs)
+
     def to_json(self, **kwargs):
         """The architecture as a JSON string; `plexus.models.model_from_json` reads it back."""
         import json
@@ -434,7 +444,27 @@ class Model(Layer):
         return json.dumps(model_to_config(self), **kwargs)
 
     def __repr__(self):
-        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+        """The module tree, as torch prints a module (`summary()` prints Keras's table)."""
+        from plexus.models.display import module_tree
+        return module_tree(self)
+
+    # ------------------------------------------------------------------ pickling and copies
+    def __getstate__(self):
+        """`pickle`, `torch.save(model)` and `copy.deepcopy`: the step functions `fit`,
+        `evaluate` and `predict` made, and the compiled training plans, are caches (closures,
+        compiled code) and are made again on the copy's first use."""
+        state = super().__getstate__()
+        for key in ("train_function", "test_function", "predict_function"):
+            if key in state:
+                state[key] = None
+        st = state.get("_compile_state")
+        if st is not None and getattr(st, "cache", None):
+            # its cache (plans, compiled functions) is made again on the copy's first step
+            copied = object.__new__(type(st))
+            copied.__dict__.update(st.__dict__)
+            copied.cache = {}
+            state["_compile_state"] = copied
+        return state
 
 
 # The methods whose override changes each step: a model overriding none of them runs the

@@ -19,6 +19,7 @@ from plexus.layers.layer import published_losses
 from plexus.training import backprop
 from plexus.training.callbacks import LazyLogs
 from plexus.training.compile import CompileState
+from plexus.training.jit_race import JitRace
 
 
 # ---------------------------------------------------------------------- compile state
@@ -262,9 +263,22 @@ def prepare_training(model, st, xs):
     key = tuple(id(p) for p in params)
     if not fast:
         st.cache["jit"] = st.cache["jit_key"] = None
-    elif st.jit_compile and st.cache.get("jit_key") != key:
-        st.cache["jit"] = _compiled_gradients(model, st, params)
-        st.cache["jit_key"] = key
+    elif st.jit_compile:
+        # the eager path the compiled one races (plexus/training/jit_race.py)
+        st.jit_compile = False
+        try:
+            st.cache["eager_backprop"] = backprop.plan(model, st, params)
+        finally:
+            st.jit_compile = True
+        if st.cache.get("jit_key") != key:
+            compiled = _compiled_gradients(model, st, params)
+            st.cache["jit"] = compiled and JitRace(
+                compiled, params[0].device if params else None,
+                lambda xs, ys, sw: (*_loss_fn(model, st, st.cache["regs"], xs, ys, sw), None),
+                model.name)
+            st.cache["jit_key"] = key
+        elif st.cache.get("jit") is not None:
+            st.cache["jit"].pause()
 
 
 def _prepare_testing(st, model):
@@ -303,8 +317,8 @@ def _compiled_gradients(model, st, params):
     if slow:
         warnings.warn(
             f"jit_compile=True: model {model.name!r} has {', '.join(slow)} layers, which "
-            "torch.compile cannot compile into one graph (recurrent kernels break it, and "
-            "compiled fragments train slower than eager ones). It trains eagerly.",
+            "train slower compiled than eager (a compiled recurrent kernel computes its "
+            "forward pass twice, a cell loop is unrolled over every step). It trains eagerly.",
             stacklevel=4)
         return None
     regs = st.cache["regs"]
@@ -341,6 +355,10 @@ def fast_train_step(model, st, xs, ys, sw):
     fn = cache.get("jit") if params else None
     grads = None
     chain = cache.get("backprop") if ys is not None else None
+    if fn is not None:  # jit_compile=True: this step's path, compiled or eager
+        fn = fn.begin()
+        if fn is None and ys is not None:
+            chain = cache.get("eager_backprop")
     done = chain(xs, ys, sw) if chain is not None else None
     if done is not None:  # gradients computed in closed form, already in each `.grad`
         total, values, preds = done

@@ -437,6 +437,17 @@ def _on_cpu(model):
         return True
 
 
+def _runs_compiled(model):
+    """Whether a `jit_compile=True` model's training steps run compiled code: not once the race
+    against eager steps chose eager (plexus/training/jit_race.py), nor when the model trains
+    eagerly anyway (recurrent layers)."""
+    st = model.__dict__.get("_compile_state")
+    race = st.cache.get("jit", False) if st is not None else False
+    if race is None:
+        return False
+    return getattr(race, "winner", None) != "eager"
+
+
 class ThreadScope:
     """`with ThreadScope(model, phase) as scope: fn = scope.wrap(fn)`.
 
@@ -480,7 +491,8 @@ class ThreadScope:
                     self.candidates = (n, 1)
                     self.decision = f"tuned among {self.candidates}"
                     jit = getattr(self.model, "jit_compile", False) is True and \
-                        not getattr(self.model, "run_eagerly", False)
+                        not getattr(self.model, "run_eagerly", False) and \
+                        _runs_compiled(self.model)
                     if self.phase == "train" and jit:
                         # compiled kernels keep the count they were compiled with: no trials
                         self.timed = False

@@ -316,15 +316,22 @@ def test_stacked_cells_match_keras(masked):
 
 
 def test_fused_kernel_under_torch_compile_is_one_opaque_call():
-    """Compiled, an LSTM keeps its fused kernel (a graph break) instead of being unrolled
-    step by step, and gives the eager numbers."""
+    """Compiled, an LSTM keeps its fused kernel (one `plexus::fused_rnn` op in the graph, no
+    graph break) instead of being unrolled step by step, and gives the eager numbers."""
     if not hasattr(torch, "compile"):
         pytest.skip("torch.compile unavailable")
     layer = plexus.layers.LSTM(4, return_sequences=True)
     x = torch.randn(2, 30, 3)
     ref = layer(x)
-    from torch._dynamo.utils import counters
-    counters.clear()
-    out = torch.compile(lambda t: layer(t) * 2)(x)
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(lambda t: layer(t) * 2, fullgraph=True, backend=backend)(x)
     torch.testing.assert_close(out, ref * 2)
-    assert sum(counters["graph_break"].values()) >= 1  # the kernel ran outside the graph
+    targets = [str(n.target) for n in graphs[0].graph.nodes if n.op == "call_function"]
+    assert sum("fused_rnn" in t for t in targets) == 1
+    assert not any("lstm_cell" in t or "sigmoid" in t for t in targets)  # not unrolled
