@@ -21,5 +21,18 @@ from plexus import distribution  # noqa: E402  (several processes: keras.distrib
 from plexus import distillation, legacy, quantizers, visualization  # noqa: E402
 from plexus.mixed_precision import DTypePolicy, FloatDTypePolicy  # noqa: E402
 from plexus.variables import Variable  # noqa: E402
+# Base classes and helpers Keras also names at the top level.
+from plexus.initializers import Initializer  # noqa: E402
+from plexus.losses import Loss  # noqa: E402
+from plexus.metrics import Metric  # noqa: E402
+from plexus.optimizers import Optimizer  # noqa: E402
+from plexus.quantizers import Quantizer  # noqa: E402
+from plexus.regularizers import Regularizer  # noqa: E402
+from plexus.rematerialization import remat  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def version():
+    """plexus's version string."""
+    return __version__

@@ -271,3 +271,39 @@ def deserialize(config, custom_objects=None):
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     return get(name)
+
+
+# ---------------------------------------------------------------------- backward rules
+def _softmax_last(z):
+    """softmax over the last axis. torch's CPU kernel is several times slower over a last
+    axis shorter than 16 than over the same memory read as a first axis."""
+    if z.dim() == 2 and z.shape[-1] < 16 and z.shape[0] >= 32 and z.device.type == "cpu":
+        return torch.softmax(z.t(), 0).t()
+    return torch.softmax(z, -1)
+
+
+_ATEN = torch.ops.aten
+_threshold_backward = _ATEN.threshold_backward.default
+_softmax_backward_data = _ATEN._softmax_backward_data.default
+
+_BACKWARD_RULES = {
+    # activation: (forward that may overwrite its fresh input, dL/dz from dL/dout and out)
+    linear: (None, None),
+    relu: (torch.relu_, lambda g, out: _threshold_backward(g, out, 0)),
+    sigmoid: (torch.sigmoid_, _ATEN.sigmoid_backward.default),
+    tanh: (torch.tanh_, _ATEN.tanh_backward.default),
+    softmax: (_softmax_last, lambda g, out: _softmax_backward_data(g, out, -1, out.dtype)),
+}
+
+
+def backward_rule(fn):
+    """`(forward, backward)` of an activation (called with its defaults) whose gradient
+    follows from its output alone, or None.
+
+    `forward(z)` computes the activation and may overwrite `z` (pass a tensor nothing else
+    holds; None stands for the identity); `backward(g, out)` is the gradient with respect to
+    `z` given the gradient `g` with respect to the output `out`. Layers use these rules to
+    train without autograd (`plexus/layers/closed_form.py`); an activation without one
+    trains through autograd.
+    """
+    return _BACKWARD_RULES.get(fn)

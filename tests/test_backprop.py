@@ -1,4 +1,5 @@
-"""The closed-form training step for chains of Dense layers (plexus/training/backprop.py).
+"""The closed-form training step for plain chains (plexus/training/backprop.py, with the rules of
+plexus/layers/closed_form.py and plexus/training/fused_losses.py).
 
 Every eligible model is trained twice from the same weights and seed: once with the closed-form
 step, once through autograd (the plan switched off); losses, metrics and weights must agree. The

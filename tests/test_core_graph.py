@@ -276,8 +276,8 @@ def test_bad_graphs_get_messages_that_say_how_to_fix_them():
     y = layers.Dense(3, name="same")(x)
     with pytest.raises(ValueError, match="two different layers named 'same'.*distinct `name=`"):
         Model(a, y)
-    with pytest.raises(ValueError, match="not by `plexus.Input`"):
-        Model(x, layers.Dense(1)(x))
+    # an intermediate tensor as input gets an Input of its own, as in Keras
+    assert Model(x, layers.Dense(1)(x)).layers[0].name == f"{x.name}CLONE"
     with pytest.raises(TypeError, match="must be a symbolic tensor"):
         Model(a, np.zeros((1, 3)))
     with pytest.raises(TypeError, match="must be a symbolic tensor"):

@@ -105,3 +105,51 @@ def test_explicit_features_config_and_errors():
         _space()({"age": [1.0]})
     with pytest.raises(ValueError, match="one value per sample"):
         _space()({**DATA, "age": np.zeros((24, 2))})
+
+
+def test_the_keras_io_pattern_training_and_inference_models():
+    fs = _space()
+    encoded = fs.get_encoded_features()
+    hidden = plexus.layers.Dense(8, activation="relu")(encoded)
+    predictions = plexus.layers.Dense(1, activation="sigmoid")(hidden)
+    training_model = plexus.Model(inputs=encoded, outputs=predictions)  # on encoded features
+    training_model.compile("adam", "binary_crossentropy")
+    training_model.fit(fs(DATA).numpy(), (SCORE > 10).astype("float32"), epochs=1, verbose=0)
+    inference_model = plexus.Model(inputs=fs.get_inputs(), outputs=predictions)  # raw features
+    sample = {"age": 41.0, "city": "a", "zip": 3, "score": 5.0, "raw": 4.1}
+    raw = inference_model.predict({k: np.array([v]) for k, v in sample.items()}, verbose=0)
+    direct = training_model.predict(fs(sample)[None].numpy(), verbose=0)
+    np.testing.assert_allclose(raw, direct, atol=1e-6)
+
+
+def test_adapts_on_and_maps_a_dataset_of_dict_batches():
+    columns = {"city": CITY, "age": AGE}
+    ds = plexus.utils.Dataset(24, lambda idx: ({k: v[idx] for k, v in columns.items()},
+                                               SCORE[idx]), batch_size=8)
+    fs = FeatureSpace({"city": "string_categorical", "age": "float_normalized"})
+    fs.adapt(ds.map(lambda x, y: x))
+    whole = FeatureSpace({"city": "string_categorical", "age": "float_normalized"})
+    whole.adapt(columns)
+    np.testing.assert_allclose(fs(columns).numpy(), whole(columns).numpy(), atol=1e-5)
+    batches = list(ds.map(lambda x, y: (fs(x), y)))
+    assert len(batches) == 3 and batches[0][0].shape == (8, 5)
+
+
+def test_adapting_again_resizes_the_one_hot_encodings():
+    fs = FeatureSpace({"city": "string_categorical"})
+    fs.adapt({"city": ["a", "b"]})
+    assert fs({"city": ["a"]}).shape == (1, 3)
+    fs.adapt({"city": ["a", "b", "c", "d"]})
+    assert fs({"city": ["d"]}).shape == (1, 5)
+
+
+def test_save_and_load_keep_what_adapt_learned(tmp_path):
+    fs = _space()
+    fs.save(tmp_path / "fs.keras")
+    loaded = plexus.models.load_model(tmp_path / "fs.keras")
+    assert isinstance(loaded, FeatureSpace)
+    np.testing.assert_array_equal(loaded(DATA).numpy(), fs(DATA).numpy())
+    assert loaded.preprocessors["city"].get_vocabulary() == ["[UNK]", "b", "a", "c"]
+    not_adapted = FeatureSpace({"city": "string_categorical"})
+    with pytest.raises(ValueError, match="adapt"):
+        not_adapted({"city": ["a"]})

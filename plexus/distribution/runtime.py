@@ -525,6 +525,13 @@ def end_training(model):
 
 
 _OVERLAPS = []  # the armed ones: Optimizer.step finishes their all-reduces
+_OWN_HOOKS = set()  # ids of the gradient hooks above: Optimizer.step averages without them too
+
+
+def own_gradient_hook(hook_id):
+    """Whether a weight's gradient hook is the distribution's own overlap hook, which the
+    closed-form steps may skip: `Optimizer.step` averages every gradient that it did not start."""
+    return hook_id in _OWN_HOOKS
 
 
 class Overlap:
@@ -562,6 +569,7 @@ class Overlap:
                 self.where[id(p)] = b
         self.handles = [p.register_post_accumulate_grad_hook(self._ready)
                         for p in self.params]
+        _OWN_HOOKS.update(h.id for h in self.handles)
         self.armed = False
         self.reset()
 
@@ -570,6 +578,7 @@ class Overlap:
 
     def remove(self):
         for h in self.handles:
+            _OWN_HOOKS.discard(h.id)
             h.remove()
         if self in _OVERLAPS:
             _OVERLAPS.remove(self)

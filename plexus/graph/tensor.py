@@ -83,6 +83,19 @@ class KerasTensor:
         return (self.node.layer if self.node else None,
                 self.node.index if self.node else 0, self.index)
 
+    @property
+    def _keras_mask(self):
+        """The mask this symbolic tensor carries, as Keras shows it: a boolean symbolic tensor
+        (one value per timestep of a sequence of vectors, else one per element), or None."""
+        if not self.has_mask:
+            return None
+        shape = self.shape[:-1] if len(self.shape) >= 3 else self.shape
+        return KerasTensor(shape, "bool", name=f"{self.name}_mask")
+
+    @_keras_mask.setter
+    def _keras_mask(self, mask):
+        self.has_mask = mask is not None
+
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 

@@ -4,7 +4,9 @@ Inputs are channels-last at the surface (`(batch, *spatial, channels)`); inside,
 makes them channels-first for torch (for 2D and 3D that view is already in torch's
 `channels_last` memory format, so no copy is made). Kernels are stored in torch's layout
 `(filters, in_channels // groups, *kernel_size)` and converted at the boundary, so
-`get_weights()` returns Keras's `(*kernel_size, in_channels // groups, filters)`.
+`get_weights()` returns Keras's `(*kernel_size, in_channels // groups, filters)`. A user's
+subclass that overrides `call` or Keras's `convolution_op` gets its kernel in Keras's layout
+(and the computation through `convolution_op`, as in Keras).
 """
 import torch.nn.functional as F
 
@@ -218,8 +220,45 @@ class Conv(BaseConv):
     def _out_channels(self, in_channels):
         return self.filters
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        op = cls.__dict__.get("convolution_op")
+        if op is not None and "call" not in cls.__dict__ and \
+                not op.__module__.startswith("plexus."):
+            cls.call = Conv._keras_call  # the computation goes through the user's hook
+
+    def _user_computes(self):
+        """Whether a user's subclass computes with `self.kernel` itself (it overrides `call` or
+        Keras's `convolution_op`): the kernel is then kept in Keras's layout
+        `(*kernel_size, in, filters)`, as that code expects."""
+        cls = type(self)
+        return any(not getattr(cls, name).__module__.startswith("plexus.")
+                   for name in ("call", "convolution_op")) or cls.call is Conv._keras_call
+
+    def convolution_op(self, inputs, kernel):
+        """The convolution of `inputs` by `kernel` (Keras layout), without bias or activation:
+        Keras's hook, which a subclass may override to transform the kernel."""
+        from plexus import ops
+        return ops.conv(inputs, kernel, strides=list(self.strides), padding=self.padding,
+                        dilation_rate=self.dilation_rate, data_format=self.data_format)
+
+    def _keras_call(self, inputs):
+        """Keras's `Conv.call`, for subclasses that override `convolution_op`."""
+        outputs = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            shape = ((1,) * (self.rank + 1) + (self.filters,)
+                     if self.data_format == "channels_last" else
+                     (1, self.filters) + (1,) * self.rank)
+            outputs = outputs + self.bias.reshape(shape)
+        return self.activation(outputs)
+
     def _build_kernels(self, in_channels):
         shape = self.kernel_size + (in_channels // self.groups, self.filters)
+        if self._user_computes():
+            self.kernel = self.add_weight(shape=shape, initializer=self.kernel_initializer,
+                                          regularizer=self.kernel_regularizer,
+                                          constraint=self.kernel_constraint, name="kernel")
+            return
         self.kernel = self._torch_kernel(shape, self.kernel_initializer, self.kernel_regularizer,
                                          self.kernel_constraint, "kernel")
         if self._as_2d():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from plexus import activations, constraints, initializers, regularizers
 from plexus.graph import tree
 from plexus.graph.tensor import KerasTensor
+from plexus.layers import closed_form as cf
 from plexus.layers import conv_utils as cu
 from plexus.layers.layer import Layer
 
@@ -85,8 +86,16 @@ class Dense(Layer):
         if inputs.dim() == 2 and bias is not None and inputs.dtype == kernel.dtype:
             y = torch.addmm(bias, inputs, kernel)  # the kernel as stored: no transposed view
         else:
+            if not inputs.is_floating_point():  # integer data: promoted, as Keras's matmul
+                inputs = inputs.to(kernel.dtype)
             y = F.linear(inputs, kernel.t(), bias)
         return self.activation(y)
+
+    def _closed_form_rule(self, in_rank):
+        kernel, bias = self.kernel, self.bias
+        if in_rank != 2 or kernel.dtype != torch.float32:
+            return None
+        return cf.DenseRule.make(self, (kernel,) if bias is None else (kernel, bias))
 
     def compute_output_shape(self, input_shape):
         in_dim = _last_dim(self, input_shape)
@@ -147,6 +156,9 @@ class Activation(Layer):
     def call(self, inputs):
         return self.activation(inputs)
 
+    def _closed_form_rule(self, in_rank):
+        return cf.ActivationRule.make(self)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -182,6 +194,11 @@ class Dropout(Layer):
         keep = torch.empty(shape, device=inputs.device, dtype=inputs.dtype).bernoulli_(1 - self.rate)
         return inputs * keep / (1 - self.rate)
 
+    def _closed_form_rule(self, in_rank):
+        if self.noise_shape is not None or self.rate >= 1:
+            return None  # (rate 1: F.dropout gives zeros, the scaled mask would give 0/0)
+        return cf.DropoutRule(self)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -204,6 +221,11 @@ class Flatten(Layer):
         if self.data_format == "channels_first" and inputs.ndim > 2:
             inputs = inputs.permute(0, *range(2, inputs.ndim), 1)
         return inputs.reshape(inputs.shape[0], -1)
+
+    def _closed_form_rule(self, in_rank):
+        if self.data_format == "channels_first" and in_rank > 2:
+            return None
+        return cf.FlattenRule(self)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -316,6 +338,11 @@ class Embedding(Layer):
                 f"ids seen range from {int(inputs.min())} to {int(inputs.max())}. Make input_dim "
                 "larger than the largest id."
             ) from e
+
+    def _closed_form_rule(self, in_rank):
+        if self.mask_zero or self.embeddings.dtype != torch.float32:
+            return None
+        return cf.EmbeddingRule(self, self.embeddings)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

@@ -1,5 +1,7 @@
 """`Layer`: a `torch.nn.Module` with Keras's `build`/`call` contract and symbolic calls."""
+import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 import weakref
@@ -7,6 +9,8 @@ import weakref
 import numpy as np
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+from torch.overrides import TorchFunctionMode
 
 from plexus import backend, constraints, initializers, regularizers
 from plexus.graph import tree
@@ -64,6 +68,53 @@ def _shape_of(x):
     return tuple(x.shape)
 
 
+_FIRST_ARGS = {}
+_NO_MODE = contextlib.nullcontext()
+_DEVICE_MOVES = (torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.cuda)
+
+
+class _MetaMixing(TorchFunctionMode):
+    """While a layer's output shape is traced on meta tensors: an op mixing meta tensors with
+    real ones (the weights of sublayers, constants made in `call`) sees meta copies of the
+    real ones, so that the trace needs no data. Ops on real tensors alone (reading the values
+    of a shape-like constant) run as usual."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _DEVICE_MOVES and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:  # moving shape-only data to a device keeps it shape-only
+            dtype = next((a for a in tuple(args[1:]) + tuple(kwargs.values())
+                          if isinstance(a, torch.dtype)), None)
+            return args[0] if dtype is None else args[0].to(dtype)
+        flat = tree.flatten((args, kwargs))
+        if any(isinstance(t, torch.Tensor) and t.is_meta for t in flat) and \
+                any(isinstance(t, torch.Tensor) and not t.is_meta for t in flat):
+            def to_meta(t):  # (0-d tensors mix with any device, as Python numbers do)
+                return t.detach().to("meta") if isinstance(t, torch.Tensor) and t.ndim \
+                    and not t.is_meta else t
+            args, kwargs = tree.map_structure(to_meta, (args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _first_call_arg(cls):
+    """The name of the first argument of `cls.call` (its inputs), as Keras finds it when a
+    layer is called with keyword arguments only."""
+    try:
+        return _FIRST_ARGS[cls]
+    except KeyError:
+        pass
+    name = None
+    try:
+        params = list(inspect.signature(cls.call).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    if params and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                     inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        name = params[0].name
+    _FIRST_ARGS[cls] = name
+    return name
+
+
 class Layer(nn.Module):
     """Base class of every layer: a `torch.nn.Module` you call like a function.
 
@@ -86,6 +137,21 @@ class Layer(nn.Module):
     """
 
     _accepts_strings = False  # whether `call` takes text (NumPy arrays of str/bytes)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if callable(build) and not getattr(build, "_marks_built", False):
+            # As in Keras, a layer is built once its `build` returns, even when that `build`
+            # (called directly, with arguments of its own) does not call `super().build()`.
+            @functools.wraps(build)
+            def build_then_mark(self, *args, **kw):
+                out = build(self, *args, **kw)
+                self.built = True
+                return out
+
+            build_then_mark._marks_built = True
+            cls.build = build_then_mark
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -265,9 +331,12 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
+        # `.double()`, `.half()`, `.to(dtype)`, `.float()` back: the layer then computes in the
+        # new floating dtype (its dtype policy follows its weights), so that it runs and trains
+        # in it; a device or memory-format move changes no dtype
         target = _moved_floating_dtype(fn)
-        if target is not None and target is not self._compute_torch_dtype:
-            # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in that dtype
+        if target is not None and self._compute_torch_dtype.is_floating_point and \
+                target is not torch_dtype(self._dtype_policy.variable_dtype):
             self.dtype_policy = str(target).replace("torch.", "")
         return self
 
@@ -420,7 +489,10 @@ class Layer(nn.Module):
 
     def _maybe_build(self, input_shape):
         if not self.built:
-            self.build(input_shape)
+            # A sublayer first called while its parent's output shape is traced under torch's
+            # fake-tensor mode still creates real weights.
+            with unset_fake_temporarily():
+                self.build(input_shape)
             self.built = True
 
     def call(self, inputs, *args, **kwargs):
@@ -453,6 +525,33 @@ class Layer(nn.Module):
         if not calls.depth and (calls.losses or _HOLDERS.data):
             _publish_losses(self, calls)
         return outputs
+
+    def _closed_form_rule(self, in_rank):
+        """How this layer trains without autograd in a plain chain (a `closed_form.Rule`
+        for inputs of rank `in_rank`), or None: autograd. Layers with a rule override it."""
+        return None
+
+    def _has_hooks(self):
+        """Whether torch runs a hook when this layer is called or backpropagated through: one
+        of the layer's own or a global one (forward or backward)."""
+        return any_hooks((self,))
+
+    def _calls_only_call(self):
+        """Whether running this layer does nothing but its `call` in float32: `forward` as
+        above (no casts, no activity penalty, no recorded losses), torch's call machinery with
+        no hook of the layer's or global ones. A closed-form rule holds only then, and only when
+        it is defined where `call` is or below (a subclass overriding `call` loses it)."""
+        cls = type(self)
+        if cls.forward is not Layer.forward or cls._call_impl is not torch.nn.Module._call_impl:
+            return False
+        rule_cls = _defining_class(cls, "_closed_form_rule")
+        if not issubclass(rule_cls, _defining_class(cls, "call")):
+            return False
+        if self._has_hooks():
+            return False
+        return (getattr(self, "activity_regularizer", None) is None
+                and not self.__dict__.get("_losses")
+                and self._compute_torch_dtype is torch.float32 and not self._mixed)
 
     # ------------------------------------------------------------------ losses
     def add_loss(self, loss):
@@ -517,6 +616,10 @@ class Layer(nn.Module):
         return out
 
     def __call__(self, *args, **kwargs):
+        if not args and kwargs:  # `layer(logits=x, targets=y)`: the first argument is the input
+            first = _first_call_arg(type(self))
+            if first in kwargs:
+                args = (kwargs.pop(first),)
         if "training" in kwargs and not call_accepts(self, "training"):
             kwargs.pop("training")  # layers that behave the same in training ignore the flag
         if "_called" not in self.__dict__ and not torch.compiler.is_compiling():
@@ -541,6 +644,11 @@ class Layer(nn.Module):
                 kwargs["mask"] = prev_mask
         if not self.built:
             inputs = args[0] if args else kwargs.get("inputs")
+            if inputs is None:
+                raise TypeError(
+                    f"Layer {self.name!r} ({type(self).__name__}) was called without inputs "
+                    f"(keyword arguments: {sorted(kwargs)}). Pass the inputs as the first "
+                    "argument of the call, or by the name of `call`'s first argument.")
             self._maybe_build(tree.map_structure(_shape_of, inputs))
         outputs = super().__call__(*args, **kwargs)
         if prev_mask is not None or (type(self).compute_mask is not Layer.compute_mask
@@ -634,14 +742,17 @@ class Layer(nn.Module):
             return torch.zeros(shape, dtype=torch_dtype(t.dtype), device=device)
         f_args = tree.map_structure(fake, (inputs,) + tuple(args))
         f_kwargs = tree.map_structure(fake, kwargs)
-        first = tree.flatten(inputs)[0] if tree.flatten(inputs) else None
-        if isinstance(first, KerasTensor) and first.has_mask and "mask" not in kwargs \
-                and call_accepts(self, "mask"):
-            # A stand-in mask: masks are (batch, time) for sequences of vectors, else the
-            # input's own shape.
-            shape = tree.flatten(f_args[0])[0].shape
-            f_kwargs["mask"] = torch.ones(shape[:-1] if len(shape) >= 3 else shape,
-                                          dtype=torch.bool, device=device)
+        if any(isinstance(x, KerasTensor) and x.has_mask for x in tree.flatten(inputs)) \
+                and "mask" not in kwargs and call_accepts(self, "mask"):
+            # Stand-in masks, in the structure of the inputs (None for an unmasked one), as a
+            # model passes them: (batch, time) for sequences of vectors, else the input's shape.
+            def stand_in(x):
+                if not (isinstance(x, KerasTensor) and x.has_mask):
+                    return None
+                shape = tuple(size if d is None else d for d in x.shape)
+                return torch.ones(shape[:-1] if len(shape) >= 3 else shape,
+                                  dtype=torch.bool, device=device)
+            f_kwargs["mask"] = tree.map_structure(stand_in, inputs)
         shadowed = _shadow_weights(self) if self._mixed else None
         # Sublayers called here are not outermost calls (losses they record on shape-only
         # tensors are not published), and random draws go to the tracing device.
@@ -649,7 +760,7 @@ class Layer(nn.Module):
         outer_device, calls.device = calls.device, torch.device(device)
         calls.depth += 1
         try:
-            with torch.no_grad():
+            with torch.no_grad(), (_MetaMixing() if device == "meta" else _NO_MODE):
                 return self.call(*f_args, **f_kwargs)
         finally:
             calls.depth -= 1
@@ -737,6 +848,30 @@ class Layer(nn.Module):
         return list(self._inbound_nodes)
 
     # ------------------------------------------------------------------ config
+    # ------------------------------------------------------------------ saving hooks (Keras's)
+    def save_own_variables(self, store):
+        """Fill `store` (a dict) with this layer's own weights as `.keras` files keep them:
+        `store["0"] = kernel`, ... Override it (with `load_own_variables`) to save more."""
+        from plexus.saving import custom_state
+        custom_state.default_save(self, store)
+
+    def load_own_variables(self, store):
+        """Put the arrays of `store` (as `save_own_variables` wrote them) into the weights."""
+        from plexus.saving import custom_state
+        custom_state.default_load(self, store)
+
+    def get_build_config(self):
+        """What a loaded layer needs to build itself: `{"input_shape": ...}` (or None)."""
+        from plexus.saving.serialization import _build_config
+        return _build_config(self)
+
+    def build_from_config(self, config):
+        """Build from what `get_build_config` returned, before the weights are loaded."""
+        shape = (config or {}).get("input_shape") if isinstance(config, dict) else None
+        if shape is not None and not self.built:
+            self.build(shape)
+            self.built = True
+
     def get_config(self):
         """The arguments that recreate this layer (without its weights)."""
         config = {"name": self.name, "trainable": self.trainable,
@@ -931,5 +1066,31 @@ def _shadow_weights(layer):
 def _unshadow(done):
     for d, name in done:
         d.pop(name, None)
+
+
+def _defining_class(cls, name):
+    """The class in `cls`'s MRO whose body defines attribute `name` (None when none does)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass
+    return None
+
+
+_TORCH_MODULE = torch.nn.modules.module  # (where torch keeps its global hooks)
+
+
+def any_hooks(layers):
+    """Whether torch runs a hook when any of `layers` is called or backpropagated through (one
+    of their own, or a global one). Cheap: the closed-form step asks it on every batch."""
+    m = _TORCH_MODULE
+    if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
+            or m._global_backward_pre_hooks):
+        return True
+    for layer in layers:
+        if (layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+                or layer._backward_pre_hooks):
+            return True
+    return False
+
 
 from plexus.layers import modes as _modes  # noqa: E402,F401  (training mode across torch parents)

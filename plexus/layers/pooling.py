@@ -9,6 +9,7 @@ pooling it changes nothing).
 import torch
 import torch.nn.functional as F
 
+from plexus.layers import closed_form as cf
 from plexus.layers import conv_utils as cu
 from plexus.layers.layer import Layer
 
@@ -213,6 +214,11 @@ class GlobalAveragePooling1D(GlobalPooling):
                                                              device=inputs.device))
         total = total.sum(dim=axis, keepdim=self.keepdims)
         return total / weights.sum(dim=axis, keepdim=self.keepdims)
+
+    def _closed_form_rule(self, in_rank):
+        if self.data_format != "channels_last" or self.keepdims or in_rank != 3:
+            return None
+        return cf.StepMeanRule(self)
 
 
 class GlobalMaxPooling2D(GlobalPooling):

@@ -2,6 +2,7 @@
 import torch
 
 from plexus.graph import functional, inputs as I, tree
+from plexus.graph.intermediate_inputs import clone_intermediate_inputs
 from plexus.graph.tensor import KerasTensor, torch_dtype
 from plexus.layers.input_layer import InputLayer
 from plexus.layers.layer import Layer
@@ -36,6 +37,7 @@ class Functional(Model):
 
     # ------------------------------------------------------------------ graph set-up
     def _init_graph(self, inputs, outputs):
+        inputs, outputs = clone_intermediate_inputs(inputs, outputs)
         flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
         for what, flat in (("inputs", flat_in), ("outputs", flat_out)):
             if not flat:
@@ -165,7 +167,10 @@ class Functional(Model):
             else:
                 t = I.to_tensor(x, device, dtype, int_ok, what=f"input {names[i]!r}")
             t = I.adjust_rank(t, self.inputs[i].shape)
-            I.check_shape(self.inputs[i].shape, tuple(t.shape), names[i], self.name)
+            expected = self.inputs[i].shape
+            if self.__dict__.get("_sizes_from_data"):  # only the rank of the first data holds
+                expected = (None,) * len(expected)
+            I.check_shape(expected, tuple(t.shape), names[i], self.name)
             out.append(t)
         return out
 

@@ -6,6 +6,8 @@ training doors Keras documents (`train_step`, `test_step`, `predict_step`, `comp
 `compute_metrics`, `metrics`) are methods here; `fit`, `evaluate` and `predict` call them, so a
 subclass that overrides one changes what they do.
 """
+import functools
+import inspect
 import warnings
 
 import torch
@@ -24,6 +26,14 @@ def functional_init_arguments(args, kwargs):
     """Whether `Model(...)` was called with a graph's inputs and outputs."""
     return (len(args) == 2 or (len(args) == 1 and "outputs" in kwargs)
             or ("inputs" in kwargs and "outputs" in kwargs))
+
+
+def _takes_keyword(fn, name):
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 class Model(Layer):
@@ -51,6 +61,17 @@ class Model(Layer):
 
     _name_prefix = "functional"
     _functional_class = None  # set by plexus/models/functional.py
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("compute_loss")
+        if callable(fn) and not _takes_keyword(fn, "training"):
+            # As in Keras, an override written without `training=` is called without it.
+            @functools.wraps(fn)
+            def compute_loss(self, *args, training=True, **kw):
+                return fn(self, *args, **kw)
+
+            cls.compute_loss = compute_loss
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and functional_init_arguments(args, kwargs):

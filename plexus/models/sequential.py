@@ -143,6 +143,9 @@ class Sequential(Functional):
             shape = tuple(x.shape)
             sample = torch.as_tensor(x[:1] if hasattr(x, "__getitem__") else x)
             dtype = None if sample.is_floating_point() else "int32"
+            # As in Keras, sizes taken from the first data are not enforced on later data
+            # (a block called on sequences of another length runs; its layers check sizes).
+            self._sizes_from_data = True
         if self._input_layer is None:
             self._refs["input_layer"] = InputLayer(batch_shape=(None,) + tuple(shape)[1:],
                                                      dtype=dtype)

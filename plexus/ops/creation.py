@@ -12,6 +12,13 @@ def _dtype(dtype, default=None):
     return torch_dtype(dtype if dtype is not None else (default or floatx()))
 
 
+def _device():
+    """Inside a layer's call, the device of its data (a shape trace's device while tracing);
+    else None, torch's default device, as Keras creates tensors on its current device."""
+    from plexus.layers.layer import current_call_device  # noqa: (layers import the ops)
+    return current_call_device()
+
+
 def _shape(shape):
     return (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
 
@@ -19,25 +26,28 @@ def _shape(shape):
 @op("numpy", "Zeros", call=())
 def zeros(shape, dtype=None):
     """A tensor of zeros of `shape` (`floatx` by default)."""
-    return torch.zeros(_shape(shape), dtype=_dtype(dtype))
+    return torch.zeros(_shape(shape), dtype=_dtype(dtype), device=_device())
 
 
 @op("numpy", "Ones", call=())
 def ones(shape, dtype=None):
     """A tensor of ones of `shape`."""
-    return torch.ones(_shape(shape), dtype=_dtype(dtype))
+    return torch.ones(_shape(shape), dtype=_dtype(dtype), device=_device())
 
 
 @op("numpy", "Empty", call=())
 def empty(shape, dtype=None):
     """An uninitialised tensor of `shape` (here: zeros, so results are reproducible)."""
-    return torch.zeros(_shape(shape), dtype=_dtype(dtype))
+    return torch.zeros(_shape(shape), dtype=_dtype(dtype), device=_device())
 
 
 @op("numpy", "Full", ("fill_value",))
 def full(shape, fill_value, dtype=None):
     """A tensor of `shape` (`floatx` unless `dtype` is given) filled with `fill_value`."""
     value = t(fill_value).to(_dtype(dtype))
+    device = _device()
+    if device is not None:
+        value = value.to(device)
     return torch.broadcast_to(value, _shape(shape)).clone()
 
 
@@ -87,7 +97,7 @@ def arange(start, stop=None, step=None, dtype=None):
         dtype = result_type(*kinds)
     dt = torch_dtype(dtype)
     values = [v.item() if isinstance(v, torch.Tensor) else v for v in (start, stop, step)]
-    return torch.arange(*values, dtype=dt)
+    return torch.arange(*values, dtype=dt, device=_device())
 
 
 def _endpoints(start, stop):
@@ -140,21 +150,22 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
 def eye(N, M=None, k=0, dtype=None):  # noqa: N803 (Keras's argument names)
     """A 2-D tensor with ones on diagonal `k` and zeros elsewhere."""
     M = N if M is None else M  # noqa: N806
-    return torch.ones(N, M, dtype=_dtype(dtype)).tril(k).triu(k) if N and M else \
-        torch.zeros(N, M, dtype=_dtype(dtype))
+    device = _device()
+    return torch.ones(N, M, dtype=_dtype(dtype), device=device).tril(k).triu(k) if N and M \
+        else torch.zeros(N, M, dtype=_dtype(dtype), device=device)
 
 
 @op("numpy", "Identity", call=())
 def identity(n, dtype=None):
     """The `n x n` identity matrix."""
-    return torch.eye(n, dtype=_dtype(dtype))
+    return torch.eye(n, dtype=_dtype(dtype), device=_device())
 
 
 @op("numpy", "Tri", call=())
 def tri(N, M=None, k=0, dtype=None):  # noqa: N803
     """Ones at and below diagonal `k`, zeros above."""
     M = N if M is None else M  # noqa: N806
-    return torch.ones(N, M, dtype=_dtype(dtype)).tril(k)
+    return torch.ones(N, M, dtype=_dtype(dtype), device=_device()).tril(k)
 
 
 # ------------------------------------------------------------------------------ windows

@@ -203,7 +203,9 @@ def dsplit(x, indices_or_sections):
 def tile(x, repeats):
     """Repeat the whole of `x` `repeats` times along each axis."""
     x = t(x)
-    reps = (repeats,) if isinstance(repeats, int) else tuple(repeats)
+    if hasattr(repeats, "tolist"):  # a tensor or array of counts
+        repeats = repeats.tolist()
+    reps = (repeats,) if isinstance(repeats, int) else tuple(int(r) for r in repeats)
     return torch.tile(x, reps)
 
 

@@ -13,7 +13,8 @@ import warnings
 
 import plexus
 from plexus.distribution import runtime as distributed
-from plexus.saving import files, legacy_h5, limits, optimizer_state, registry, weights
+from plexus.saving import (
+    custom_state, files, legacy_h5, limits, optimizer_state, registry, weights)
 from plexus.saving import h5 as h5util
 from plexus.saving.context import check_custom_objects
 from plexus.saving.errors import LoadError, as_load_errors
@@ -33,6 +34,8 @@ def model_to_config(model):
     """The full serialized model: class, config, and compile config when compiled."""
     out = serialize_layer(model)
     compile_config = getattr(model, "_compile_config", None)
+    if getattr(model, "compiled", False) and custom_state.overrides(model, "get_compile_config"):
+        compile_config = model.get_compile_config()  # the model's own compile settings
     if getattr(model, "compiled", False) and compile_config is not None:
         out["compile_config"] = with_module(serialize_keras_object(compile_config))
     return out
@@ -135,7 +138,7 @@ def model_from_config(config, custom_objects=None, safe_mode=True, source=None):
         config = dict(config)
         config.setdefault("config", {})
         model = deserialize_keras_object(config, category="layers")
-    if not registry.is_model(model):
+    if not registry.is_model(model) and not getattr(model, "_saved_as_model", False):
         raise LoadError(f"{source or 'The config'} describes a {type(model).__name__}, not a model.")
     return model
 
@@ -186,6 +189,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                                         max_bytes=_expected_h5_bytes(model))
             assets = weights.read_assets(
                 model, lambda name: files.read_member(archive, name, label, required=False))
+            own_assets = custom_state.read_user_assets(model, archive, label)
         with h5util.open_h5(h5_data, member) as f:
             with as_load_errors(member):
                 staged = weights.stage(weights.read(model, f, member), member)
@@ -198,6 +202,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     with as_load_errors(f"{label} (assets)"):
         for layer, data in assets:  # after the variables, as Keras (idf weights first)
             layer._load_keras_assets(data.get)
+    for layer, found in own_assets:  # layers with their own `load_assets(folder)`
+        custom_state.load_user_assets(layer, found, label)
     return model
 
 
@@ -236,6 +242,12 @@ def _compile_from_config(model, compile_config, label, custom_objects):
         return
     what = f"{label} (compile_config)"
     limits.check_depth(compile_config, what)
+    if custom_state.overrides(model, "compile_from_config"):
+        # the model's own method gets the config as saved (by its `get_compile_config`), and
+        # deserializes what it needs, as in Keras
+        with load_context(custom_objects, True, label), as_load_errors(what):
+            model.compile_from_config(compile_config)
+        return
     with load_context(custom_objects, True, label), as_load_errors(what):
         cfg = deserialize_keras_object(compile_config)
     if not isinstance(cfg, dict):

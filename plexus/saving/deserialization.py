@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from plexus.saving import limits, registry
+from plexus.saving import custom_state, limits, registry
 from plexus.saving.context import (
     check_name, check_shape, current_context, element_count, load_context,
 )
@@ -199,6 +199,10 @@ def deserialize_layer(cls, value):
             f"Could not create layer {name!r} ({value['class_name']}){ctx.where()} from its "
             f"config: {e}"
         ) from e
+    build_config = value.get("build_config")
+    if build_config is not None and custom_state.overrides(layer, "build_from_config"):
+        custom_state.build_from_saved_config(
+            layer, deserialize_keras_object(build_config), f"layer {name!r}{ctx.where()}")
     return layer
 
 

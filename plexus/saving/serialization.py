@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from plexus.graph.tensor import KerasTensor
-from plexus.saving import registry
+from plexus.saving import custom_state, registry
 from plexus.saving.context import (  # noqa: F401  (re-exported)
     MAX_NAME_LENGTH, CustomObjectScope, LoadContext, check_custom_objects, check_name,
     check_shape, current_context, custom_object_scope, element_count, load_context,
@@ -24,7 +24,7 @@ def _module_of(obj):
     from plexus.layers.layer import Layer
     mod = getattr(type(obj) if not inspect.isclass(obj) else obj, "__module__", "")
     if not mod.startswith("plexus"):
-        return mod
+        return None if mod == "__main__" else mod  # as Keras: no module for a script's classes
     if isinstance(obj, Layer):
         if mod.startswith("plexus.applications."):  # a layer private to an application
             return "keras.src.applications." + mod.rsplit(".", 1)[1]
@@ -133,7 +133,10 @@ def serialize_layer(layer):
         registered = "Functional"
     out = {"module": _module_of(layer), "class_name": keras_class_name(layer), "config": config,
            "registered_name": registered}
-    build = _build_config(layer)
+    if custom_state.overrides(layer, "get_build_config"):  # the layer's own build config
+        build = serialize_keras_object(layer.get_build_config())
+    else:
+        build = _build_config(layer)
     if build is not None:
         out["build_config"] = build
     return out

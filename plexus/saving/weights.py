@@ -20,8 +20,11 @@ from torch import nn
 
 from plexus import backend
 from plexus.saving import h5 as h5util
-from plexus.saving import limits, registry
+from plexus.saving import custom_state, limits, registry
 from plexus.saving.errors import LoadError
+
+# The plan entry of a layer that reads its whole `vars` group with its own `load_own_variables`.
+OWN_STORE = "__own_variables__"
 
 
 def _name_key(name):
@@ -96,6 +99,13 @@ def write(model, f):
     for path, layer, entries in walk(model):
         group = f.require_group(path)
         group.attrs["name"] = layer.name
+        if custom_state.overrides(layer, "save_own_variables"):  # the layer's own store
+            store = {}
+            layer.save_own_variables(store)
+            for name, value in store.items():
+                group.create_dataset(str(name), data=value.detach().cpu().numpy()
+                                     if isinstance(value, torch.Tensor) else np.asarray(value))
+            continue
         for i, (owner, w) in enumerate(entries):
             value = w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
             group.create_dataset(_dataset_name(layer, i, w), data=value)
@@ -119,6 +129,8 @@ def asset_members(model):
         if callable(hook):
             for fname, data in hook().items():
                 out[_asset_path(path, fname)] = data
+        elif callable(getattr(layer, "save_assets", None)):  # a layer's own files
+            out.update(custom_state.user_asset_members(path, layer))
     return out
 
 
@@ -146,6 +158,14 @@ def read(model, f, label, skip_mismatch=False):
     plan = []
     for path, layer, entries in walk(model):
         group = h5util.walk(f, path, label, kind="group")
+        if custom_state.overrides(layer, "load_own_variables"):  # the layer reads its store
+            store = {}
+            for name in (list(group.keys()) if group is not None else []):
+                ds = h5util.child(group, name, label, kind="dataset")
+                store[name] = h5util.read_dataset(
+                    ds, ds.shape, label, f"variable {name!r} of layer {layer.name!r}")
+            plan.append((layer, OWN_STORE, store))
+            continue
         by_name = getattr(layer, "_keras_vars_by_name", False)
         keys = list(group.keys()) if group is not None else []
         named = [k for k in keys if not k.isdigit()]
@@ -232,7 +252,10 @@ def commit(staged):
     one), then the weights, copied into their own storage (parameters or buffers)."""
     named, tensors = staged
     for owner, name, value in named:
-        owner._load_keras_named_var(name, value)
+        if name is OWN_STORE:
+            owner.load_own_variables(value)
+        else:
+            owner._load_keras_named_var(name, value)
     with torch.no_grad():
         for target, value in tensors:
             target.copy_(value)

@@ -67,10 +67,28 @@ def _names(model, n_out):
         ["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)])
 
 
+def _sole_target_output(model, n_out):
+    """The index of the only output that takes targets (the others have neither a compiled
+    loss nor compiled metrics), else None."""
+    st = model.__dict__.get("_compile_state")
+    if st is None or st.loss is None or getattr(st.metrics, "names", None) is None:
+        return None
+    used = [i for i in range(n_out) if st.loss.losses[i] is not None
+            or st.metrics.specs[0][i] or st.metrics.specs[1][i]]
+    return used[0] if len(used) == 1 else None
+
+
 def prepare_targets(model, y, n_out, device):
     if y is None:
         return None
     names = _names(model, n_out)
+    if n_out > 1 and is_array(y):
+        only = _sole_target_output(model, n_out)
+        if only is not None:
+            # As in Keras: a single array of targets for the one output that has a loss (the
+            # others, compiled with loss None, read no targets: a per-sample placeholder).
+            t = to_tensor(y, device, what=f"target {names[only]!r}")
+            return [t if i == only else t.new_zeros(t.shape[:1]) for i in range(n_out)]
     flat = flatten_named(y, names, "target", model.name, "output")
     return [to_tensor(v, device, what=f"target {names[i]!r}") for i, v in enumerate(flat)]
 

@@ -356,6 +356,16 @@ class LossFunctionWrapper(Loss):
         y_true, y_pred = match_rank(y_true, y_pred)
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
+    def _fused_rule(self):
+        """This loss as one closed-form value and gradient with the model's final activation
+        (`plexus/training/fused_losses.py`), or None: autograd through `__call__`. Only while
+        `call` and `__call__` are the ones above (a subclass overriding them loses it)."""
+        cls = type(self)
+        if cls.call is not LossFunctionWrapper.call or cls.__call__ is not Loss.__call__:
+            return None
+        from plexus.training import fused_losses
+        return fused_losses.rule_for(self.fn, self._fn_kwargs, self.reduction)
+
     def get_config(self):
         return {**super().get_config(), **self._fn_kwargs}
 

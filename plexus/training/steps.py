@@ -4,9 +4,10 @@ A model's `train_step`, `test_step` and `predict_step` define them (`plexus/mode
 When a model overrides none of their doors (see `Model._runs_default_step`), the loops run the
 same computation their faster way, here: inputs standardised once per call instead of per
 batch, the graph run directly, weight penalties listed once per `fit`, metric values read
-lazily, and for chains of Dense layers the closed-form gradients of `backprop.py` (re-planned,
-and so re-validated, at the start of every `fit`). Autograd through the default `train_step`
-is the definition of correctness the faster ways are tested against.
+lazily, and for plain chains of layers that have closed-form rules the gradients `backprop.py`
+strings together from those rules (re-planned, and so re-validated, at the start of every
+`fit`). Autograd through the default `train_step` is the definition of correctness the faster
+ways are tested against.
 """
 import warnings
 

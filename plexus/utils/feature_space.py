@@ -153,6 +153,18 @@ def _rows(data, names):
     return columns
 
 
+def _learned(layer):
+    """Whether a preprocessing layer holds what `adapt` learns."""
+    from plexus.layers import Discretization, IntegerLookup, Normalization, StringLookup
+    if isinstance(layer, Normalization):
+        return layer.built  # its statistics exist once adapted (or loaded from a file)
+    if isinstance(layer, (StringLookup, IntegerLookup)):
+        return layer.vocabulary_size() > layer._token_start_index()
+    if isinstance(layer, Discretization):
+        return layer.bin_boundaries is not None
+    return False
+
+
 class FeatureSpace(Layer):
     """Preprocesses and encodes structured data: one preprocessing layer per feature, hashed
     crosses of features, one-hot encoding of categorical outputs, and (with
@@ -176,6 +188,8 @@ class FeatureSpace(Layer):
     lists, one value per sample) to get encoded features, or use `get_inputs()` and
     `get_encoded_features()` to build a model. Outputs are torch tensors.
     """
+
+    _saved_as_model = True  # `save()` writes a .keras file that `load_model` reads back
 
     @classmethod
     def cross(cls, feature_names, crossing_dim, output_mode="one_hot"):
@@ -331,16 +345,18 @@ class FeatureSpace(Layer):
         for name in names:
             self.preprocessors[name].adapt(columns[name])
         self._is_adapted = True
+        self.one_hot_encoders = {}  # sized by the vocabularies just learned
         self.encoded_features = None
         self._inputs = None
         self.built = True
 
     def _check_adapted(self):
         if not self._is_adapted:
-            if self._adaptable():
+            waiting = [n for n in self._adaptable() if not _learned(self.preprocessors[n])]
+            if waiting:
                 raise ValueError("FeatureSpace: call adapt(data) before using it (some of its "
-                                 f"features learn from data: {self._adaptable()}).")
-            self._is_adapted = True
+                                 f"features learn from data: {waiting}).")
+            self._is_adapted = True  # (loaded from a file, or its layers adapted one by one)
 
     # ------------------------------------------------------------------ encoding
     def _cardinality(self, name, spec):
@@ -433,15 +449,35 @@ class FeatureSpace(Layer):
     # ------------------------------------------------------------------ saving
     def get_config(self):
         from plexus.saving.serialization import serialize_keras_object
+        # Features and crosses are written as their plain configs (a loader then only has to
+        # create the preprocessing layers inside them).
         return {"name": self.name,
-                "features": {n: {"class_name": "Feature", "config": f.get_config()}
-                             for n, f in self.features.items()},
+                "features": {n: f.get_config() for n, f in self.features.items()},
                 "output_mode": self.output_mode,
-                "crosses": [{"class_name": "Cross", "config": serialize_keras_object(
-                    c.get_config())} for c in self.crosses],
+                "crosses": [serialize_keras_object(c.get_config()) for c in self.crosses],
                 "crossing_dim": self.crossing_dim, "hashing_dim": self.hashing_dim,
                 "num_discretization_bins": self.num_discretization_bins}
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        space = cls(**config)
+        # Each feature is one column: build the layers now (as Keras's build config does), so
+        # that a loaded file's statistics have weights to go into.
+        for layer in space.preprocessors.values():
+            if not layer.built:
+                layer.build((None, 1))
+        return space
+
+    def _keras_children(self):
+        """The layers whose weights and assets a saved file holds: the preprocessing layers,
+        under `preprocessors/<class name>` as Keras's saver names a dict's entries."""
+        from plexus.saving.weights import _container_name
+        used = {}
+        return [(f"preprocessors/{_container_name(layer, used)}", layer)
+                for layer in self.preprocessors.values()]
+
+    def save(self, filepath):
+        """Save the feature space, with what it learned in `adapt`, to a `.keras` file;
+        `plexus.models.load_model(filepath)` returns it, adapted."""
+        from plexus.saving import save_model
+        save_model(self, filepath)

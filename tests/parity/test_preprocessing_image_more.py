@@ -53,6 +53,23 @@ def test_elastic_transform_matches_keras(kwargs):
     assert float((out - X).abs().max()) > 10.0  # the images really moved
 
 
+def test_elastic_transform_with_a_wide_kernel_matches_keras():
+    # 40x48 images, distortion near 1: sigma about 2 pixels, a 13-tap Gaussian (separable in
+    # plexus, one 2D kernel in Keras)
+    x = torch.rand(2, 40, 48, 3, generator=torch.Generator().manual_seed(2)) * 255
+    kwargs = {"factor": (1.0, 1.0), "scale": (0.9, 1.0)}
+    p_layer = L.RandomElasticTransform(seed=1, **kwargs)
+    t = p_layer.get_random_transformation(x)
+    torch.manual_seed(6)
+    t["noise"] = torch.stack([torch.normal(0.0, 1.0, size=(2, 40, 48)),
+                              torch.normal(0.0, 1.0, size=(2, 40, 48))], dim=1)
+    out = p_layer.transform_images(x.clone(), t)
+    torch.manual_seed(6)
+    expected = _np(keras.layers.RandomElasticTransform(**kwargs).transform_images(x.clone(), t))
+    assert int(6 * 40 * 0.05 * float(t["distortion_factor"])) | 1 >= 11
+    assert_close(out, expected, atol=1e-3, rtol=1e-5)
+
+
 def _clahe_images():
     x = torch.rand(2, 32, 48, 3, generator=torch.Generator().manual_seed(1)) * 200
     x[0, :, :, 0] = x[0, :, :, 0] * 0.2 + 50  # a low-contrast channel

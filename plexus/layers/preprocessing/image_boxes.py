@@ -65,9 +65,9 @@ class MaxNumBoundingBoxes(ImageLayer):
         name = f"Layer {self.name!r} (MaxNumBoundingBoxes)"
         if not isinstance(bounding_boxes, dict) or not {"boxes", "labels"} <= set(
                 bounding_boxes):
+            keys = sorted(bounding_boxes) if isinstance(bounding_boxes, dict) else ""
             raise ValueError(f"{name}: bounding_boxes must be a dict with 'boxes' and 'labels'; "
-                             f"received {type(bounding_boxes).__name__} "
-                             f"{sorted(bounding_boxes) if isinstance(bounding_boxes, dict) else ''}.")
+                             f"received {type(bounding_boxes).__name__} {keys}.")
         extra = set(bounding_boxes) - {"boxes", "labels"}
         if extra:
             raise ValueError(f"{name}: bounding_boxes holds unsupported keys {sorted(extra)}; "
