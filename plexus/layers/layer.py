@@ -20,7 +20,7 @@ from plexus.graph.tensor import KerasTensor, standardize_dtype, torch_dtype
 from plexus.layers import tracking
 from plexus.layers.input_spec import assert_input_compatibility
 from plexus.mixed_precision import policy as _policy
-from plexus.variables import Variable, Weight, _identity, copy_into, to_numpy
+from plexus.variables import Variable, Weight, _identity, to_numpy
 
 _DYNAMIC_SIZES = (83, 89)  # stand-ins for unknown sizes when a layer's output shape is traced
 # Whether any layer computes in a floating dtype other than float32. Until one does, `forward`
@@ -331,9 +331,12 @@ class Layer(nn.Module):
         held = [(k, b) for k, b in self._buffers.items() if isinstance(b, Variable)]
         super()._apply(fn, recurse)
         tracking.restore_buffers(self, held)
+        # `.double()`, `.half()`, `.to(dtype)`, `.float()` back: the layer then computes in the
+        # new floating dtype (its dtype policy follows its weights), so that it runs and trains
+        # in it; a device or memory-format move changes no dtype
         target = _moved_floating_dtype(fn)
-        if target is not None and target is not self._compute_torch_dtype:
-            # `.double()`, `.half()`, `.to(dtype)`: the layer then computes in that dtype
+        if target is not None and self._compute_torch_dtype.is_floating_point and \
+                target is not torch_dtype(self._dtype_policy.variable_dtype):
             self.dtype_policy = str(target).replace("torch.", "")
         return self
 
@@ -477,7 +480,7 @@ class Layer(nn.Module):
         with torch.no_grad():
             for (layer, w), value in zip(entries, values):
                 p = getattr(layer, w.attr)
-                copy_into(p, w.to_torch(torch.as_tensor(value, dtype=p.dtype)))
+                p.copy_(w.to_torch(torch.as_tensor(value, dtype=p.dtype)))
 
     # ------------------------------------------------------------------ build / call
     def build(self, input_shape):
@@ -1088,5 +1091,6 @@ def any_hooks(layers):
                 or layer._backward_pre_hooks):
             return True
     return False
+
 
 from plexus.layers import modes as _modes  # noqa: E402,F401  (training mode across torch parents)

@@ -205,15 +205,14 @@ class BatchNormalization(Layer):
         mean = torch.zeros(c, device=x.device, dtype=x.dtype)
         var = torch.zeros(c, device=x.device, dtype=x.dtype)
         xt = x.movedim(axis, 1) if axis != 1 else x
-        gamma, beta = self._affine(x.dtype)
-        out = F.batch_norm(xt, mean, var, gamma, beta, True, 1.0, self.epsilon)
+        out = F.batch_norm(xt, mean, var, *self._affine(x), True, 1.0, self.epsilon)
         out = out.movedim(1, axis) if axis != 1 else out
         return out, mean, var * ((count - 1) / count)
 
-    def _affine(self, dtype):
-        """gamma and beta in `dtype`, the dtype statistics are computed in (float32 for a layer
-        moved to half precision by `.half()` / `.bfloat16()`; differentiable casts)."""
-        return tuple(None if w is None else (w if w.dtype is dtype else w.to(dtype))
+    def _affine(self, x):
+        """gamma and beta in the dtype of the (promoted) input `x`: half-precision weights
+        (`model.half()`, a `"float16"` policy) take part in float32 statistics."""
+        return tuple(w if w is None or w.dtype == x.dtype else w.to(x.dtype)
                      for w in (self.gamma, self.beta))
 
     def _moments(self, x, reduce, mask):
@@ -240,10 +239,9 @@ class BatchNormalization(Layer):
             out = (x - mean.reshape(shape)) * inv
             return out + self.beta.reshape(shape) if self.beta is not None else out
         xt = x.movedim(axis, 1) if axis != 1 else x
-        if mean.dtype is not x.dtype:
+        if mean.dtype != x.dtype:
             mean, var = mean.to(x.dtype), var.to(x.dtype)
-        gamma, beta = self._affine(x.dtype)
-        out = F.batch_norm(xt, mean, var, gamma, beta, False, 0.0, self.epsilon)
+        out = F.batch_norm(xt, mean, var, *self._affine(x), False, 0.0, self.epsilon)
         return out.movedim(1, axis) if axis != 1 else out
 
     def compute_output_shape(self, input_shape):
