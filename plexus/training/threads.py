@@ -22,7 +22,7 @@ read at import):
   jumps by half again over the time measured for the choice (unless that is one thread
   already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
   the answer stays the same), so that a machine that becomes busy or quiet is noticed. A
-  count that times over 2.5x its rival is dropped at once. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
+  count whose two steps both take over 2.5x its rival's best is dropped. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
   and other launchers that set `WORLD_SIZE` above 1, each rank runs one thread. Models on an
@@ -365,8 +365,9 @@ class Tuner:
                 self.plan.pop(0)
             self.trials.setdefault(threads, []).append(seconds)
             best = {c: min(v) for c, v in self.trials.items() if v}
-            for c, t in best.items():  # far behind another count: no more trials
-                if any(t > DROP * o for d, o in best.items() if d != c):
+            for c, t in best.items():  # twice far behind another count: no more trials
+                if len(self.trials[c]) >= 2 and \
+                        any(t > DROP * o for d, o in best.items() if d != c):
                     self.plan = [p for p in self.plan if p != c]
             if not self.plan:
                 self._decide()
