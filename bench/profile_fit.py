@@ -57,7 +57,7 @@ def main():
     a, b = sorted(c for c, _ in res["plexus"]), sorted(c for c, _ in res["torch"])
     print(f"plexus/torch cpu: best {a[0]/b[0]:.3f}, median {a[len(a)//2]/b[len(b)//2]:.3f}")
     if prof is not None:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof).sort_stats(os.environ.get("PLEXUS_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PLEXUS_PROFILE_ROWS", "30")))
 
 
 if __name__ == "__main__":
