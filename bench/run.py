@@ -367,7 +367,7 @@ def main(argv=None):
             f"{n} {v:.2f}" for n, v in results["build"].items()))
     t, p = results["import"]
     print(f"\nimport torch {t:.2f} s; import plexus after it adds {p:.3f} s (median of runs)")
-    print("\nTargets (issue 6), from this run:\n")
+    print("\nTargets, from this run:\n")
     print(targets(results))
     for n in notes:
         print(f"\nNote: {n}")
