@@ -87,14 +87,21 @@ class SparseRule(FusedRule):
     def fits(self, z, y):
         return True  # (an id out of range is caught by `gather`)
 
-    def loss(self, z, y, w):
-        n = z.shape[0]
+    @staticmethod
+    def _probs(z, y):
+        """`(p, idx, picked)`: softmax of `z`, the target ids as a column, and their log
+        probabilities; None when an id is out of range."""
         log_p = _log_softmax_last(z)
         idx = y.unsqueeze(1)
         picked = _picked(log_p, idx)
-        if picked is None:
+        return None if picked is None else (log_p.exp(), idx, picked)
+
+    def loss(self, z, y, w):
+        n = z.shape[0]
+        found = self._probs(z, y)
+        if found is None:
             return None, None, None
-        p = log_p.exp()
+        p, idx, picked = found
         value = picked.sum().mul_(-1.0 / n)
         grad = p.mul(w / n).scatter_add_(
             1, idx, torch.full((n, 1), -w / n, dtype=z.dtype, device=z.device))
@@ -102,12 +109,10 @@ class SparseRule(FusedRule):
 
     def weighted(self, z, y, sw, w):
         n = z.shape[0]
-        log_p = _log_softmax_last(z)
-        idx = y.unsqueeze(1)
-        picked = _picked(log_p, idx)
-        if picked is None:
+        found = self._probs(z, y)
+        if found is None:
             return None, None, None
-        p = log_p.exp()
+        p, idx, picked = found
         per = picked.squeeze(1).neg_()
         grad = p.clone().scatter_add_(
             1, idx, torch.full((n, 1), -1.0, dtype=z.dtype, device=z.device))
