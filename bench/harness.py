@@ -22,6 +22,9 @@ CONTENDERS = {
     "plexus-jit": ({}, ["torch"]),
     # plexus with torch's own thread settings (PLEXUS_THREADS=torch): plexus before its policy
     "plexus-torchthreads": ({"PLEXUS_THREADS": "torch"}, ["torch"]),
+    # plexus imported from another checkout (`run.py --before PATH`): before and after a
+    # change, side by side in one run; the worker puts PLEXUS_BENCH_BEFORE first on its path
+    "plexus-before": ({}, ["torch"]),
     "keras-jax": ({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, ["keras", "jax"]),
     "keras-torch": ({"KERAS_BACKEND": "torch"}, ["keras", "torch"]),
     "torch": ({}, ["torch"]),

@@ -29,7 +29,7 @@ ORDER = ["plexus", "plexus-jit", "keras-jax", "keras-torch", "torch"]
 # --load: plexus, plexus before its thread policy (torch's thread settings), the others
 LOAD_ORDER = ["plexus", "plexus-torchthreads", "keras-jax", "keras-torch", "torch"]
 LOAD_WORKLOADS = ["mlp", "qa_lstm", "posts_conv1d", "ticket_lstm", "residual_cnn"]
-OURS = ("plexus", "plexus-jit")  # plexus-jit: the same code with compile(..., jit_compile=True)
+OURS = ("plexus", "plexus-jit", "plexus-before")  # plexus-jit: the same code with compile(..., jit_compile=True)
 OTHERS = (("keras-jax", "Keras-JAX"), ("keras-torch", "Keras-torch"), ("torch", "PyTorch"))
 PREDICT_WORKLOADS = ("mlp", "qa_lstm", "residual_cnn", "efficientnet_b0", "convnext_tiny")
 
@@ -287,7 +287,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--contenders", nargs="*", default=None,
-                    choices=ORDER + ["plexus-torchthreads"])
+                    choices=ORDER + ["plexus-torchthreads", "plexus-before"])
+    ap.add_argument("--before", default=None, metavar="PATH",
+                    help="also run plexus imported from the checkout at PATH (contender "
+                         "plexus-before): a change's before and after in one run")
     ap.add_argument("--load", action="store_true",
                     help="fit each workload alone and beside a busy process, side by side")
     ap.add_argument("--load-rounds", type=int, default=5,
@@ -303,6 +306,11 @@ def main(argv=None):
     ap.add_argument("--no-predict", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.before:
+        if not os.path.isdir(os.path.join(args.before, "plexus")):
+            ap.error(f"--before {args.before!r}: no plexus package there (give the root of "
+                     "a plexus checkout)")
+        os.environ["PLEXUS_BENCH_BEFORE"] = os.path.abspath(args.before)
     if args.quick:
         args.warmup = 1
     if args.load:
@@ -313,6 +321,8 @@ def main(argv=None):
         return main_load(args)
     if args.contenders is None:
         args.contenders = ORDER
+    if args.before and "plexus-before" not in args.contenders:
+        args.contenders = args.contenders[:1] + ["plexus-before"] + args.contenders[1:]
 
     results, notes = {"machine": H.machine()}, []
     log_dir = tempfile.mkdtemp(prefix="plexus-bench-")

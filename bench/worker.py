@@ -17,6 +17,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if len(sys.argv) > 1 and sys.argv[1] == "plexus-before":
+    # `run.py --before PATH`: plexus from that checkout (the bench's own modules from here)
+    sys.path.insert(0, os.environ["PLEXUS_BENCH_BEFORE"])
 from bench.workloads import WORKLOADS  # noqa: E402
 
 
@@ -92,7 +95,7 @@ class KerasLike:
     def caller(self, xb):
         """`model(x)` on NumPy data: the direct call, without predict's batching."""
         model = self.model
-        if self.contender in ("plexus", "plexus-jit", "keras-torch"):
+        if self.contender.startswith("plexus") or self.contender == "keras-torch":
             import torch
 
             def call():

@@ -277,12 +277,12 @@ def same_kind(idx, params, grads):
              [g for g, s in zip(grads, sharded) if s is kind]) for kind in (True, False)]
 
 
-@torch.no_grad()
 def average_gradients(grads):
     """Average the gradients (a list of tensors, updated in place) across processes."""
     global gradient_reductions
     if active():
-        _all_reduce_mean("averaging gradients", [g for g in grads if g is not None])
+        with torch.no_grad():
+            _all_reduce_mean("averaging gradients", [g for g in grads if g is not None])
         gradient_reductions += 1
 
 

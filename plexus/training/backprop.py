@@ -31,6 +31,7 @@ import torch
 
 from plexus.layers.layer import any_hooks
 from plexus.training.optimizers import Optimizer
+from plexus.training.nograd import no_grad
 
 
 def plan(model, st, params):
@@ -156,7 +157,7 @@ class Chain:
             self._bufs = (pk, [pk.grad_view(i) for i in range(len(self.params))])
         return self._bufs[1]
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, xs, ys, sw=None):
         """`(total, [value], [prediction])` for the batch, with every weight's `.grad` set;
         None when this batch needs autograd (another dtype or shape than planned for)."""

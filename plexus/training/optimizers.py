@@ -26,6 +26,7 @@ import torch
 from plexus.training import schedules as S
 from plexus.distribution import runtime as distributed
 from plexus.training.packing import Packing, SlotList
+from plexus.training.nograd import no_grad
 from plexus.training.losses import unknown_name_error
 
 
@@ -218,7 +219,7 @@ class Optimizer:
         self.step()
         return self.iterations
 
-    @torch.no_grad()
+    @no_grad
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
         averaged = distributed.collect_gradients(self._vars) or \

@@ -40,6 +40,9 @@ class SlotList(list):
     packed = None
 
 
+_data_ptr = torch.Tensor.data_ptr
+
+
 class Packing:
     """Which of `params` share a flat buffer, and where each one lives in it."""
 
@@ -91,12 +94,14 @@ class Packing:
         self.grad_views = [[views[i] for i in idx] for idx in self.groups]
         self._grad_of = views
         self._ptrs = [(params[i], params[i].data_ptr()) for idx in self.groups for i in idx]
+        self._packed_params = [p for p, _ in self._ptrs]
+        self._packed_ptrs = [ptr for _, ptr in self._ptrs]
         self._loose = [(params[i], params[i].dtype, params[i].device) for i in self.loose]
 
     def intact(self):
         """Whether every packed weight still lives in its view (nobody rebound its storage)
         and every loose one keeps the dtype and device its slots were made for."""
-        return (all(p.data_ptr() == ptr for p, ptr in self._ptrs)
+        return (list(map(_data_ptr, self._packed_params)) == self._packed_ptrs
                 and all(p.dtype == dt and p.device == dev for p, dt, dev in self._loose))
 
     # ------------------------------------------------------------------ what updates use

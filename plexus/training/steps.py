@@ -45,6 +45,8 @@ def _bound(model, st, n_out):
 
 def batch_size_of(x):
     """The number of samples in a batch `x` (its first array's first dimension)."""
+    if type(x) is list and x and type(x[0]) is torch.Tensor and x[0].dim():
+        return x[0].shape[0]  # (the loops' flat batches)
     first = next((t for t in tree.flatten(x) if t is not None), None)
     return int(first.shape[0]) if hasattr(first, "shape") and len(first.shape) else 1
 

@@ -183,6 +183,11 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         trained = False
         threads = stack.enter_context(T.scope(model, "train"))  # intra-op threads, restored
         step_fn = threads.wrap(fn)
+        if prepare is not None and model.built:
+            # as Keras builds its train function: before the first epoch begins (a model
+            # that is not built yet builds on its first batch instead)
+            fn.prepare(None)
+            prepare = None
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             DD.set_epoch(data, epoch)
