@@ -199,6 +199,10 @@ def build_application(contender, name):
 
 def main():
     contender = sys.argv[1]
+    if os.environ.get("PLEXUS_BENCH_THREAD_LOG"):  # plexus's thread decisions, in the worker log
+        import logging
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("plexus.threads").setLevel(logging.DEBUG)
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library output goes to stderr
     t0 = time.perf_counter()

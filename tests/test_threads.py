@@ -223,6 +223,28 @@ def test_fit_runs_small_ops_on_one_thread_and_restores(auto):
     assert {k[0] for k in model._thread_tuners} == {"train", "test", "predict"}
 
 
+def test_work_around_the_steps_runs_on_the_last_choice(auto, monkeypatch):
+    """Gathering a shuffled chunk and reading the logs run with the count the steps ran with
+    last time (on a busy machine a copy on two threads waits as a step does), and the user's
+    count is back after the loop."""
+    x, y = data()
+    model = small_mlp()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    tuner = model._thread_tuners[("train", 8, (2, 1))]
+    at_begin = []
+
+    class Begin(K.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            at_begin.append(torch.get_num_threads())
+
+    monkeypatch.setattr(T.Tuner, "record", lambda self, n, sec: None)  # the choice holds
+    for choice in (1, 2, 1):
+        tuner.choice, tuner.plan = choice, []
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Begin()])
+        assert at_begin[-1] == choice
+        assert torch.get_num_threads() == 2
+
+
 def test_fit_with_validation_restores_the_training_count(auto):
     x, y = data(64, (16, 16, 3), 2)
     seen = Seen()

@@ -500,6 +500,13 @@ class ThreadScope:
                         self.decision = f"jit_compile: the estimate among {self.candidates}"
         if self.fixed is not None:
             self._set(self.fixed)
+        elif self.candidates is not None:
+            # what the loop does around its steps (gathering a shuffled chunk of the data,
+            # reading the logs) runs with the count its steps ran with last time: on a busy
+            # machine, a copy on two threads waits for a descheduled one just as a step does
+            last = self.model.__dict__.get("_thread_last", {}).get(self.phase)
+            if last is not None and last.candidates == self.candidates:
+                self._set(last.choice)
         return self
 
     def __exit__(self, *exc):
@@ -522,6 +529,7 @@ class ThreadScope:
             tuners[key] = Tuner(self.candidates, self.estimate(batch_size),
                                 f"model {getattr(self.model, 'name', '?')!r}, {self.phase}, "
                                 f"batches of {batch_size}")
+        self.model.__dict__.setdefault("_thread_last", {})[self.phase] = tuners[key]
         return tuners[key]
 
     def estimate(self, batch_size):
