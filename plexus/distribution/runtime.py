@@ -27,7 +27,7 @@ import torch.distributed as dist
 _current = None  # the distribution set_distribution made current
 gradient_reductions = 0  # how many times gradients were averaged across processes
 overlapped_reductions = 0  # of which started during the backward pass
-_warned_alone = False
+_launcher_checked = False  # whether check_model read WORLD_SIZE (and warned) already
 
 
 # ---------------------------------------------------------------------- processes
@@ -310,16 +310,17 @@ def creation_stamp():
 
 def check_model(model, method):
     """A model built before `set_distribution` cannot follow it: a ValueError."""
-    global _warned_alone
+    global _launcher_checked
     if _current is None:
-        if _env_world() > 1 and not _warned_alone:
-            _warned_alone = True
+        # (the launcher's environment, read by the first fit/evaluate/predict of the process)
+        if not _launcher_checked and _env_world() > 1:
             import warnings
             warnings.warn(
                 f"This process is one of {_env_world()} that torchrun started, but no "
                 "distribution is set: each process trains its own copy of the model. Call "
                 "plexus.distribution.set_distribution(plexus.distribution.DataParallel()) "
                 "before building the model to train one model on all of them.", stacklevel=4)
+        _launcher_checked = True
         return
     built_under = model.__dict__.get("_distribution_at_creation")
     if built_under != _current._serial:

@@ -356,7 +356,8 @@ def _predict_one_batch(model, fn, x, batch_size):
         with T.single(model, n):  # intra-op threads for this call, restored
             out = fn((xs,))
     finally:
-        model.train(was_training)
+        if was_training:  # (else every layer is in inference mode already)
+            model.train(True)
     return _pack_predictions(model, fn, [out])
 
 
