@@ -194,6 +194,29 @@ def test_tuner_rechecks_less_often_while_the_answer_stays():
     assert tuner.choice == 1 and tuner.recheck_s == 2 * T.RECHECK_S
 
 
+def test_a_trusted_start_is_timed_alone_until_the_steps_jump():
+    """Large ops on a quiet machine: the start (all threads) is not raced against one thread
+    at once; its first steps give the reference, and a jump of the step times (the machine
+    got busy) starts the race."""
+    tuner = T.Tuner((2, 1), start=2, trust=True)
+    used = feed(tuner, {2: 0.010, 1: 0.015})
+    assert set(used) == {2} and tuner.choice == 2 and tuner.reference == 0.010
+    for _ in range(3):
+        tuner.record(2, 0.1)  # busy now
+    assert sorted(set(tuner.plan)) == [1, 2]
+    feed(tuner, {2: 0.1, 1: 0.02})
+    assert tuner.choice == 1
+
+
+def test_scope_trusts_all_threads_for_large_ops_only(auto):
+    with T.scope(conv_net(), "train") as s:
+        big = s.tuner(32)
+    assert big.choice == 2 and set(big.plan) == {2}  # large convolutions: trusted
+    with T.scope(small_mlp(), "train") as s:
+        small = s.tuner(32)
+    assert small.choice == 1 and set(small.plan) == {1, 2}  # small ops: raced
+
+
 def test_single_candidate_never_calibrates():
     tuner = T.Tuner((1,), start=1)
     for _ in range(10):

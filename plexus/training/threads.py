@@ -18,7 +18,9 @@ read at import):
   thread also when the machine's CPUs are all taken at that moment (/proc/stat). Then
   `fit` (and `evaluate`/`predict` over several batches) times its steps: after a warm-up it
   alternates between the candidate counts (all allowed CPUs, and one), keeps the fastest
-  (preferring fewer threads within 2%), and re-checks when the median of the recent steps
+  (preferring fewer threads within 2%) — except that a start on all CPUs (large ops, a quiet
+  machine) is trusted: its first timed steps only set the reference, and the race against one
+  thread waits for the first re-check — and re-checks when the median of the recent steps
   jumps by half again over the time measured for the choice (unless that is one thread
   already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
   the answer stays the same), so that a machine that becomes busy or quiet is noticed. A
@@ -329,7 +331,7 @@ def _output_shape(layer):
 class Tuner:
     """The thread count for one (model, phase, batch size), from timed steps."""
 
-    def __init__(self, candidates, start, label=""):
+    def __init__(self, candidates, start, label="", trust=False):
         self.label = label
         self.candidates = tuple(sorted(set(candidates), reverse=True))
         self.choice = start
@@ -342,7 +344,13 @@ class Tuner:
         self.recheck_s = RECHECK_S
         self.calibrations = 0
         if len(self.candidates) > 1:
-            self._calibrate()
+            if trust:
+                # the start is believed (all threads, large ops, a quiet machine): its first
+                # steps only give the reference; the other counts are timed when the steps
+                # jump or drop, and at the periodic re-check, as after any calibration
+                self.plan, self.trials = [start] * TRIALS, {start: []}
+            else:
+                self._calibrate()
 
     def _calibrate(self):
         order = [self.choice] + [c for c in self.candidates if c != self.choice]
@@ -526,9 +534,13 @@ class ThreadScope:
         tuners = self.model.__dict__.setdefault("_thread_tuners", {})
         key = (self.phase, batch_size, self.candidates)
         if key not in tuners:
-            tuners[key] = Tuner(self.candidates, self.estimate(batch_size),
+            start = self.estimate(batch_size)
+            # all threads for large ops on a quiet machine: trusted, not raced against one
+            # thread at once (a race costs slow steps on an idle machine, and the first jump
+            # of the step times on a busy one starts it anyway)
+            tuners[key] = Tuner(self.candidates, start,
                                 f"model {getattr(self.model, 'name', '?')!r}, {self.phase}, "
-                                f"batches of {batch_size}")
+                                f"batches of {batch_size}", trust=start == max(self.candidates))
         self.model.__dict__.setdefault("_thread_last", {})[self.phase] = tuners[key]
         return tuners[key]
 
