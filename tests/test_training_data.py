@@ -22,3 +22,20 @@ def test_shuffled_batches_cover_every_sample_once_with_rows_aligned(chunk_bytes,
         sizes.append(len(ids))
     assert sorted(seen) == list(range(n)) and sizes == [5, 5, 5, 5, 3]
     assert seen != list(range(n))  # shuffled (23! orders: a fixed seed does not give this one)
+
+
+def test_array_batches_are_the_slices_they_stand_for():
+    """Flat batches are `narrow` views of the arrays: the same rows as slicing, at the end of
+    the data and past it too."""
+    import torch
+    from plexus.training.data import ArrayData
+    a, b = torch.arange(20.).reshape(10, 2), torch.arange(10)
+    data = ArrayData([a], [b], None, 4)
+    for part in (slice(0, 4), slice(8, 12), slice(10, 14), slice(12, 16), slice(0, None),
+                 slice(3, 1), slice(0, 10, 2)):
+        got, want = data._take([a, b], part), [a[part], b[part]]
+        for g, w in zip(got, want):
+            assert torch.equal(g, w) and g.shape == w.shape
+    batches = list(ArrayData([a], [b], None, 4).batches())
+    assert [len(x[0]) for x, _, _ in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([x[0] for x, _, _ in batches]), a)

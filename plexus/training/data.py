@@ -221,10 +221,12 @@ class ArrayData:
         if t is None:
             return None
         if isinstance(idx, slice):
-            if type(t) is list and all(type(v) is torch.Tensor for v in t):
+            if type(t) is list and all(type(v) is torch.Tensor and v.dim() for v in t):
                 # the common case (a functional model's inputs, targets): narrow views
-                start, stop = idx.start, idx.stop
-                return [v.narrow(0, start, max(0, min(stop, v.shape[0]) - start)) for v in t]
+                start, stop = idx.start or 0, idx.stop
+                return [v.narrow(0, start, min(stop, v.shape[0]) - start)
+                        if idx.step is None and stop is not None and 0 <= start <= v.shape[0]
+                        and stop >= start else v[idx] for v in t]
             return tree.map_structure(lambda v: None if v is None else v[idx], t)
         return tree.map_structure(lambda v: None if v is None else _gather(v, idx), t)
 
