@@ -180,16 +180,23 @@ def load_targets(results):
     return "\n".join(out)
 
 
-def main_load(args):
-    results, notes = {"machine": H.machine()}, []
+def start_workers(args):
+    """One worker per contender whose libraries are installed: (workers, notes on the skipped
+    ones, the folder of their logs)."""
     log_dir = tempfile.mkdtemp(prefix="plexus-bench-")
-    workers = []
+    workers, notes = [], []
     for name in args.contenders:
         missing = H.missing_modules(name)
         if missing:
             notes.append(f"{name} skipped: {', '.join(missing)} not installed")
             continue
         workers.append(H.Worker(name, log_dir, args.threads))
+    return workers, notes, log_dir
+
+
+def main_load(args):
+    results = {"machine": H.machine()}
+    workers, notes, log_dir = start_workers(args)
     names = [w.name for w in workers]
     try:
         for wl in args.workloads:
@@ -313,26 +320,19 @@ def main(argv=None):
         os.environ["PLEXUS_BENCH_BEFORE"] = os.path.abspath(args.before)
     if args.quick:
         args.warmup = 1
+    if args.contenders is None:
+        args.contenders = LOAD_ORDER if args.load else ORDER
+    if "plexus-before" in args.contenders and not args.before:
+        ap.error("contender plexus-before needs --before PATH (the checkout to run it from)")
+    if args.before and "plexus-before" not in args.contenders:
+        args.contenders = args.contenders[:1] + ["plexus-before"] + args.contenders[1:]
     if args.load:
-        if args.contenders is None:
-            args.contenders = LOAD_ORDER
         if args.workloads == list(WORKLOADS):
             args.workloads = LOAD_WORKLOADS
         return main_load(args)
-    if args.contenders is None:
-        args.contenders = ORDER
-    if args.before and "plexus-before" not in args.contenders:
-        args.contenders = args.contenders[:1] + ["plexus-before"] + args.contenders[1:]
 
-    results, notes = {"machine": H.machine()}, []
-    log_dir = tempfile.mkdtemp(prefix="plexus-bench-")
-    workers = []
-    for name in args.contenders:
-        missing = H.missing_modules(name)
-        if missing:
-            notes.append(f"{name} skipped: {', '.join(missing)} not installed")
-            continue
-        workers.append(H.Worker(name, log_dir, args.threads))
+    results = {"machine": H.machine()}
+    workers, notes, log_dir = start_workers(args)
     names = [w.name for w in workers]
     try:
         for wl in args.workloads:
