@@ -264,3 +264,53 @@ def test_model_parallel_shards_and_saves_a_whole_model(runs):
     np.testing.assert_allclose(r0["mp_evaluate"], ref.evaluate(x["a"], y["reg"],
                                                                batch_size=W.BATCH, verbose=0),
                                rtol=1e-5)
+
+
+class _FakeWorld:
+    """Rank 0 of `world` processes, with the collectives that need a peer stubbed out."""
+
+    def __init__(self, monkeypatch, world):
+        from plexus.distribution import runtime as R
+        self.broadcasts = 0
+
+        class Dist:
+            auto_shard_dataset = True
+            _serial = -1
+
+        def broadcast(model):
+            self.broadcasts += 1
+        monkeypatch.setattr(R, "_current", Dist())
+        monkeypatch.setattr(R, "world_size", lambda: world)
+        monkeypatch.setattr(R, "rank", lambda: 0)
+        monkeypatch.setattr(R, "agree", lambda *a, **k: None)
+        monkeypatch.setattr(R, "gather_objects", lambda what, value: [value] * world)
+        monkeypatch.setattr(R, "broadcast_state", broadcast)
+
+
+def test_the_default_batch_keeps_every_sample_when_rounded_to_the_ranks(monkeypatch):
+    """Without batch_size, 32 becomes 30 on 3 ranks, and the steps grow to cover all 64
+    samples (they stayed at ceil(64 / 32) = 2, leaving 4 samples out)."""
+    from plexus.distribution import data as DD
+    from plexus.training import data as Dt
+    _FakeWorld(monkeypatch, 3)
+    x = torch.arange(64.).reshape(64, 1)
+    for mode in ("fit", "evaluate", "predict"):
+        local = DD.shard(Dt.ArrayData([x], [x], None, 32), mode, None)
+        rows = torch.cat([b[0][0] for b in local.batches()])
+        assert local.batch_size == 10 and len(rows) == 22  # 64 / 3 rounded up
+        assert set(rows[:, 0].tolist()) == set(range(0, 64, 3))  # rank 0: samples 0, 3, ...
+    capped = Dt.ArrayData([x], [x], None, 32, steps=1)  # steps_per_epoch=1 stays one step
+    assert DD.shard(capped, "fit", None).steps == 1
+
+
+def test_weights_are_broadcast_once_per_model_and_distribution(monkeypatch):
+    """train_on_batch prepares on every call: the weights go out from rank 0 the first time."""
+    from plexus.distribution import runtime as R
+    fake = _FakeWorld(monkeypatch, 2)
+    model = W.build_mlp(keras)
+    try:
+        for _ in range(3):
+            R.prepare_model(model)
+        assert fake.broadcasts == 1
+    finally:
+        R.end_training(model)

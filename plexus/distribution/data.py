@@ -40,7 +40,10 @@ def shard(data, mode, batch_size=None):
     if isinstance(data, D.ArrayData):
         if batch_size is None:  # the default 32: the nearest multiple of the ranks below it
             n = R.world_size()
+            whole = data.steps == math.ceil(data.n / data.batch_size)  # (no steps_per_epoch cap)
             data.batch_size = max(n, data.batch_size // n * n)
+            if whole:  # every sample still, in batches of the new size
+                data.steps = math.ceil(data.n / data.batch_size)
         local = R.check_batch_size(data.batch_size,
                                    "validation_batch_size" if mode == "validate" else
                                    "batch_size")
@@ -49,7 +52,7 @@ def shard(data, mode, batch_size=None):
             data.batch_size = local
             data.steps = min(data.steps, math.ceil(data.n / local)) if capped else \
                 math.ceil(data.n / local)
-            if mode == "fit":
+            if _pads(mode):
                 R.agree("the number of batches per epoch", data.steps,
                         "With auto_shard_dataset=False give every process as many samples.")
             return data
@@ -58,12 +61,13 @@ def shard(data, mode, batch_size=None):
         return ShardedArrays(data, local, pad=_pads(mode))
     if isinstance(data, D.IterableData):
         _shard_iterable(data, mode, dist.auto_shard_dataset, batch_size)
-        if mode == "fit":
+        if _pads(mode):  # (collective steps: fit, and every loop under ModelParallel)
             if data.steps is None:
                 raise ValueError(
                     f"Rank {R.rank()}: under a distribution every process must run the same "
                     "number of steps, and this data does not say how many batches it has. Pass "
-                    "steps_per_epoch= (and validation_steps=) or data with a length.")
+                    "steps_per_epoch= (and validation_steps=) to fit, steps= to evaluate and "
+                    "predict, or data with a length.")
             R.agree("the number of batches per epoch", data.steps,
                     "Give every process as many batches (or pass steps_per_epoch=).")
     return data
@@ -131,10 +135,8 @@ class ShardedArrays:
         self.seed = _shared_seed() if self.shuffle else 0
         self.epoch = 0
         self.structure = base.structure
-        self.ys = base.ys
         count = len(range(self.rank, math.ceil(self.n / self.world) * self.world if pad
                           else self.n, self.world))
-        self.local_n = count
         self.steps = min(base.steps, math.ceil(count / local_batch)) if count else 0
         self._fixed = None
 

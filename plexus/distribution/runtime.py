@@ -10,7 +10,8 @@ has more than one process, so single-process code pays one attribute read.
   all-reduces the gradients about to be applied (the packed flat buffers, a few tensors per
   model). With `gradient_accumulation_steps` only the latter runs, on the steps that apply
   the accumulated gradients. Gradients that FSDP already reduced (DTensors) are left alone.
-- State: parameters and buffers are broadcast from rank 0 when training starts, buffers
+- State: parameters and buffers are broadcast from rank 0 when a model first trains under
+  the distribution, buffers
   (BatchNormalization's moving statistics, seed generators) again after every epoch.
 - Metrics: their running states are combined across processes (summed, or as a variable's
   `aggregation` says) before an epoch's (or an evaluation's) results are read, so logs, history and `evaluate` are global and identical
@@ -90,13 +91,6 @@ def rank():
 def is_chief():
     """Whether this process writes files and prints progress (rank 0, or no distribution)."""
     return not active() or rank() == 0
-
-
-def local_device(device_type=None):
-    kind = _device_kind(device_type)
-    if kind == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 def _device_kind(device_type):
@@ -513,14 +507,18 @@ def global_moments(x, reduce, mask=None):
 
 
 def prepare_model(model):
-    """Before training under a distribution: the layers `ModelParallel` shards wrapped with
-    FSDP (once), then every rank given rank 0's weights, and the gradients' all-reduces set to
+    """Before training under a distribution: every rank given rank 0's weights (once per
+    model and distribution: the same averaged updates keep them equal after that, and
+    `train_on_batch` comes here on every call), the layers `ModelParallel` shards wrapped with
+    FSDP (once; the shards are cut from those weights), and the gradients' all-reduces set to
     start during the backward pass (`Overlap`)."""
     if not active():
         return
     from plexus.distribution import sharding
+    if model.__dict__.get("_weights_synced_under") != _current._serial:
+        broadcast_state(model)
+        model.__dict__["_weights_synced_under"] = _current._serial
     sharding.shard_model(model, _current)
-    broadcast_state(model)
     params = [p for p in model.trainable_weights if p.requires_grad and not _is_dtensor(p)
               and not p.is_sparse]
     overlap = model.__dict__.get("_gradient_overlap")

@@ -72,7 +72,6 @@ def shard_model(model, distribution):
             f"weights (keys {list(distribution.layout_map)}; weight paths such as "
             f"{[w.path for w in model.weights[:3]]}). Give the weights to shard a layout with "
             "a mesh axis name, e.g. layout_map['dense.*kernel'] = ('model', None).")
-    R.broadcast_state(model)  # (the shards are cut from rank 0's weights)
     for layer in layers:
         cls = type(layer)
         fully_shard(layer, mesh=mesh)
