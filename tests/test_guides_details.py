@@ -254,3 +254,33 @@ def test_integer_inputs_reach_dense_as_numbers():
     np.testing.assert_allclose(out, [[6.0, 6.0]])
     dense = layers.Dense(2, kernel_initializer="ones", use_bias=False)
     np.testing.assert_allclose(ops.convert_to_numpy(dense(torch.tensor([[1, 2]]))), [[3.0, 3.0]])
+
+
+def test_conv_subclass_calling_super_call_and_causal_convolution_op():
+    """A Conv subclass overriding `call` that hands back to `super().call(...)`, and a causal
+    Conv1D overriding `convolution_op`: both compute as the plain layer on the same kernel."""
+    import numpy as np
+    import plexus as keras
+
+    class Doubled(keras.layers.Conv2D):
+        def call(self, x):
+            return super().call(x * 2)
+
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    doubled, plain = Doubled(4, 3), keras.layers.Conv2D(4, 3)
+    doubled(x), plain(x)
+    plain.set_weights(doubled.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(doubled(x)),
+                               keras.ops.convert_to_numpy(plain(x * 2)), rtol=1e-5, atol=1e-5)
+
+    class Hooked(keras.layers.Conv1D):
+        def convolution_op(self, inputs, kernel):
+            return super().convolution_op(inputs, kernel)
+
+    s = np.random.default_rng(1).normal(size=(2, 10, 3)).astype("float32")
+    hooked = Hooked(4, 3, padding="causal", dilation_rate=2)
+    causal = keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2)
+    hooked(s), causal(s)
+    causal.set_weights(hooked.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(hooked(s)),
+                               keras.ops.convert_to_numpy(causal(s)), rtol=1e-5, atol=1e-5)

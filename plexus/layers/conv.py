@@ -220,20 +220,19 @@ class Conv(BaseConv):
     def _out_channels(self, in_channels):
         return self.filters
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        op = cls.__dict__.get("convolution_op")
-        if op is not None and "call" not in cls.__dict__ and \
-                not op.__module__.startswith("plexus."):
-            cls.call = Conv._keras_call  # the computation goes through the user's hook
-
     def _user_computes(self):
         """Whether a user's subclass computes with `self.kernel` itself (it overrides `call` or
         Keras's `convolution_op`): the kernel is then kept in Keras's layout
-        `(*kernel_size, in, filters)`, as that code expects."""
+        `(*kernel_size, in, filters)`, as that code expects, and plexus's own `call` (reached
+        directly, or through the subclass's `super().call(...)`) computes as Keras's does."""
         cls = type(self)
         return any(not getattr(cls, name).__module__.startswith("plexus.")
-                   for name in ("call", "convolution_op")) or cls.call is Conv._keras_call
+                   for name in ("call", "convolution_op"))
+
+    def call(self, inputs):
+        if self.__dict__.get("_keras_layout"):
+            return self._keras_call(inputs)
+        return super().call(inputs)
 
     def convolution_op(self, inputs, kernel):
         """The convolution of `inputs` by `kernel` (Keras layout), without bias or activation:
@@ -243,8 +242,20 @@ class Conv(BaseConv):
                         dilation_rate=self.dilation_rate, data_format=self.data_format)
 
     def _keras_call(self, inputs):
-        """Keras's `Conv.call`, for subclasses that override `convolution_op`."""
-        outputs = self.convolution_op(inputs, self.kernel)
+        """Keras's `Conv.call` on the Keras-layout kernel (see `_user_computes`): causal
+        padding as Keras's Conv1D applies it, then `convolution_op` (a subclass's hook)."""
+        if self.padding == "causal":  # (Conv1D): the start padded, then a 'valid' convolution
+            from plexus import ops
+            left = (self.kernel_size[0] - 1) * self.dilation_rate[0]
+            axis = 1 if self.data_format == "channels_last" else 2
+            pads = [[0, 0]] * 3
+            pads[axis] = [left, 0]
+            inputs = ops.pad(inputs, pads)
+            outputs = ops.conv(inputs, self.kernel, strides=list(self.strides),
+                               padding="valid", dilation_rate=self.dilation_rate,
+                               data_format=self.data_format)
+        else:
+            outputs = self.convolution_op(inputs, self.kernel)
         if self.use_bias:
             shape = ((1,) * (self.rank + 1) + (self.filters,)
                      if self.data_format == "channels_last" else
@@ -258,6 +269,7 @@ class Conv(BaseConv):
             self.kernel = self.add_weight(shape=shape, initializer=self.kernel_initializer,
                                           regularizer=self.kernel_regularizer,
                                           constraint=self.kernel_constraint, name="kernel")
+            self.__dict__["_keras_layout"] = True
             return
         self.kernel = self._torch_kernel(shape, self.kernel_initializer, self.kernel_regularizer,
                                          self.kernel_constraint, "kernel")
