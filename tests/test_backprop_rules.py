@@ -361,6 +361,18 @@ def test_gradient_hooks_on_weights_fire():
     _close(h1, w1, h2, w2)
 
 
+def test_gradient_hooks_on_weights_fire_under_a_distribution():
+    """A plexus distribution (one process here) averages gradients however they come; the
+    user's own hook on a weight still sends training through autograd."""
+    import plexus
+    D = plexus.distribution
+    D.set_distribution(D.DataParallel())
+    try:
+        test_gradient_hooks_on_weights_fire()
+    finally:
+        D.set_distribution(None)
+
+
 def test_layers_outside_their_rules_say_so():
     assert L.Dropout(1.0)._closed_form_rule(2) is None
     assert L.Dropout(0.5, noise_shape=(None, 1))._closed_form_rule(2) is None

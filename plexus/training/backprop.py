@@ -18,17 +18,16 @@ loss give, after checking that nothing else would happen in the autograd step. `
 the start of every `fit` (and `train_on_batch`), so every change made between two fits is seen:
 hooks (the layers', the model's, global ones), weight and activity regularizers, losses
 recorded with `add_loss`, masks, dtypes and dtype policies, trainable flags, an overridden
-`train_step`/`compute_loss`/`call`, `run_eagerly`, `jit_compile`, loss scaling, and outside a
-`plexus.distribution` distribution gradient hooks on the weights or a torch process group. Module
+`train_step`/`compute_loss`/`call`, `run_eagerly`, loss scaling, gradient hooks of the user's
+on the weights, and a torch process group other than a `plexus.distribution`'s. Module
 hooks are checked again on every batch (a callback may add one in the middle of a fit). Weight
 constraints apply after the update either way. Anything else trains through autograd, the
 definition of correctness: tests/test_backprop.py and tests/test_backprop_rules.py train models
 both ways, randomly generated ones included, and compare losses and weights.
 """
-import sys
-
 import torch
 
+from plexus.distribution import runtime as distributed
 from plexus.layers.layer import any_hooks
 from plexus.training.optimizers import Optimizer
 from plexus.training.nograd import no_grad
@@ -98,19 +97,12 @@ def _model_allows(model, st, params):
         return False  # the update expects gradients of the scaled loss
     if type(st.optimizer).scale_loss is not Optimizer.scale_loss:
         return False  # loss scaling (LossScaleOptimizer): the gradients must come scaled
-    if _plexus_distribution():
-        # its gradient reduction at the update does not depend on how the gradients were
-        # computed (its own weight hooks included), and `steps.prepare_training` asks it
-        # (`allows_fast_paths`) whether the closed form may run at all
-        return True
-    return not _process_group() and not _tensor_hooks(params)
-
-
-def _plexus_distribution():
-    """Whether a `plexus.distribution` distribution is set."""
-    dist = sys.modules.get("plexus.distribution")
-    current = getattr(dist, "distribution", None)
-    return callable(current) and current() is not None
+    if distributed.current() is None and _process_group():
+        return False  # someone else's process group (DDP): its reduction hooks need autograd
+    # (a plexus distribution averages the gradients at the update however they were computed,
+    # and `steps.prepare_training` asks it, `allows_fast_paths`, whether the closed form may
+    # run at all; the user's own gradient hooks on the weights still need autograd)
+    return not _tensor_hooks(params)
 
 
 def _process_group():
@@ -124,8 +116,7 @@ def _tensor_hooks(params):
     `register_post_accumulate_grad_hook`): autograd runs those, the closed form would not.
     The overlap hooks of a `plexus.distribution` distribution do not count: the optimizer's
     step averages the gradients they did not see."""
-    dist = sys.modules.get("plexus.distribution.runtime")
-    own = getattr(dist, "own_gradient_hook", lambda hook_id: False)
+    own = distributed.own_gradient_hook
     for p in params:
         if p._backward_hooks:
             return True
