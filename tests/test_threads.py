@@ -268,6 +268,27 @@ def test_work_around_the_steps_runs_on_the_last_choice(auto, monkeypatch):
         assert torch.get_num_threads() == 2
 
 
+def test_validation_during_fit_is_tuned_when_training_runs_one_thread(auto, monkeypatch):
+    """The validation loop opens inside fit's scope, which set one thread: that is plexus's
+    choice, not the user's, so validation gets its own tuner among the user's two."""
+    monkeypatch.setattr(T.Tuner, "record", lambda self, n, sec: None)  # choices hold
+    x, y = data()
+    model = small_mlp()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model._thread_tuners[("train", 8, (2, 1))].choice = 1
+    decisions = []
+    real = T.ThreadScope.__enter__
+
+    def enter(self):
+        out = real(self)
+        decisions.append((self.phase, self.decision))
+        return out
+    monkeypatch.setattr(T.ThreadScope, "__enter__", enter)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
+    assert ("test", "tuned among (2, 1)") in decisions
+    assert torch.get_num_threads() == 2
+
+
 def test_fit_with_validation_restores_the_training_count(auto):
     x, y = data(64, (16, 16, 3), 2)
     seen = Seen()

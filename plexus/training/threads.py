@@ -44,6 +44,7 @@ over: plexus stops tuning and leaves that setting in place.
 import logging
 import math
 import os
+import threading
 import time
 
 import torch
@@ -457,6 +458,9 @@ def _runs_compiled(model):
     return getattr(race, "winner", None) != "eager"
 
 
+_OPEN = threading.local()  # .scopes: the ThreadScopes entered on this thread, innermost last
+
+
 class ThreadScope:
     """`with ThreadScope(model, phase) as scope: fn = scope.wrap(fn)`.
 
@@ -479,6 +483,12 @@ class ThreadScope:
     # -- entering and leaving
     def __enter__(self):
         self.saved = torch.get_num_threads()
+        open_scopes = _OPEN.__dict__.setdefault("scopes", [])
+        outer = open_scopes[-1] if open_scopes else None
+        open_scopes.append(self)
+        # inside another loop's scope (validation during fit) the count torch has now is that
+        # scope's choice: the user's setting is the one it found
+        users = outer.saved if outer is not None and outer.current == self.saved else self.saved
         policy = _policy()
         if policy == "torch":
             self.decision = "policy 'torch': torch's setting untouched"
@@ -489,11 +499,11 @@ class ThreadScope:
         elif world_size() > 1 and not _env_threads(os.environ):
             self.fixed, self.decision = 1, "WORLD_SIZE > 1: one thread per rank"
         else:
-            why = user_choice(current=self.saved)
+            why = user_choice(current=users)
             if why:
                 self.decision = f"user's setting kept ({why})"
             else:
-                n = max(1, min(available_cpus(), self.saved))
+                n = max(1, min(available_cpus(), users))
                 if n == 1:
                     self.fixed, self.decision = 1, "one CPU available"
                 else:
@@ -518,6 +528,9 @@ class ThreadScope:
         return self
 
     def __exit__(self, *exc):
+        open_scopes = _OPEN.__dict__.get("scopes")
+        if open_scopes and open_scopes[-1] is self:
+            open_scopes.pop()
         if self.current is not None and not self.overridden and \
                 torch.get_num_threads() != self.saved:
             torch.set_num_threads(self.saved)
