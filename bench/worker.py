@@ -83,9 +83,9 @@ class KerasLike:
                        callbacks=[self.timer])
         call = time.perf_counter() - t0
         out = {"epoch_s": self.times[1] - self.times[0], "call_s": call}
-        tuners = getattr(self.model, "__dict__", {}).get("_thread_tuners")
-        if tuners:  # plexus's thread choice for training at the end of the epoch
-            out["threads"] = [t.choice for k, t in tuners.items() if k[0] == "train"][-1]
+        last = getattr(self.model, "__dict__", {}).get("_thread_last", {}).get("train")
+        if last is not None:  # plexus's thread choice for training at the end of the epoch
+            out["threads"] = last.choice
         return out
 
     def predictor(self, xb):

@@ -394,17 +394,12 @@ def test_dropout_of_rate_one_trains_as_through_autograd():
         h = L.Dropout(1.0)(L.Dense(8, activation="relu")(inp))
         return plexus.Model(inp, L.Dense(4, activation="softmax")(h))
     x, y = _data()
-    out = []
-    for closed_form in (True, False):
-        plexus.clear_session()
-        torch.manual_seed(0)
-        model = build()
-        model.compile(optimizer="sgd", loss="categorical_crossentropy")
-        hist, planned = _fit(model, x, y, closed_form)
-        assert not planned
-        out.append((hist, model.get_weights()))
-    _close(*out[0], *out[1])
-    assert np.isfinite(out[0][0]["loss"]).all()
+    torch.manual_seed(0)
+    model = build()
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    hist, planned = _fit(model, x, y, True)
+    assert not planned  # the closed form declines the chain (its mask would be 0/0)
+    assert np.isfinite(hist["loss"]).all()
 
 
 def test_dropout_rate_changed_by_a_callback_during_a_fit():

@@ -200,18 +200,24 @@ def _comm_device():
         if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def _is_dtensor(t):
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:
-        return False
-    return isinstance(t, DTensor)
+_DTENSOR = []  # torch's DTensor class (None without distributed support), imported once
+
+
+def is_dtensor(t):
+    """Whether `t` is a sharded tensor (FSDP's parameters under `ModelParallel`)."""
+    if not _DTENSOR:
+        try:
+            from torch.distributed.tensor import DTensor
+        except ImportError:
+            DTensor = None
+        _DTENSOR.append(DTensor)
+    return _DTENSOR[0] is not None and isinstance(t, _DTENSOR[0])
 
 
 def _groups(tensors):
     by = {}
     for t in tensors:
-        if t is None or _is_dtensor(t) or t.is_sparse:
+        if t is None or is_dtensor(t) or t.is_sparse:
             continue
         by.setdefault((t.device, t.dtype), []).append(t)
     return by.values()
@@ -263,7 +269,7 @@ def same_kind(idx, params, grads):
     and not others: torch's multi-tensor kernels take one kind at a time."""
     if idx is None or not model_parallel():
         return [(idx, params, grads)]
-    sharded = [_is_dtensor(p) for p in params]
+    sharded = [is_dtensor(p) for p in params]
     if all(sharded) or not any(sharded):
         return [(idx, params, grads)]
     return [([i for i, s in zip(idx, sharded) if s is kind],
@@ -519,7 +525,7 @@ def prepare_model(model):
         broadcast_state(model)
         model.__dict__["_weights_synced_under"] = _current._serial
     sharding.shard_model(model, _current)
-    params = [p for p in model.trainable_weights if p.requires_grad and not _is_dtensor(p)
+    params = [p for p in model.trainable_weights if p.requires_grad and not is_dtensor(p)
               and not p.is_sparse]
     overlap = model.__dict__.get("_gradient_overlap")
     if overlap is None or not overlap.covers(params):

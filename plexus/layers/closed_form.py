@@ -82,8 +82,7 @@ class DenseRule(_Activated):
     __slots__ = ("kernel", "bias", "units")
 
     def __init__(self, layer, weights):
-        self.layer, self.weights = layer, weights
-        self.slots, self.need_input_grad = (None,) * len(weights), True
+        super().__init__(layer, weights)
         self.kernel, self.bias = weights if len(weights) == 2 else (weights[0], None)
         self.units = layer.units
 
@@ -100,16 +99,15 @@ class DenseRule(_Activated):
             g = self.bwd(g, h)
         i = self.slots[0]
         if i is not None:
-            grad = torch.mm(x.t(), g) if bufs[i] is None else torch.mm(x.t(), g, out=bufs[i])
-            if self.kernel.grad is not grad:  # (a packed buffer's view stays in place)
-                self.kernel.grad = grad
+            # (a packed buffer's view stays in place: `_set_grad` then sets nothing)
+            _set_grad(self.kernel, torch.mm(x.t(), g) if bufs[i] is None
+                      else torch.mm(x.t(), g, out=bufs[i]))
         bias = self.bias
         if bias is not None:
             i = self.slots[1]
             if i is not None:
-                grad = torch.sum(g, 0) if bufs[i] is None else torch.sum(g, 0, out=bufs[i])
-                if bias.grad is not grad:
-                    bias.grad = grad
+                _set_grad(bias, torch.sum(g, 0) if bufs[i] is None
+                          else torch.sum(g, 0, out=bufs[i]))
         return F.linear(g, self.kernel) if self.need_input_grad else None  # g @ kernel^T
 
 

@@ -531,11 +531,6 @@ class Layer(nn.Module):
         for inputs of rank `in_rank`), or None: autograd. Layers with a rule override it."""
         return None
 
-    def _has_hooks(self):
-        """Whether torch runs a hook when this layer is called or backpropagated through: one
-        of the layer's own or a global one (forward or backward)."""
-        return any_hooks((self,))
-
     def _calls_only_call(self):
         """Whether running this layer does nothing but its `call` in float32: `forward` as
         above (no casts, no activity penalty, no recorded losses), torch's call machinery with
@@ -547,7 +542,7 @@ class Layer(nn.Module):
         rule_cls = _defining_class(cls, "_closed_form_rule")
         if not issubclass(rule_cls, _defining_class(cls, "call")):
             return False
-        if self._has_hooks():
+        if any_hooks((self,)):
             return False
         return (getattr(self, "activity_regularizer", None) is None
                 and not self.__dict__.get("_losses")

@@ -100,8 +100,8 @@ def track_attribute(layer, key, value):
 def _is_dtensor(value):
     """A sharded tensor (FSDP's parameters under `plexus.distribution.ModelParallel`): it
     replaces the variable it shards rather than lending it its data."""
-    return type(value).__name__ == "DTensor" or type(getattr(value, "data", None)).__name__ \
-        == "DTensor"
+    from plexus.distribution.runtime import is_dtensor
+    return is_dtensor(value)
 
 
 def _track_variable(layer, key, var):

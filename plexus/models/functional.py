@@ -5,7 +5,7 @@ from plexus.graph import functional, inputs as I, tree
 from plexus.graph.intermediate_inputs import clone_intermediate_inputs
 from plexus.graph.tensor import KerasTensor, torch_dtype
 from plexus.layers.input_layer import InputLayer
-from plexus.layers.layer import Layer
+from plexus.layers.layer import Layer, any_hooks
 from plexus.models import fx
 from plexus.models.model import Model
 from plexus.saving import registry
@@ -205,12 +205,7 @@ class Functional(Model):
         if cls.call is not Functional.call or cls.forward is not Functional.forward or \
                 cls.__call__ not in self._standard_calls:
             return False
-        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or \
-                self._backward_pre_hooks:
-            return False
-        m = torch.nn.modules.module
-        return not (m._global_forward_hooks or m._global_forward_pre_hooks
-                    or m._global_backward_hooks or m._global_backward_pre_hooks)
+        return not any_hooks((self,))
 
     def _pack_inputs(self, xs):
         return tree.pack_like(self._inputs_struct, xs)

@@ -222,8 +222,8 @@ class Optimizer:
     @no_grad
     def step(self):
         """One update of the built variables from their `.grad` (clip, decay, update)."""
-        averaged = distributed.collect_gradients(self._vars) or \
-            self.__dict__.pop("_gradients_averaged", False)  # (during backward, or by a wrapper)
+        by_wrapper = self.__dict__.pop("_gradients_averaged", False)  # (this step's only)
+        averaged = distributed.collect_gradients(self._vars) or by_wrapper  # (or in backward)
         grads = [p.grad for p in self._vars]
         for i in self._overwritten:
             if grads[i] is not None:

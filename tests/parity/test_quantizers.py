@@ -132,7 +132,3 @@ def test_int4_documented_example_and_errors():
         P.pack_int4(np.zeros((2, 2), np.int32))
     with pytest.raises(ValueError, match="'int8' or 'uint8'"):
         P.unpack_int4(packed, 3, dtype="int4")
-
-
-def test_quantizers_namespace_is_reachable():
-    assert plexus.quantizers.AbsMaxQuantizer is P.AbsMaxQuantizer

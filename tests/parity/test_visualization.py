@@ -89,7 +89,3 @@ def test_galleries_are_written(tmp_path):
         V.plot_image_gallery(IMAGES, y_true=np.array([0, 1]), path=tmp_path / "x.png")
     with pytest.raises(ValueError, match="not both"):
         V.plot_image_gallery(IMAGES, path=tmp_path / "x.png", show=True)
-
-
-def test_namespace():
-    assert plexus.visualization.draw_bounding_boxes is V.draw_bounding_boxes
