@@ -58,6 +58,11 @@ def test_default_variable_store_and_a_layer_saving_a_variable_of_its_own(tmp_pat
     fresh = keras.Sequential([keras.Input((4,)), Scaled(2, name="scaled")])
     fresh.load_weights(tmp_path / "m.weights.h5")
     assert fresh.layers[0].scale == 3.0
+    # a file saved before the layer wrote "scale": the layer's KeyError, named, as a LoadError
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="scaled")])
+    plain.save_weights(tmp_path / "old.weights.h5")
+    with pytest.raises(LoadError, match=r"load_own_variables\(\) of layer 'scaled'.*'scale'"):
+        fresh.load_weights(tmp_path / "old.weights.h5")
 
 
 class WithAssetsLayer(keras.layers.Dense):

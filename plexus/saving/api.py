@@ -213,7 +213,7 @@ def _commit(staged, commit_optimizer, label):
     if commit_optimizer is not None:
         with as_load_errors(f"{label}, optimizer state"):
             commit_optimizer()
-    weights.commit(staged)
+    weights.commit(staged, label)
 
 
 def _expected_h5_bytes(model):
@@ -231,7 +231,7 @@ def _load_legacy_h5_model(filepath, label, custom_objects, compile, safe_mode):
         if compile:
             training = legacy_h5.training_config(f, label)
             _compile_from_config(model, training, label, custom_objects)
-    weights.commit(staged)
+    weights.commit(staged, label)
     return model
 
 

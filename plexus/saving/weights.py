@@ -248,13 +248,22 @@ def stage(plan, label):
     return named, tensors
 
 
-def commit(staged):
+def commit(staged, label="the file"):
     """Put staged values in: the layers' named variables first (a layer may still refuse
-    one), then the weights, copied into their own storage (parameters or buffers)."""
+    one: its own `load_own_variables` failing is a LoadError naming the layer), then the
+    weights, copied into their own storage (parameters or buffers)."""
     named, tensors = staged
     for owner, name, value in named:
         if name is OWN_STORE:
-            owner.load_own_variables(value)
+            try:
+                owner.load_own_variables(value)
+            except (KeyError, IndexError, TypeError, ValueError) as e:
+                raise LoadError(
+                    f"{label}: load_own_variables() of layer {owner.name!r} failed "
+                    f"({type(e).__name__}: {e}); the file holds the entries "
+                    f"{sorted(value)} for it. Make the layer's load_own_variables read what "
+                    "its save_own_variables wrote (or load a file saved by this version of "
+                    "the layer).") from e
         else:
             owner._load_keras_named_var(name, value)
     with torch.no_grad():
@@ -264,4 +273,4 @@ def commit(staged):
 
 def assign(plan, label="the file"):
     """Stage every array of `plan`, then put them all in."""
-    commit(stage(plan, label))
+    commit(stage(plan, label), label)
