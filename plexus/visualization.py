@@ -95,9 +95,9 @@ def draw_bounding_boxes(images, bounding_boxes, bounding_box_format, class_mappi
     labels = _numpy(bounding_boxes["labels"])
     confidences = _numpy(bounding_boxes["confidences"]) if "confidences" in bounding_boxes \
         else None
-    if images.dtype.kind == "f" and images.size:
-        images = np.clip(images, 0, 1) * 255 if images.max() <= 1.0 else np.clip(images, 0, 255)
-    images = images.astype("uint8")
+    if images.dtype.kind == "f" and images.size and images.max() <= 1.0:
+        images = np.clip(images, 0, 1) * 255
+    images = np.clip(images, 0, 255).astype("uint8")  # (integers too: 300 is 255, not 44)
     font_height = max(int(12 * font_scale), 1)
     try:
         font = ImageFont.load_default(size=font_height)

@@ -89,3 +89,11 @@ def test_galleries_are_written(tmp_path):
         V.plot_image_gallery(IMAGES, y_true=np.array([0, 1]), path=tmp_path / "x.png")
     with pytest.raises(ValueError, match="not both"):
         V.plot_image_gallery(IMAGES, path=tmp_path / "x.png", show=True)
+
+
+def test_integer_images_are_clipped_not_wrapped():
+    images = np.full((1, 8, 8, 3), 300, "int32")
+    images[0, 0, 0] = -5
+    boxes = {"boxes": np.zeros((1, 1, 4), "float32"), "labels": -np.ones((1, 1), "int32")}
+    out = V.draw_bounding_boxes(images, boxes, "xyxy")
+    assert out.dtype == np.uint8 and out[0, 4, 4, 0] == 255 and out[0, 0, 0, 0] == 0
