@@ -335,14 +335,20 @@ class Distiller(Model):
                 "student_loss_weight": self.student_loss_weight}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         from plexus.saving.serialization import deserialize_keras_object
         config = dict(config)
         for key in ("teacher", "student"):
             config[key] = deserialize_keras_object(config[key])
         from plexus.saving.serialization import custom_object_scope
         with custom_object_scope({"LogitsDistillation": LogitsDistillation,
-                                  "FeatureDistillation": FeatureDistillation}):
+                                  "FeatureDistillation": FeatureDistillation,
+                                  **(custom_objects or {})}):
             config["distillation_losses"] = [deserialize_keras_object(d)
                                              for d in config["distillation_losses"]]
         return cls(**config)
+
+
+from plexus.saving import registry as _registry  # noqa: E402
+
+_registry.register_model_class("Distiller", Distiller)  # (files name it; load_model finds it)

@@ -25,6 +25,8 @@ def _module_of(obj):
     mod = getattr(saved_class(obj) if not inspect.isclass(obj) else obj, "__module__", "")
     if not mod.startswith("plexus"):
         return None if mod == "__main__" else mod  # as Keras: no module for a script's classes
+    if mod == "plexus.distillation":  # (the Distiller and its losses, as Keras names them)
+        return "keras.distillation"
     if isinstance(obj, Layer):
         if mod.startswith("plexus.applications."):  # a layer private to an application
             return "keras.src.applications." + mod.rsplit(".", 1)[1]

@@ -123,3 +123,20 @@ def test_configs_and_errors():
         d.compile(loss=None)
     with pytest.raises(NotImplementedError):
         plexus.distillation.DistillationLoss().compute_loss(X, X)
+
+
+def test_a_saved_distiller_loads_in_plexus_and_in_keras(tmp_path):
+    """`model.save` of a Distiller: plexus's loader finds the class, and Keras's loads the file
+    (both name it `keras.distillation`)."""
+    pt, ps, _, _ = _pair()
+    d = plexus.distillation.Distiller(pt, ps, plexus.distillation.LogitsDistillation(),
+                                      student_loss_weight=0.3)
+    d.save(tmp_path / "d.keras")
+    back = plexus.models.load_model(tmp_path / "d.keras")
+    assert type(back) is plexus.distillation.Distiller and back.student_loss_weight == 0.3
+    for a, b in zip(back.student.get_weights(), ps.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    theirs = keras.saving.load_model(tmp_path / "d.keras")
+    assert type(theirs).__name__ == "Distiller"
+    assert_close(keras.ops.convert_to_numpy(theirs.student(X)),
+                 plexus.ops.convert_to_numpy(ps(X)))
