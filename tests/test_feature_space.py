@@ -153,3 +153,22 @@ def test_save_and_load_keep_what_adapt_learned(tmp_path):
     not_adapted = FeatureSpace({"city": "string_categorical"})
     with pytest.raises(ValueError, match="adapt"):
         not_adapted({"city": ["a"]})
+
+
+def test_saved_names_are_keras_names():
+    """FeatureSpace and its inner layers are named in files as Keras names them, so Keras's
+    deserializer finds its own classes."""
+    import keras
+    from keras.src.layers.preprocessing import feature_space as kfs
+    from plexus.saving.serialization import serialize_keras_object
+    from plexus.utils import feature_space as pfs
+    pairs = [(plexus.utils.FeatureSpace(features={"a": "float"}),
+              keras.utils.FeatureSpace(features={"a": "float"})),
+             (pfs.TFDConcat(axis=-1), kfs.TFDConcat(axis=-1)),
+             (pfs.TFDIdentity(), kfs.TFDIdentity())]
+    for ours, theirs in pairs:
+        a, b = serialize_keras_object(ours), keras.saving.serialize_keras_object(theirs)
+        assert (a["module"], a["class_name"], a["registered_name"]) == \
+            (b["module"], b["class_name"], b["registered_name"])
+    assert type(keras.saving.deserialize_keras_object(serialize_keras_object(pairs[1][0]))) \
+        is kfs.TFDConcat

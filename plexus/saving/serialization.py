@@ -19,6 +19,9 @@ from plexus.saving.deserialization import (  # noqa: F401  (re-exported)
     deserialize_keras_object, deserialize_layer, fit_config, is_serialized_object,
 )
 
+_FEATURE_SPACE_MODULE = "keras.src.layers.preprocessing.feature_space"
+
+
 def _module_of(obj):
     """The `module` field Keras writes for plexus's own objects."""
     from plexus.layers.layer import Layer
@@ -27,6 +30,9 @@ def _module_of(obj):
         return None if mod == "__main__" else mod  # as Keras: no module for a script's classes
     if mod == "plexus.distillation":  # (the Distiller and its losses, as Keras names them)
         return "keras.distillation"
+    if mod == "plexus.utils.feature_space":  # FeatureSpace, and the layers inside it
+        return "keras.utils" if saved_class(obj).__name__ == "FeatureSpace" else \
+            _FEATURE_SPACE_MODULE
     if isinstance(obj, Layer):
         if mod.startswith("plexus.applications."):  # a layer private to an application
             return "keras.src.applications." + mod.rsplit(".", 1)[1]
@@ -140,6 +146,8 @@ def serialize_layer(layer):
         registered = cls.__name__
     if cls is registry.model_class("Functional"):
         registered = "Functional"
+    if _module_of(layer) == _FEATURE_SPACE_MODULE:
+        registered = cls.__name__  # (Keras registers TFDConcat and TFDIdentity by name)
     out = {"module": _module_of(layer), "class_name": keras_class_name(layer), "config": config,
            "registered_name": registered}
     if custom_state.overrides(layer, "get_build_config"):  # the layer's own build config
