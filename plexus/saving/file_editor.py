@@ -12,12 +12,16 @@ import os
 
 import numpy as np
 
-from plexus.saving import files, h5
+from plexus.saving import files, h5, limits
+from plexus.saving.errors import LoadError, as_load_errors
 
 
 def _read_tree(group, label, path, metadata):
     """A group as a nested dict: datasets of its `vars` subgroup become its entries, other
     subgroups nested dicts (empty ones left out)."""
+    if path.count("/") > limits.MAX_CONFIG_DEPTH:
+        raise LoadError(f"{label}: its groups are nested over {limits.MAX_CONFIG_DEPTH} deep "
+                        f"(at {path[:200]!r}...); refused.")
     attrs = {k: h5.attr_value(group, k, label) for k in group.attrs}
     if attrs:
         metadata[path or "/"] = attrs
@@ -72,30 +76,34 @@ class KerasFileEditor:
 
     def __init__(self, filepath):
         self.filepath = os.fspath(filepath)
+        if not self.filepath.endswith((".keras", ".weights.h5")):
+            raise ValueError(f"KerasFileEditor: expected a .keras or .weights.h5 file; "
+                             f"received {self.filepath!r}.")
         label = files.label_of(filepath)
         self.config = self.metadata = None
         self.model = None
+        self.object_metadata = {}
+        with limits.loading(label), as_load_errors(label):  # (the loaders' checks)
+            self.weights_dict = self._read(label)
+        print(f"Keras model file '{self.filepath}'")
+        if self.metadata:
+            print(f"Saved with Keras {self.metadata.get('keras_version')} - date: "
+                  f"{self.metadata.get('date_saved')}")
+
+    def _read(self, label):
+        """The weights tree (and, from a `.keras` file, its config and metadata)."""
+        source = self.filepath
         if self.filepath.endswith(".keras"):
             with files.open_zip(self.filepath) as archive:
                 self.config = files.read_json_member(archive, "config.json", label)
                 self.metadata = files.read_json_member(archive, "metadata.json", label,
                                                        required=False)
                 source = files.read_member(archive, "model.weights.h5", label)
-        elif self.filepath.endswith(".weights.h5"):
-            source = self.filepath
-        else:
-            raise ValueError(f"KerasFileEditor: expected a .keras or .weights.h5 file; "
-                             f"received {self.filepath!r}.")
         f = h5.open_h5(source, label)
         try:
-            self.object_metadata = {}
-            self.weights_dict = _read_tree(f, label, "", self.object_metadata)
+            return _read_tree(f, label, "", self.object_metadata)
         finally:
             f.close()
-        print(f"Keras model file '{self.filepath}'")
-        if self.metadata:
-            print(f"Saved with Keras {self.metadata.get('keras_version')} - date: "
-                  f"{self.metadata.get('date_saved')}")
 
     # ------------------------------------------------------------------ inspecting
     def summary(self):
@@ -173,16 +181,10 @@ class KerasFileEditor:
             raise ValueError(f"KerasFileEditor: the new name must be a leaf name, not a path; "
                              f"received {target_name!r}.")
         if "/" in source_name:
-            parts = source_name.split("/")
-            tree = self.weights_dict
-            for part in parts[:-1]:
-                if not isinstance(tree.get(part), dict):
-                    raise ValueError(f"KerasFileEditor: path {source_name!r} is not in the "
-                                     "file.")
-                tree = tree[part]
-            if parts[-1] not in tree:
+            tree, leaf = self._parent(source_name)
+            if leaf not in tree:
                 raise ValueError(f"KerasFileEditor: path {source_name!r} is not in the file.")
-            edit(tree, parts[-1], target_name)
+            edit(tree, leaf, target_name)
             return
         found = _count(self.weights_dict, source_name)
         if found > 1:
@@ -200,6 +202,26 @@ class KerasFileEditor:
                 edit(tree, source_name, target_name)
         visit(self.weights_dict)
 
+    def _parent(self, path):
+        """(the dict holding the last part of `path`, that part); a ValueError when a part
+        before it is missing or is a weight."""
+        parts = path.split("/")
+        tree = self.weights_dict
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(tree.get(part), dict):
+                what = "a weight, not an object" if part in tree else "not in the file"
+                raise ValueError(f"KerasFileEditor: {'/'.join(parts[:i + 1])!r} (in path "
+                                 f"{path!r}) is {what}.")
+            tree = tree[part]
+        return tree, parts[-1]
+
+    @staticmethod
+    def _object(tree, name):
+        if not isinstance(tree[name], dict):
+            raise ValueError(f"KerasFileEditor: {name!r} is a weight, not an object; name the "
+                             "object that holds it.")
+        return tree[name]
+
     def rename_object(self, object_name, new_name):
         """Rename an object (e.g. `"dense_2"` or `"layers/dense_2"`) to `new_name`."""
         def rename(tree, source, target):
@@ -214,28 +236,23 @@ class KerasFileEditor:
         """Add an object at `object_path` (e.g. `"layers/dense_2"`) with `weights`, a dict of
         weight name (`"0"`, `"1"`, ...) -> array."""
         _check_weights(weights)
-        parts = object_path.split("/")
-        tree = self.weights_dict
-        for part in parts[:-1]:
-            if not isinstance(tree.get(part), dict):
-                raise ValueError(f"KerasFileEditor: path {'/'.join(parts[:-1])!r} is not in "
-                                 "the file.")
-            tree = tree[part]
-        tree[parts[-1]] = {k: np.asarray(v) for k, v in weights.items()}
+        tree, leaf = self._parent(object_path)
+        tree[leaf] = {k: np.asarray(v) for k, v in weights.items()}
 
     def delete_weight(self, object_name, weight_name):
         """Remove the weight `weight_name` (e.g. `"0"`) of an object."""
         def delete(tree, source, target):
-            if weight_name not in tree[source]:
+            obj = self._object(tree, source)
+            if weight_name not in obj:
                 raise ValueError(f"KerasFileEditor: weight {weight_name!r} is not in object "
-                                 f"{object_name!r}; it holds {list(tree[source])}.")
-            tree[source].pop(weight_name)
+                                 f"{object_name!r}; it holds {list(obj)}.")
+            obj.pop(weight_name)
         self._edit(delete, object_name)
 
     def add_weights(self, object_name, weights):
         """Add weights (weight name -> array) to an existing object."""
         _check_weights(weights)
-        self._edit(lambda tree, source, target: tree[source].update(
+        self._edit(lambda tree, source, target: self._object(tree, source).update(
             {k: np.asarray(v) for k, v in weights.items()}), object_name)
 
     # ------------------------------------------------------------------ saving

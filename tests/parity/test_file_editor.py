@@ -113,3 +113,30 @@ def test_errors_are_clear(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a valid .keras archive"):
         KerasFileEditor(tmp_path / "bad.keras")
+
+
+def test_hostile_and_mistaken_uses_are_clear_errors(tmp_path):
+    import h5py
+    from plexus.saving.errors import LoadError
+    deep = tmp_path / "deep.weights.h5"
+    with h5py.File(deep, "w") as f:  # groups nested far deeper than any model's
+        g = f
+        for _ in range(150):
+            g = g.create_group("g")
+    with pytest.raises(LoadError, match="nested over"):
+        KerasFileEditor(deep)
+    _keras_file(tmp_path)
+    editor = KerasFileEditor(tmp_path / "m.keras")
+    leaf = next(path for path in _weight_paths(editor.weights_dict))
+    with pytest.raises(ValueError, match="is a weight, not an object"):
+        editor.add_weights(leaf, {"9": np.zeros(1)})
+    with pytest.raises(ValueError, match="is a weight, not an object"):
+        editor.add_object(leaf + "/new", {"0": np.zeros(1)})
+
+
+def _weight_paths(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _weight_paths(value, f"{prefix}{key}/")
+        else:
+            yield prefix + key
