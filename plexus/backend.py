@@ -57,7 +57,10 @@ def session():
 
 @contextlib.contextmanager
 def session_scope():
-    """Run a block with a fresh session of its own (name counters, dtype policy, settings)."""
+    """Run a block with a fresh session of its own (name counters, dtype policy, settings).
+
+    Code that `torch.compile` traces inside the block reads the process-wide session instead
+    (a trace cannot read a context variable): settings made in the block do not reach it."""
     token = _SESSION.set(Session())
     try:
         yield _SESSION.get()

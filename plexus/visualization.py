@@ -9,25 +9,18 @@ import functools
 import math
 
 import numpy as np
-import torch
 
 from plexus.utils import bounding_boxes as boxes_lib
 
 
 def _numpy(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+    from plexus.ops import convert_to_numpy  # (bfloat16 tensors included)
+    return convert_to_numpy(x)
 
 
 def _data_format(data_format):
-    if data_format is None:
-        from plexus import config
-        data_format = config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received "
-                         f"{data_format!r}.")
-    return data_format
+    from plexus.config import standardize_data_format
+    return standardize_data_format(data_format)
 
 
 def _batched_images(images, what):

@@ -1,5 +1,6 @@
-"""`python bench/run.py --load` still runs: its busy loop starts and stops, its worker timeout
-stops a worker, its table and target lines come out of the results. No timing asserted."""
+"""The pieces of `python bench/run.py --load`: its busy loop starts and stops, its worker
+timeout stops a worker, its table and target lines come out of (made-up) results. The whole
+mode is not run here (minutes of epochs); no timing asserted."""
 import sys
 import time
 

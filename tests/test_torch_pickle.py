@@ -56,7 +56,7 @@ def test_seed_workload_models_round_trip(name):
         got = as_list(clone.predict(x, verbose=0))
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, err_msg=how)
-        # The copy owns its weights: training it leaves the original alone.
+        # The copy owns its weights (its own tensors, not the original's).
         assert all(c is not w for c, w in zip(clone.weights, model.weights))
 
 
