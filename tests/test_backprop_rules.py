@@ -341,7 +341,7 @@ def test_overridden_train_step_and_compute_loss_are_what_fit_runs():
     assert model._compile_state.cache.get("backprop") is None
 
 
-def test_run_eagerly_and_jit_compile_take_autograd():
+def test_run_eagerly_takes_autograd():
     x, y = _data()
     model = _mlp()
     model.compile(optimizer="sgd", loss="categorical_crossentropy", run_eagerly=True)

@@ -88,7 +88,7 @@ def _model_allows(model, st, params):
     plain = getattr(model, "_plain_call", None)  # no override of call/forward, no hooks
     if plain is None or not plain() or not model._runs_default_step("train"):
         return False
-    if st.jit_compile or st.cache.get("regs") or len(model.inputs) != 1 \
+    if st.cache.get("regs") or len(model.inputs) != 1 \
             or len(model.outputs) != 1:
         return False
     if not params or st.loss is None or len(st.loss.losses) != 1:

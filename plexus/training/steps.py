@@ -265,13 +265,7 @@ def prepare_training(model, st, xs):
     key = tuple(id(p) for p in params)
     if not fast:
         st.cache["jit"] = st.cache["jit_key"] = None
-    elif st.jit_compile:
-        # the eager path the compiled one races (plexus/training/jit_race.py)
-        st.jit_compile = False
-        try:
-            st.cache["eager_backprop"] = backprop.plan(model, st, params)
-        finally:
-            st.jit_compile = True
+    elif st.jit_compile:  # (the eager side of the race takes `backprop` when it is planned)
         if st.cache.get("jit_key") != key:
             compiled = _compiled_gradients(model, st, params)
             st.cache["jit"] = compiled and JitRace(
@@ -359,8 +353,8 @@ def fast_train_step(model, st, xs, ys, sw):
     chain = cache.get("backprop") if ys is not None else None
     if fn is not None:  # jit_compile=True: this step's path, compiled or eager
         fn = fn.begin()
-        if fn is None and ys is not None:
-            chain = cache.get("eager_backprop")
+        if fn is not None:
+            chain = None  # the compiled side of the race
     done = chain(xs, ys, sw) if chain is not None else None
     if done is not None:  # gradients computed in closed form, already in each `.grad`
         total, values, preds = done
