@@ -256,6 +256,21 @@ def test_fused_rnn_op_gradients_are_exact(mode, bidirectional):
     assert torch.autograd.gradcheck(f, (x, *hx, *params))
 
 
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_packed_fused_rnn_op_gradients_are_exact(mode):
+    """The packed op (masked sequences of different lengths) differentiates exactly too."""
+    from plexus.layers.rnn_ops import fused_rnn_packed
+    x, hx, params = _rnn_op_args(mode)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([5, 3]), batch_first=True)
+    n = len(hx)
+
+    def f(data, *rest):
+        return tuple(fused_rnn_packed(mode, data, packed.batch_sizes, list(rest[:n]),
+                                      list(rest[n:]), True, True))
+    assert torch.autograd.gradcheck(f, (packed.data.detach().requires_grad_(True), *hx,
+                                        *params))
+
+
 @pytest.mark.slow
 def test_fused_rnn_op_passes_torch_opcheck():
     from plexus.layers.rnn_ops import fused_rnn

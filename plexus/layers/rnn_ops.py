@@ -30,10 +30,7 @@ def fused_rnn(mode: str, x: Tensor, hx: List[Tensor], params: List[Tensor], has_
               train: bool, bidirectional: bool) -> List[Tensor]:
     """`[sequence, h_n]` (and `c_n` for an LSTM) of torch's fused kernel `mode`, batch first,
     one layer."""
-    # Contiguous, as the shape function promises (batch-first outputs of the kernels are
-    # transposed views).
-    return [t.clone() if any(t is a for a in (x, *hx, *params)) else t.contiguous()
-            for t in _run(mode, x, hx, params, has_bias, train, bidirectional)]
+    return _fresh(_run(mode, x, hx, params, has_bias, train, bidirectional), (x, *hx, *params))
 
 
 @fused_rnn.register_fake
@@ -43,22 +40,33 @@ def _(mode, x, hx, params, has_bias, train, bidirectional):
     return [seq] + [h.new_empty(h.shape) for h in hx]
 
 
+def _fresh(outs, inputs):
+    """A custom op's outputs may not alias its inputs, and must be contiguous as its shape
+    function promises (batch-first outputs of the kernels are transposed views)."""
+    return [t.clone() if any(t is a for a in inputs) else t.contiguous() for t in outs]
+
+
+def _recomputed_grads(run, tensors, grads):
+    """Gradients with respect to `tensors` of `run(*leaves)` (the kernel run again), for
+    the backward custom ops: their implementation runs below autograd (its dispatch keys
+    excluded), so the recomputation is let record its graph again."""
+    excluded = torch._C._dispatch_tls_local_exclude_set() - _AUTOGRAD_KEYS
+    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), \
+            torch.enable_grad():
+        leaves = [t.detach().requires_grad_(True) for t in tensors]
+        found = torch.autograd.grad(run(leaves), leaves, [g.contiguous() for g in grads],
+                                    allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(found, leaves)]
+
+
 @torch.library.custom_op("plexus::fused_rnn_backward", mutates_args=())
 def fused_rnn_backward(mode: str, x: Tensor, hx: List[Tensor], params: List[Tensor],
                        has_bias: bool, bidirectional: bool, grads: List[Tensor]) -> List[Tensor]:
     """Gradients `[d_x, *d_hx, *d_params]` of `fused_rnn`, by running the kernel again."""
-    # A custom op's implementation runs below autograd (its dispatch keys excluded): let the
-    # recomputation record its graph again.
-    excluded = torch._C._dispatch_tls_local_exclude_set() - _AUTOGRAD_KEYS
-    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), \
-            torch.enable_grad():
-        leaves = [t.detach().requires_grad_(True) for t in (x, *hx, *params)]
-        n = len(hx)
-        outs = _run(mode, leaves[0], leaves[1:1 + n], leaves[1 + n:], has_bias, True,
-                    bidirectional)
-        found = torch.autograd.grad(outs, leaves, [g.contiguous() for g in grads],
-                                    allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g for g, t in zip(found, leaves)]
+    n = len(hx)
+    return _recomputed_grads(
+        lambda v: _run(mode, v[0], v[1:1 + n], v[1 + n:], has_bias, True, bidirectional),
+        (x, *hx, *params), grads)
 
 
 @fused_rnn_backward.register_fake
@@ -98,8 +106,8 @@ def _run_packed(mode, data, batch_sizes, hx, params, has_bias, train):
 def fused_rnn_packed(mode: str, data: Tensor, batch_sizes: Tensor, hx: List[Tensor],
                      params: List[Tensor], has_bias: bool, train: bool) -> List[Tensor]:
     """`[packed_outputs, h_n]` (and `c_n`) of torch's fused kernel over a packed batch."""
-    return [t.clone() if any(t is a for a in (data, *hx, *params)) else t.contiguous()
-            for t in _run_packed(mode, data, batch_sizes, hx, params, has_bias, train)]
+    return _fresh(_run_packed(mode, data, batch_sizes, hx, params, has_bias, train),
+                  (data, *hx, *params))
 
 
 @fused_rnn_packed.register_fake
@@ -111,16 +119,11 @@ def _(mode, data, batch_sizes, hx, params, has_bias, train):
 def fused_rnn_packed_backward(mode: str, data: Tensor, batch_sizes: Tensor, hx: List[Tensor],
                               params: List[Tensor], has_bias: bool,
                               grads: List[Tensor]) -> List[Tensor]:
-    excluded = torch._C._dispatch_tls_local_exclude_set() - _AUTOGRAD_KEYS
-    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), \
-            torch.enable_grad():
-        leaves = [t.detach().requires_grad_(True) for t in (data, *hx, *params)]
-        n = len(hx)
-        outs = _run_packed(mode, leaves[0], batch_sizes, leaves[1:1 + n], leaves[1 + n:],
-                           has_bias, True)
-        found = torch.autograd.grad(outs, leaves, [g.contiguous() for g in grads],
-                                    allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g for g, t in zip(found, leaves)]
+    """Gradients `[d_data, *d_hx, *d_params]` of `fused_rnn_packed`, by running it again."""
+    n = len(hx)
+    return _recomputed_grads(
+        lambda v: _run_packed(mode, v[0], batch_sizes, v[1:1 + n], v[1 + n:], has_bias, True),
+        (data, *hx, *params), grads)
 
 
 @fused_rnn_packed_backward.register_fake
