@@ -137,3 +137,14 @@ def test_a_free_axis_that_the_graph_fixes_is_refused_with_a_fix(tmp_path):
     out = torch.export.load(path).module()(torch.as_tensor(x))
     np.testing.assert_allclose(out.detach().numpy(), model.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_graph_that_fixes_the_batch_says_so(tmp_path):
+    inp = keras.Input((4,))
+    model = keras.Model(inp, layers.Lambda(lambda t: t.reshape(2, -1))(inp), name="pairs")
+    with pytest.raises(ValueError, match=r"Model 'pairs'.*fixes the batch size.*\[\(2, 4\)\]"):
+        model.export(tmp_path / "m.pt2", format="torch")
+    path = model.export(tmp_path / "m.pt2", format="torch", input_signature=[(2, 4)])
+    x = np.arange(8, dtype="float32").reshape(2, 4)
+    out = torch.export.load(path).module()(torch.as_tensor(x))
+    np.testing.assert_allclose(out.numpy(), x.reshape(2, -1))

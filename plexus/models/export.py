@@ -72,11 +72,21 @@ def export_model(model, filepath, format="onnx", verbose=None, input_signature=N
                 model, (packed,), dynamic_shapes=(packed_dynamic,),
                 **{k: v for k, v in kwargs.items() if format == "torch"})
     except torch._dynamo.exc.UserError as e:
-        if "onstraint" not in str(e):
+        if getattr(e, "error_type", None) is not \
+                torch._dynamo.exc.UserErrorType.CONSTRAINT_VIOLATION:
             raise
         free = {name: shape for name, shape, _ in specs if None in shape[1:]}
         lines = [ln.strip(" -") for ln in str(e).splitlines() if "specialized" in ln]
         why = lines[0].split(" If you")[0] if lines else str(e).splitlines()[0]
+        if not free or "batch" in why:  # the graph fixed the batch axis itself
+            fixed = [tuple(2 if d is None else d for d in shape) for _, shape, _ in specs]
+            raise ValueError(
+                f"{label}: the traced graph fixes the batch size (torch.export: {why}), so "
+                "the export cannot keep the batch axis dynamic; a layer of the model shapes "
+                "its tensors for one batch size (e.g. a reshape to a fixed leading size). "
+                f"Export with a fixed batch in input_signature, e.g. {fixed}, or make that "
+                "layer keep the batch axis free (-1 or the input's own size)."
+            ) from None
         examples = [tuple(d if d is not None or i == 0 else 100 for i, d in enumerate(shape))
                     for shape in free.values()]
         raise ValueError(
