@@ -183,3 +183,27 @@ def test_a_model_saves_and_restores_its_own_compile_settings(tmp_path):
     assert loaded.model_optimizer == "SGD" and loaded.loss_fn is small_square_sum_loss
     assert loaded.loss_metrics == ["accuracy"]
     loaded.fit(np.random.random((4, 8)), np.random.random((4, 4)), verbose=0)
+
+
+def test_super_save_own_variables_keeps_named_state(tmp_path):
+    """A StringLookup subclass whose save/load_own_variables only call super(): its idf
+    weights travel as the plain layer's do."""
+    class Lookup(keras.layers.StringLookup):
+        def save_own_variables(self, store):
+            super().save_own_variables(store)
+
+        def load_own_variables(self, store):
+            super().load_own_variables(store)
+
+    words = np.array(["a", "b", "b", "c"])
+    layer = Lookup(output_mode="tf_idf", name="lookup")
+    layer.adapt(words)
+    store = {}
+    layer.save_own_variables(store)
+    assert "idf_weights" in store
+    i = keras.Input((1,), dtype="string")
+    model = keras.Model(i, layer(i))
+    model.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras", custom_objects={"Lookup": Lookup})
+    x = np.array([["b"], ["c"], ["z"]])
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -26,13 +26,10 @@ def overrides(layer, name):
 
 
 def default_save(layer, store):
-    """`store[name] = array` for each of the layer's own weights, as the saver writes them."""
+    """`store[name] = array` for each of the layer's own weights and named state, as the saver
+    writes them."""
     from plexus.saving import weights
-    saved = getattr(layer, "_keras_saved_entries", None)
-    entries = list(saved() if saved is not None else layer._own_weight_entries())
-    for i, (owner, w) in enumerate(entries):
-        store[weights._dataset_name(layer, i, w)] = \
-            w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
+    store.update(weights.own_arrays(layer))
 
 
 def default_load(layer, store):
@@ -40,9 +37,14 @@ def default_load(layer, store):
     from plexus.saving import weights
     saved = getattr(layer, "_keras_saved_entries", None)
     entries = list(saved() if saved is not None else layer._own_weight_entries())
-    if len(store) != len(entries):
+    numbered = {weights._dataset_name(layer, i, w) for i, (_, w) in enumerate(entries)}
+    named = [k for k in store if k not in numbered]  # state kept by name (idf_weights)
+    takes_named = callable(getattr(layer, "_load_keras_named_var", None))
+    if len(store) - len(named) != len(entries) or (named and not takes_named):
         raise ValueError(f"Layer {layer.name!r} expects {len(entries)} variables; the store "
                          f"holds {len(store)} ({sorted(store)}).")
+    for key in named:
+        layer._load_keras_named_var(key, np.asarray(store[key]))
     plan = []
     for i, (owner, w) in enumerate(entries):
         key = weights._dataset_name(layer, i, w)

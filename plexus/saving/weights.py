@@ -107,11 +107,21 @@ def write(model, f):
                 group.create_dataset(str(name), data=value.detach().cpu().numpy()
                                      if isinstance(value, torch.Tensor) else np.asarray(value))
             continue
-        for i, (owner, w) in enumerate(entries):
-            value = w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
-            group.create_dataset(_dataset_name(layer, i, w), data=value)
-        for name, value in _named_vars(layer).items():
+        for name, value in own_arrays(layer, entries).items():
             group.create_dataset(name, data=value)
+
+
+def own_arrays(layer, entries=None):
+    """`{dataset name: array}` of what a layer writes itself (without its own
+    `save_own_variables`): its own weights in Keras's layout and order, then the state it keeps
+    by name (`_named_vars`). `entries`: the layer's (owner, Weight) list, when known."""
+    if entries is None:
+        saved = getattr(layer, "_keras_saved_entries", None)
+        entries = list(saved() if saved is not None else layer._own_weight_entries())
+    out = {_dataset_name(layer, i, w): w.to_keras(getattr(owner, w.attr).detach()).cpu().numpy()
+           for i, (owner, w) in enumerate(entries)}
+    out.update(_named_vars(layer))
+    return out
 
 
 def _named_vars(layer):
