@@ -131,7 +131,7 @@ class ShardedArrays:
         self.batch_size = local_batch
         self.world, self.rank = R.world_size(), R.rank()
         self.n = base.n
-        self.shuffle = bool(base.shuffle)
+        self.shuffle = bool(base.shuffle) and base.shuffle != "batch"  # (as ArrayData reads it)
         self.seed = _shared_seed() if self.shuffle else 0
         self.epoch = 0
         self.structure = base.structure
