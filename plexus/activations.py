@@ -75,9 +75,16 @@ def _tracing():
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
+def _short_last_axis(z):
+    """Whether a (log-)softmax over `z`'s last axis runs faster over the transposed view:
+    torch's CPU kernel is several times slower over a last axis shorter than 16 (rows: 32 or
+    more) than over the same memory read as a first axis."""
+    return z.dim() == 2 and z.shape[-1] < 16 and z.shape[0] >= 32 and z.device.type == "cpu"
+
+
 def softmax(x, axis=-1):
-    if (not x.requires_grad and x.dim() == 2 and axis in (-1, 1) and x.shape[-1] < 16
-            and x.device.type == "cpu" and not _tracing() and x.shape[0] >= 32):
+    if (not x.requires_grad and axis in (-1, 1) and _short_last_axis(x)
+            and not _tracing()):
         # torch's CPU kernel over a last axis shorter than 16 is several times slower than over
         # the same memory read as a first axis (not worth it when a gradient flows back: the
         # backward kernel is slower that way)
@@ -275,9 +282,8 @@ def deserialize(config, custom_objects=None):
 
 # ---------------------------------------------------------------------- backward rules
 def _softmax_last(z):
-    """softmax over the last axis. torch's CPU kernel is several times slower over a last
-    axis shorter than 16 than over the same memory read as a first axis."""
-    if z.dim() == 2 and z.shape[-1] < 16 and z.shape[0] >= 32 and z.device.type == "cpu":
+    """softmax over the last axis (over the transposed view where `_short_last_axis`)."""
+    if _short_last_axis(z):
         return torch.softmax(z.t(), 0).t()
     return torch.softmax(z, -1)
 

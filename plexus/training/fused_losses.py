@@ -17,9 +17,9 @@ from plexus.training import losses as L
 
 
 def _log_softmax_last(z):
-    """log_softmax over the last axis (over the transposed view for fewer than 16 classes and
-    32 rows or more: torch's CPU kernel is several times faster that way)."""
-    if z.dim() == 2 and z.shape[-1] < 16 and z.shape[0] >= 32 and z.device.type == "cpu":
+    """log_softmax over the last axis (over the transposed view where
+    `activations._short_last_axis`)."""
+    if A._short_last_axis(z):
         return torch.log_softmax(z.t(), 0).t()
     return torch.log_softmax(z, -1)
 
