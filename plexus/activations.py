@@ -83,8 +83,8 @@ def _short_last_axis(z):
 
 
 def softmax(x, axis=-1):
-    if (not x.requires_grad and axis in (-1, 1) and _short_last_axis(x)
-            and not _tracing()):
+    if (not x.requires_grad and axis in (-1, 1) and not _tracing()
+            and _short_last_axis(x)):  # (tracing first: no guard on the batch size)
         # torch's CPU kernel over a last axis shorter than 16 is several times slower than over
         # the same memory read as a first axis (not worth it when a gradient flows back: the
         # backward kernel is slower that way)
