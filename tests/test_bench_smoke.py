@@ -65,3 +65,23 @@ def test_data_pipeline_bench_runs(capsys):
     out = data_pipeline.main(["--images", "8", "--rounds", "1", "--workers", "0"])
     assert set(out) == {"plexus_s", "torch_s", "aug_plexus_s", "aug_torch_s"}
     assert "plexus / PyTorch" in capsys.readouterr().out
+
+
+def test_policy_ab_alternates_both_policies_and_restores(capsys):
+    import json
+
+    import plexus
+    from bench.policy_ab import one_workload
+
+    before = plexus.config.thread_policy()
+    one_workload("mlp", rounds=2, limit=60.0)
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["workload"] == "mlp"
+    assert len(res["times"]["auto"]) == len(res["times"]["torch"]) == 2  # warm-up left out
+    assert all(t > 0 for v in res["times"].values() for t in v)
+    from plexus.training import threads
+    tunes = threads.user_choice() is None and threads.available_cpus() > 1
+    # the count the policy trained with, after each timed epoch (none when it leaves torch be)
+    assert len(res["threads"]) == (2 if tunes else 0)
+    assert all(n >= 1 for n in res["threads"])
+    assert plexus.config.thread_policy() == before
