@@ -328,10 +328,14 @@ class Embedding(Layer):
             self._initial_weights = None
 
     def call(self, inputs):
+        return self._lookup(inputs, self.embeddings)
+
+    def _lookup(self, inputs, table):
+        """The rows of `table` (this layer's table, or a view of it) at the ids `inputs`."""
         if inputs.is_floating_point():
             inputs = inputs.long()
         try:
-            return F.embedding(inputs, self.embeddings)
+            return F.embedding(inputs, table)
         except IndexError as e:
             raise ValueError(
                 f"Layer {self.name!r} (Embedding) received an id outside [0, {self.input_dim}): "

@@ -16,7 +16,7 @@ import torch
 from plexus.distribution import runtime as distributed
 from plexus.graph import tree
 from plexus.layers.layer import published_losses
-from plexus.training import backprop
+from plexus.training import backprop, halves
 from plexus.training.callbacks import LazyLogs
 from plexus.training.compile import CompileState
 from plexus.training.jit_race import JitRace
@@ -262,6 +262,10 @@ def prepare_training(model, st, xs):
     _build_optimizer(model, st, params)
     fast = distributed.allows_fast_paths(model)
     st.cache["backprop"] = backprop.plan(model, st, params) if fast else None
+    # the step by halves, for the thread policy to race (plexus/training/halves.py)
+    st.cache["halves"] = halves.plan(model, params, lambda ys, preds, sw: _whole_loss(
+        model, st, ys, preds, sw)) if st.cache["backprop"] is None and not regs and \
+        not st.jit_compile and not distributed.active() else None
     key = tuple(id(p) for p in params)
     if not fast:
         st.cache["jit"] = st.cache["jit_key"] = None
@@ -299,6 +303,16 @@ def _loss_fn(model, st, regs, xs, ys, sw):
     if total is None:
         raise no_loss(model)
     return total, values, preds
+
+
+def _whole_loss(model, st, ys, preds, sw):
+    """The compiled loss of a whole batch from its predictions (the step by halves)."""
+    total, values = _bound(model, st, len(preds)).loss(ys, preds, sw)
+    if total is None:
+        raise no_loss(model)
+    if not total.requires_grad:
+        raise untrainable_loss(model)
+    return total, values, st.optimizer.scale_loss(total)
 
 
 def _compiled_gradients(model, st, params):
@@ -355,6 +369,9 @@ def fast_train_step(model, st, xs, ys, sw):
         fn = fn.begin()
         if fn is not None:
             chain = None  # the compiled side of the race
+    if chain is None and fn is None and ys is not None and cache.get("halves") is not None \
+            and halves.active():
+        chain = cache["halves"]  # two threads, a batch half each (the thread policy's choice)
     done = chain(xs, ys, sw) if chain is not None else None
     if done is not None:  # gradients computed in closed form, already in each `.grad`
         total, values, preds = done

@@ -17,8 +17,11 @@ read at import):
   about a megaflop per operation a second thread only pays the barrier, so one thread; one
   thread also when the machine's CPUs are all taken at that moment (/proc/stat). Then
   `fit` (and `evaluate`/`predict` over several batches) times its steps: after a warm-up it
-  alternates between the candidate counts (all allowed CPUs, and one), keeps the fastest
-  (preferring fewer threads within 2%) — except that a start on all CPUs (large ops, a quiet
+  alternates between the candidate counts (all allowed CPUs, and one; for training a model
+  that `halves.py` applies to, also `HALVES`: two threads, each computing half of the batch
+  on one intra-op thread, which keeps using the second core's share on a busy machine where
+  torch's team of threads collapses), keeps the fastest (preferring fewer threads within 2%,
+  and torch's threads to the halves) — except that a start on all CPUs (large ops, a quiet
   machine) is trusted: its first timed steps only set the reference, and the race against one
   thread waits for the first re-check — and re-checks when the median of the recent steps
   jumps by half again over the time measured for the choice (unless that is one thread
@@ -50,6 +53,7 @@ import time
 import torch
 
 from plexus import config
+from plexus.training import halves
 from plexus.training.data import model_device
 
 _log = logging.getLogger("plexus.threads")
@@ -329,12 +333,27 @@ def _output_shape(layer):
 
 
 # ---------------------------------------------------------------------- the tuner
-class Tuner:
-    """The thread count for one (model, phase, batch size), from timed steps."""
+HALVES = halves.HALVES  # a candidate: two threads, a batch half each (plexus/training/halves.py)
 
-    def __init__(self, candidates, start, label="", trust=False):
+
+def _cost(count):
+    """How much of the machine a candidate takes, for "fewer threads within 2%": its CPUs,
+    then torch's own threads before the halves (one team of threads, not two)."""
+    return (2, 1) if count == HALVES else (count, 0)
+
+
+def _label(count):
+    return "2 threads by batch halves" if count == HALVES else f"{count} thread(s)"
+
+
+class Tuner:
+    """The thread count for one (model, phase, batch size), from timed steps. A count is an
+    int (torch's intra-op threads) or `HALVES`."""
+
+    def __init__(self, candidates, start, label="", trust=False, base=None):
         self.label = label
-        self.candidates = tuple(sorted(set(candidates), reverse=True))
+        self.candidates = tuple(sorted(set(candidates), key=_cost, reverse=True))
+        self.base = base  # the scope's candidates this tuner was made for (HALVES aside)
         self.choice = start
         self.plan = []  # counts still to time in the calibration under way
         self.trials = {}
@@ -388,7 +407,7 @@ class Tuner:
         if len(self.recent) > 5:
             self.recent.pop(0)
         recent = _median(self.recent) if len(self.recent) >= 3 else self.reference
-        if recent > JUMP * self.reference and self.choice != min(self.candidates):
+        if recent > JUMP * self.reference and self.choice != min(self.candidates, key=_cost):
             # slower: maybe the machine got busy and our threads wait for each other (on the
             # fewest threads already, a trial of more would only wait longer: left to the
             # periodic check)
@@ -404,11 +423,12 @@ class Tuner:
         medians = {c: _median(v) for c, v in self.trials.items() if v}
         best = min(medians.values())
         previous = self.choice
-        self.choice = min(c for c, m in medians.items() if m <= best * PREFER_FEWER)
+        self.choice = min((c for c, m in medians.items() if m <= best * PREFER_FEWER),
+                          key=_cost)
         self.reference = medians[self.choice]
         self.calibrations += 1
-        _log.debug("%s: %d thread(s); median step %s", self.label, self.choice,
-                   ", ".join(f"{c} thread(s) {1e3 * m:.2f} ms" for c, m in medians.items()))
+        _log.debug("%s: %s; median step %s", self.label, _label(self.choice),
+                   ", ".join(f"{_label(c)} {1e3 * m:.2f} ms" for c, m in medians.items()))
         self.recent, self.trained_s = [], 0.0
         if self.calibrations > 1 and self.choice == previous:
             self.recheck_s = min(2 * self.recheck_s, RECHECK_MAX_S)
@@ -447,6 +467,13 @@ def _on_cpu(model):
         return True
 
 
+def _halves_planned(model):
+    """Whether the model's default train step may run by halves (planned when its `fit` or
+    `train_on_batch` prepared it; see plexus/training/halves.py)."""
+    st = model.__dict__.get("_compile_state")
+    return st is not None and st.cache.get("halves") is not None
+
+
 def _runs_compiled(model):
     """Whether a `jit_compile=True` model's training steps run compiled code: not once the race
     against eager steps chose eager (plexus/training/jit_race.py), nor when the model trains
@@ -473,6 +500,7 @@ class ThreadScope:
     def __init__(self, model, phase):
         self.model, self.phase = model, phase
         self.saved = None
+        self.halves_saved = False  # whether steps ran by halves in this thread on entry
         self.fixed = None  # a count for every step, when not tuned
         self.candidates = None  # the counts a tuner may choose from
         self.decision = None
@@ -483,6 +511,7 @@ class ThreadScope:
     # -- entering and leaving
     def __enter__(self):
         self.saved = torch.get_num_threads()
+        self.halves_saved = halves.active()
         open_scopes = _OPEN.__dict__.setdefault("scopes", [])
         outer = open_scopes[-1] if open_scopes else None
         open_scopes.append(self)
@@ -523,7 +552,7 @@ class ThreadScope:
             # reading the logs) runs with the count its steps ran with last time: on a busy
             # machine, a copy on two threads waits for a descheduled one just as a step does
             last = self.model.__dict__.get("_thread_last", {}).get(self.phase)
-            if last is not None and last.candidates == self.candidates:
+            if last is not None and last.base == self.candidates:
                 self._set(last.choice)
         return self
 
@@ -534,9 +563,16 @@ class ThreadScope:
         if self.current is not None and not self.overridden and \
                 torch.get_num_threads() != self.saved:
             torch.set_num_threads(self.saved)
+        halves.set_active(self.halves_saved)
         return False
 
     def _set(self, n):
+        """Steps (and the loop's work around them) run with `n` (an int or HALVES) from now."""
+        by_halves = n == HALVES
+        if by_halves:
+            n = 1  # (each half on one intra-op thread)
+        if halves.active() != by_halves:
+            halves.set_active(by_halves)
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
         self.current = n
@@ -545,15 +581,19 @@ class ThreadScope:
     def tuner(self, batch_size):
         """The model's tuner for this phase and batch size (created on first use)."""
         tuners = self.model.__dict__.setdefault("_thread_tuners", {})
-        key = (self.phase, batch_size, self.candidates)
+        candidates = self.candidates
+        if self.phase == "train" and self.timed and _halves_planned(self.model):
+            candidates = candidates + (HALVES,)
+        key = (self.phase, batch_size, candidates)
         if key not in tuners:
             start = self.estimate(batch_size)
             # all threads for large ops on a quiet machine: trusted, not raced against one
             # thread at once (a race costs slow steps on an idle machine, and the first jump
             # of the step times on a busy one starts it anyway)
-            tuners[key] = Tuner(self.candidates, start,
+            tuners[key] = Tuner(candidates, start,
                                 f"model {getattr(self.model, 'name', '?')!r}, {self.phase}, "
-                                f"batches of {batch_size}", trust=start == max(self.candidates))
+                                f"batches of {batch_size}", trust=start == max(self.candidates),
+                                base=self.candidates)
         self.model.__dict__.setdefault("_thread_last", {})[self.phase] = tuners[key]
         return tuners[key]
 
@@ -677,17 +717,22 @@ def call(model, phase, fn, batch):
                     fixed, tuner = tuner.choice, None
         hit = calls[phase] = (key, now + CACHE_S, fixed, tuner)
     fixed, tuner = hit[2], hit[3]
-    n = tuner.next_threads() if tuner is not None else fixed
+    choice = tuner.next_threads() if tuner is not None else fixed
+    by_halves = choice == HALVES
+    n = 1 if by_halves else choice
     if n is None or n == saved:
         n = None
     else:
         torch.set_num_threads(n)
+    was = halves.set_active(by_halves) if by_halves else None
     start = time.perf_counter()
     try:
         out = fn(batch)
     finally:
+        if was is not None:
+            halves.set_active(was)
         if n is not None and torch.get_num_threads() == n:
             torch.set_num_threads(saved)
     if tuner is not None:
-        tuner.record(n or saved, time.perf_counter() - start)
+        tuner.record(choice if choice is not None else saved, time.perf_counter() - start)
     return out
