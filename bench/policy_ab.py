@@ -123,7 +123,7 @@ def main():
                   f"{res['seconds']:.1f} s | | | |")
             continue
         a, t = res["times"]["auto"], res["times"]["torch"]
-        counts = sorted(set(res["threads"]))
+        counts = sorted(set(res["threads"]), key=str)
         print(f"| {res['workload']} ({len(a)}) | {median(a):.4f} ({min(a):.4f}–{max(a):.4f}) | "
               f"{median(t):.4f} ({min(t):.4f}–{max(t):.4f}) | {median(a) / median(t):.3f}× | "
               f"{', '.join(map(str, counts))} |")
