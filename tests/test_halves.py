@@ -145,6 +145,8 @@ def test_only_models_a_split_batch_cannot_change(torch_policy):
     assert not halves.eligible(one(
         lambda t: L.GlobalAveragePooling1D()(L.Embedding(10, 4, mask_zero=True)(t)),
         inputs=(5,), dtype="int32"))  # masks
+    half = K.Input((6,))
+    assert not halves.eligible(K.Model(half, L.Dense(2, dtype="mixed_bfloat16")(half)))
     fixed = K.Input((6,), batch_size=4)  # a known batch size: the batch axis normalized
     assert not halves.eligible(K.Model(fixed, L.LayerNormalization(axis=0)(fixed)))
     assert not halves.eligible(K.Model(fixed, L.LayerNormalization(axis=[-2, -1])(fixed)))
@@ -264,3 +266,12 @@ def test_train_on_batch_runs_by_halves_when_chosen(auto, monkeypatch):
         used.append(torch.get_num_threads()), real(self, *a))[1])
     model.train_on_batch(x, y)
     assert used == [1] and not halves.active() and torch.get_num_threads() == 2
+
+
+def test_a_forked_child_gets_its_own_pool_thread(monkeypatch):
+    """After a fork the parent's pool thread does not exist in the child: a new pool."""
+    first = halves._worker()
+    assert halves._worker() is first
+    monkeypatch.setattr(halves, "_pool", (-1, first))  # as a child sees the parent's pool
+    fresh = halves._worker()
+    assert fresh is not first and fresh.submit(lambda: 7).result() == 7

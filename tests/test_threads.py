@@ -203,9 +203,10 @@ def test_a_trusted_start_is_timed_alone_until_the_steps_jump():
     assert set(used) == {2} and tuner.choice == 2 and tuner.reference == 0.010
     for _ in range(3):
         tuner.record(2, 0.1)  # busy now
-    assert sorted(set(tuner.plan)) == [1, 2]
-    feed(tuner, {2: 0.1, 1: 0.02})
-    assert tuner.choice == 1
+    # the steps that jumped are the start's trials: only the other count is timed
+    assert tuner.plan == [1] * T.TRIALS and tuner.trials[2] == [0.1] * T.TRIALS
+    used = feed(tuner, {2: 0.1, 1: 0.02})
+    assert tuner.choice == 1 and used == [1] * T.TRIALS
 
 
 def test_scope_trusts_all_threads_for_large_ops_only(auto):

@@ -29,6 +29,7 @@ of plexus's own per-sample layers (`_PER_SAMPLE`: no batch statistics, no random
 masks), float32 weights on the CPU, no penalties or added losses, no torch hooks, no
 distribution; anything else trains as before.
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -85,7 +86,8 @@ def eligible(model):
     layers = [step.layer for step in model._steps]
     for step in model._steps:
         layer = step.layer
-        if type(layer) not in safe or getattr(layer, "activity_regularizer", None) is not None:
+        if type(layer) not in safe or getattr(layer, "activity_regularizer", None) is not None \
+                or layer.compute_dtype != "float32":
             return False
         if getattr(layer, "mask_zero", False) or _couples_batch(step):
             return False
@@ -124,12 +126,15 @@ def plan(model, params, loss):
 
 
 def _worker():
+    """The pool thread that computes the second half (made anew in a forked child, where the
+    parent's thread does not exist)."""
     global _pool
-    if _pool is None:
+    pid = os.getpid()
+    if _pool is None or _pool[0] != pid:
         with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(1, thread_name_prefix="plexus-halves")
-    return _pool
+            if _pool is None or _pool[0] != pid:
+                _pool = (pid, ThreadPoolExecutor(1, thread_name_prefix="plexus-halves"))
+    return _pool[1]
 
 
 class _Half:
