@@ -275,3 +275,31 @@ def test_a_forked_child_gets_its_own_pool_thread(monkeypatch):
     monkeypatch.setattr(halves, "_pool", (-1, first))  # as a child sees the parent's pool
     fresh = halves._worker()
     assert fresh is not first and fresh.submit(lambda: 7).result() == 7
+
+
+def test_a_gradient_hook_on_a_weight_sees_the_whole_batch_once_per_step(torch_policy):
+    """A weight's own gradient hook, set before `fit` or by a callback during it, makes the
+    step run on the whole batch: the hook fires once per step with the whole gradient."""
+    x, y = posts_data(12)
+    model = posts_like()
+    seen = []
+    kernel = model.get_layer("a").kernel
+    kernel.register_hook(lambda g: seen.append(g.shape))
+    halves.set_active(True)
+    try:
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert model._compile_state.cache["halves"] is None and len(seen) == 3
+        late = posts_like()
+        late.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert late._compile_state.cache["halves"] is not None
+        fired = []
+
+        class AddHook(K.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == 0:
+                    late.get_layer("a").kernel.register_hook(lambda g: fired.append(1))
+
+        late.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[AddHook()])
+        assert len(fired) == 2  # batches 1 and 2, once each
+    finally:
+        halves.set_active(False)

@@ -26,8 +26,9 @@ What the step computes is the default train step's result, to float rounding:
 
 It applies only where splitting the batch cannot change the result: a functional model made
 of plexus's own per-sample layers (`_PER_SAMPLE`: no batch statistics, no random draws, no
-masks), float32 weights on the CPU, no penalties or added losses, no torch hooks, no
-distribution; anything else trains as before.
+masks), float32 weights on the CPU, no penalties or added losses, no torch hooks (on the layers
+or on the weights: a weight's gradient hook must see the whole batch's gradient, once), no
+distribution or process group; anything else trains as before.
 """
 import os
 import threading
@@ -120,8 +121,10 @@ def plan(model, params, loss):
     """The step by halves for `model`, or None where it does not apply. `loss(ys, preds, sw)`
     gives the compiled loss of the whole batch as `(total, values, scaled)`: `scaled` is what
     the gradients are taken of (the optimizer's loss scaling applied)."""
-    if not params or not eligible(model):
-        return None
+    from plexus.training import backprop
+    if not params or not eligible(model) or backprop._tensor_hooks(params) or \
+            backprop._process_group():
+        return None  # (a weight's own gradient hook must see the whole batch's gradient once)
     return Step(model, params, loss)
 
 
@@ -146,12 +149,17 @@ class _Half:
 
 class Step:
     """`step(xs, ys, sw)`: gradients in each weight's `.grad`; returns `(total, values, preds)`
-    as the default step's loss computation does, or None for a batch of one sample."""
+    as the default step's loss computation does, or None (the default step then runs on the
+    whole batch) for a batch of one sample or when a hook has been added since the plan."""
 
     def __init__(self, model, params, loss):
         from plexus.graph import functional
         from plexus.layers.core import Embedding
+        from plexus.layers.layer import any_hooks
+        from plexus.training.backprop import _tensor_hooks
         self.model, self.loss = model, loss
+        self._any_hooks, self._tensor_hooks = any_hooks, _tensor_hooks
+        self.watched = [step.layer for step in model._steps] + [model]
         self._run_steps, self._fill = functional.run_steps, functional._fill
         self.tables = {}  # id(table) -> its Embedding layer, for the tables that train
         trainable = {id(p) for p in params}
@@ -203,8 +211,8 @@ class Step:
     # -- the step
     def __call__(self, xs, ys, sw):
         n = xs[0].shape[0] if xs else 0
-        if n < 2:
-            return None
+        if n < 2 or self._any_hooks(self.watched) or self._tensor_hooks(self.params):
+            return None  # (a hook added since the plan, e.g. by a callback: the whole batch)
         h = n // 2
         a, b = self._both(self._forward, ([x[:h] for x in xs],), ([x[h:] for x in xs],))
         preds = [torch.cat([p, q]) for p, q in zip(a.preds, b.preds)]
