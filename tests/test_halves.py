@@ -303,3 +303,17 @@ def test_a_gradient_hook_on_a_weight_sees_the_whole_batch_once_per_step(torch_po
         assert len(fired) == 2  # batches 1 and 2, once each
     finally:
         halves.set_active(False)
+
+
+def test_a_train_on_batch_loop_plans_once_until_the_weights_change(torch_policy, monkeypatch):
+    model = posts_like()
+    x, y = posts_data(6)
+    calls = []
+    real = halves.plan
+    monkeypatch.setattr(halves, "plan", lambda *a: (calls.append(1), real(*a))[1])
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    assert len(calls) == 1 and model._compile_state.cache["halves"] is not None
+    model.double()  # float64 weights: planned again, and not by halves
+    model.train_on_batch(x, y)
+    assert len(calls) == 2 and model._compile_state.cache["halves"] is None

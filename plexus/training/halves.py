@@ -160,7 +160,7 @@ class Step:
         self.model, self.loss = model, loss
         self._any_hooks, self._tensor_hooks = any_hooks, _tensor_hooks
         self.watched = [step.layer for step in model._steps] + [model]
-        self._run_steps, self._fill = functional.run_steps, functional._fill
+        self._run_steps = functional.run_steps
         self.tables = {}  # id(table) -> its Embedding layer, for the tables that train
         trainable = {id(p) for p in params}
         for step in model._steps:
