@@ -26,8 +26,7 @@ read at import):
   thread waits for the first re-check — and re-checks when the median of the recent steps
   jumps by half again over the time measured for the choice (unless that is one thread
   already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
-  the answer stays the same), so that a machine that becomes busy or quiet is noticed (the
-  chosen count's latest steps then stand for its trials: only the other counts are timed). A
+  the answer stays the same), so that a machine that becomes busy or quiet is noticed. A
   count whose two steps both take over 2.5x its rival's best is dropped. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
@@ -373,18 +372,10 @@ class Tuner:
             else:
                 self._calibrate()
 
-    def _calibrate(self, timed=None):
-        """Time the candidates again. `timed`: the chosen count's latest step times, taken
-        under the conditions the calibration is for (the jump that started it): they stand
-        for its trials, so only the other counts are timed (under load, trials of the count
-        that just became slow would only cost more slow steps)."""
-        self.trials = {c: [] for c in self.candidates}
-        if timed is not None and len(timed) >= TRIALS:
-            self.trials[self.choice] = list(timed[-TRIALS:])
-            order = [c for c in self.candidates if c != self.choice]
-        else:
-            order = [self.choice] + [c for c in self.candidates if c != self.choice]
+    def _calibrate(self):
+        order = [self.choice] + [c for c in self.candidates if c != self.choice]
         self.plan = order * TRIALS
+        self.trials = {c: [] for c in self.candidates}
 
     def next_threads(self):
         """The count the next step runs with."""
@@ -421,12 +412,12 @@ class Tuner:
             # fewest threads already, a trial of more would only wait longer: left to the
             # periodic check)
             self.recheck_s = RECHECK_S
-            self._calibrate(self.recent)
+            self._calibrate()
         elif recent * JUMP < self.reference:  # faster: maybe the machine got quiet
             self.recheck_s = RECHECK_S
-            self._calibrate(self.recent)
+            self._calibrate()
         elif self.trained_s >= self.recheck_s:
-            self._calibrate(self.recent)
+            self._calibrate()
 
     def _decide(self):
         medians = {c: _median(v) for c, v in self.trials.items() if v}
