@@ -495,3 +495,26 @@ def test_torch_default_threads_counts_physical_cores(tmp_path):
     (tmp_path / "cpufreq").mkdir()
     assert T.torch_default_threads(str(tmp_path)) == 3
     assert T.torch_default_threads(str(tmp_path / "none")) is None
+
+
+def test_faster_steps_on_every_thread_only_move_the_reference():
+    """Already on every thread, steps that get faster (the first ones were slow: allocation,
+    caches) cannot make fewer threads better: the reference follows, no race."""
+    tuner = T.Tuner((2, 1), start=2, trust=True)
+    feed(tuner, {2: 0.64, 1: 1.2})
+    assert tuner.reference == 0.64
+    for _ in range(3):
+        tuner.record(2, 0.39)
+    assert not tuner.plan and tuner.reference == 0.39 and tuner.calibrations == 1
+    one = T.Tuner((2, 1), start=1)  # on one thread, faster steps do start a race
+    feed(one, {2: 0.5, 1: 0.1})
+    for _ in range(3):
+        one.record(1, 0.03)
+    assert one.plan
+
+
+def test_a_count_twice_half_again_slower_than_a_rival_is_dropped():
+    tuner = T.Tuner((2, T.HALVES, 1), start=2)  # under load: torch's two threads collapse
+    used = feed(tuner, {2: 0.955, T.HALVES: 0.560, 1: 0.727})
+    assert tuner.choice == T.HALVES
+    assert used.count(2) == T.WARMUP_STEPS + 2 and used.count(1) == T.TRIALS

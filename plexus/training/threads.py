@@ -27,7 +27,7 @@ read at import):
   jumps by half again over the time measured for the choice (unless that is one thread
   already) or drops to two thirds of it, and every 30 s of steps (then 60 s, 120 s, ... while
   the answer stays the same), so that a machine that becomes busy or quiet is noticed. A
-  count whose two steps both take over 2.5x its rival's best is dropped. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
+  count whose two steps both take over 1.5x a rival's best is dropped. It leaves torch alone when the user has chosen: `OMP_NUM_THREADS` or `MKL_NUM_THREADS` set,
   or torch's thread count is not what it was when plexus was imported (a
   `torch.set_num_threads` call since) or not torch's default (a call before). Under `torchrun`
   and other launchers that set `WORLD_SIZE` above 1, each rank runs one thread. Models on an
@@ -66,7 +66,7 @@ WARMUP_STEPS = 1  # steps of a new (model, phase, batch size) not timed: allocat
 TRIALS = 3  # timed steps per candidate count in a calibration
 PREFER_FEWER = 1.02  # fewer threads win unless more are faster by more than this factor
 JUMP = 1.5  # recent median over this times the reference: measure again
-DROP = 2.5  # a candidate timed over this times its rival's best is dropped at once
+DROP = 1.5  # a candidate whose two steps both take over this times a rival's best: dropped
 RECHECK_S = 30.0  # seconds of steps between periodic re-checks (doubling while unchanged)
 RECHECK_MAX_S = 480.0
 SMALL_OP_FLOPS = 1e6  # below: the estimate starts with one thread
@@ -354,6 +354,7 @@ class Tuner:
         self.label = label
         self.candidates = tuple(sorted(set(candidates), key=_cost, reverse=True))
         self.base = base  # the scope's candidates this tuner was made for (HALVES aside)
+        self.most = max((c for c in self.candidates if c != HALVES), default=None)
         self.choice = start
         self.plan = []  # counts still to time in the calibration under way
         self.trials = {}
@@ -414,8 +415,14 @@ class Tuner:
             self.recheck_s = RECHECK_S
             self._calibrate()
         elif recent * JUMP < self.reference:  # faster: maybe the machine got quiet
-            self.recheck_s = RECHECK_S
-            self._calibrate()
+            if self.choice == self.most:
+                # already on every thread: a quieter machine cannot make fewer better; the
+                # early steps were slow (allocation, caches), the reference follows
+                self.reference = recent
+                self.recent = []
+            else:
+                self.recheck_s = RECHECK_S
+                self._calibrate()
         elif self.trained_s >= self.recheck_s:
             self._calibrate()
 
