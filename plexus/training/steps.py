@@ -262,18 +262,11 @@ def prepare_training(model, st, xs):
     _build_optimizer(model, st, params)
     fast = distributed.allows_fast_paths(model)
     st.cache["backprop"] = backprop.plan(model, st, params) if fast else None
-    # the step by halves, for the thread policy to race (plexus/training/halves.py); planned
-    # again when the weights (or their dtypes or devices) change: a `train_on_batch` loop
-    # prepares on every call (a hook added later is seen by the step itself)
-    if st.cache["backprop"] is None and not regs and not st.jit_compile and \
-            not distributed.active():
-        plan_key = (tuple((id(p), p.dtype, p.device) for p in params), st.loss)
-        if st.cache.get("halves_key") != plan_key:
-            st.cache["halves"] = halves.plan(model, params, lambda ys, preds, sw: _whole_loss(
-                model, st, ys, preds, sw))
-            st.cache["halves_key"] = plan_key
-    else:
-        st.cache["halves"] = st.cache["halves_key"] = None
+    # the step by halves, for the thread policy to race (plexus/training/halves.py), planned
+    # anew like the closed form: an activity regularizer or a dtype set since is seen
+    st.cache["halves"] = halves.plan(model, params, lambda ys, preds, sw: _whole_loss(
+        model, st, ys, preds, sw)) if st.cache["backprop"] is None and not regs and \
+        not st.jit_compile and not distributed.active() else None
     key = tuple(id(p) for p in params)
     if not fast:
         st.cache["jit"] = st.cache["jit_key"] = None
